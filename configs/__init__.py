@@ -1,0 +1,1 @@
+"""Built-in rule configs (YAML), selectable by name."""
