@@ -1,0 +1,67 @@
+"""The one mechanism that turns any rule into a backward step for one op.
+
+A :class:`~xai_cli.rules.LinearRule` runs one modified forward pass per term, maps
+the incoming relevance to a gradient per term, takes each term's vector-Jacobian
+product, and reduces them to the input relevance. A
+:class:`~xai_cli.rules.FlowRule` passes relevance through or follows the gradient;
+passing through a gate (an element-wise product) sends all relevance to the signal,
+the input with the output's shape, and treats the gate as a constant.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from .layers import Op
+from .rules import FlowRule, LinearRule
+
+
+def backward(op: Op, rule, inputs: list, output, relevance, bounds=None) -> list:
+    """Relevance of each input of ``op``, given the relevance of its output.
+
+    ``output`` is the op's forward output (reused by identity terms so that LRP-epsilon
+    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
+    Returns one tensor (or ``None`` for "no relevance") per input.
+    """
+    if isinstance(rule, LinearRule):
+        return _linear(op, rule, inputs, output, relevance, bounds)
+    return _flow(op, rule, inputs, relevance)
+
+
+def _vjp(op: Op, inputs: list, params: dict):
+    """Forward under a tape; returns the output and a function mapping a gradient to VJPs."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(inputs)
+        z = op.forward(inputs, params)
+    return z, lambda grad: tape.gradient(z, inputs, output_gradients=grad)
+
+
+def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds):
+    params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
+    low, high = bounds if bounds is not None else (None, None)
+    reuse_output = rule.bias or "bias" not in op.params
+    term_inputs, outputs, vjps = [], [], []
+    for term in rule.terms:
+        xs = [term.input(x, low, high) for x in inputs]
+        modified = {k: (term.bias if k == "bias" else term.kernel)(tf.convert_to_tensor(v))
+                    for k, v in params.items()}
+        z, vjp = _vjp(op, xs, modified)
+        outputs.append(output if term.is_identity and reuse_output else z)
+        term_inputs.append(xs)
+        vjps.append(vjp)
+    grads = rule.mapper(relevance, outputs)
+    products = [vjp(g) for vjp, g in zip(vjps, grads)]
+    return [rule.reducer([xs[j] for xs in term_inputs], [p[j] for p in products])
+            for j in range(len(inputs))]
+
+
+def _flow(op: Op, rule: FlowRule, inputs, relevance):
+    if rule.mode == "pass":
+        signal = next((j for j, x in enumerate(inputs) if x.shape == relevance.shape), 0)
+        return [relevance if j == signal else None for j in range(len(inputs))]
+    if rule.mode == "deconvnet":
+        return [tf.nn.relu(relevance)]
+    grad = tf.nn.relu(relevance) if rule.mode == "guided" else relevance
+    _, vjp = _vjp(op, list(inputs), op.params)
+    return vjp(grad)
+

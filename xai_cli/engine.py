@@ -1,0 +1,111 @@
+"""Running a rule assignment over the explanation graph.
+
+:class:`Propagator` is the rewritten model: a forward pass that keeps every
+intermediate tensor, and a backward pass that walks the ops in reverse topological
+order, applies each op's rule and sums relevance where branches merge.
+:class:`Explainer` compiles a method over it into one TensorFlow function per
+(model, rules) that takes a whole batch of any size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from . import core
+from .model import Graph
+
+
+class Propagator:
+    """Forward and backward passes of ``graph`` with one rule per op.
+
+    ``bounds`` maps an op index to the ``(low, high)`` box of its input (for zB).
+    """
+
+    def __init__(self, graph: Graph, rules: list, bounds: dict | None = None):
+        self.graph = graph
+        self.rules = rules
+        self.bounds = bounds or {}
+
+    def forward(self, x) -> dict:
+        """All tensors of the graph, by id, for input ``x``."""
+        values = {0: x}
+        for op in self.graph.ops:
+            values[op.output] = op.forward([values[i] for i in op.inputs], op.params)
+        return values
+
+    def backward(self, values: dict, seed, record: list | None = None):
+        """Input relevance for output relevance ``seed``.
+
+        With ``record`` a list, appends ``(op, relevance_out, relevance_in)`` per op.
+        """
+        relevance = {self.graph.output: seed}
+        for index in reversed(range(len(self.graph.ops))):
+            op = self.graph.ops[index]
+            r_out = relevance.pop(op.output, None)
+            if r_out is None:
+                continue
+            inputs = [values[i] for i in op.inputs]
+            r_ins = core.backward(op, self.rules[index], inputs, values[op.output], r_out,
+                                  self.bounds.get(index))
+            if record is not None:
+                record.append((op, r_out, r_ins))
+            for tensor, r in zip(op.inputs, r_ins):
+                if r is not None:
+                    relevance[tensor] = relevance[tensor] + r if tensor in relevance else r
+        return relevance.get(0, tf.zeros_like(values[0]))
+
+
+@dataclass
+class Result:
+    """One batch's explanation, as NumPy arrays."""
+
+    relevance: np.ndarray   # (N, *input_shape)
+    logits: np.ndarray      # (N, classes), pre-softmax
+    targets: np.ndarray     # (N,) the explained class
+
+
+class Explainer:
+    """One method, compiled once, applied to batches of any size."""
+
+    def __init__(self, graph: Graph, method, propagator: Propagator, seed: int = 0):
+        self.graph = graph
+        self.method = method
+        self.propagator = propagator
+        self.seed = seed
+        spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32),
+                tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64)]
+        self._compiled = tf.function(self._explain, input_signature=spec, reduce_retracing=True)
+
+    def _explain(self, x, targets, index):
+        values = self.propagator.forward(x)
+        logits = values[self.graph.output]
+        targets = tf.where(targets < 0, tf.argmax(logits, -1, output_type=tf.int32), targets)
+        relevance = self.method.compute(self, x, values, targets, index)
+        return relevance, logits, targets
+
+    def explain(self, x: np.ndarray, targets: np.ndarray, index: np.ndarray | None = None) -> Result:
+        """Explain a batch; a target of -1 means the top-1 class.
+
+        ``index`` numbers the inputs globally, so that seeded methods give every
+        input the same noise whatever batch it lands in.
+        """
+        if index is None:
+            index = np.arange(len(x))
+        out = self._compiled(tf.constant(x, tf.float32), tf.constant(targets, tf.int32),
+                             tf.constant(index, tf.int64))
+        return Result(*(t.numpy() for t in out))
+
+    def propagate(self, values: dict, targets, scale_by_logit: bool):
+        """Backward pass from ``one_hot(target)``, times the logit for LRP."""
+        logits = values[self.graph.output]
+        seed = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
+        if scale_by_logit:
+            seed = seed * logits
+        return self.propagator.backward(values, seed)
+
+    def gradient_at(self, x, targets):
+        """The engine's gradient of the target score at ``x`` (a fresh forward pass)."""
+        return self.propagate(self.propagator.forward(x), targets, scale_by_logit=False)

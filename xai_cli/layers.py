@@ -1,0 +1,237 @@
+"""Keras layers as explanation-graph operations.
+
+Every supported layer becomes one or more :class:`Op`: a forward function that can be
+re-run with modified parameters, and a *kind* that tells the rules what the operation
+is. Activations are split off Dense/Conv layers so that rules see pure linear maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from .errors import XaiError
+
+LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
+POOLING = "pooling"        # parameter-free linear map (average pooling, Add): z-rule split
+ACTIVATION = "activation"  # element-wise non-linearity: relevance passes through
+AFFINE = "affine"          # input rescaling (Rescaling, Normalization): relevance passes
+STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat): gradient
+GATE = "gate"              # element-wise product, first input the signal, others constant
+
+Forward = Callable[[list, dict], tf.Tensor]
+
+
+@dataclass(eq=False)
+class Op:
+    """One node of the explanation graph.
+
+    ``forward(inputs, params)`` recomputes the output; rules call it with modified
+    inputs and parameters.  ``inputs``/``output`` are tensor ids in the graph.
+    ``layer`` is the Keras layer's name (rule configs match it); ``name`` tells apart
+    the ops of one layer (``conv/activation``) and shows folded layers.
+    """
+
+    layer: str
+    name: str
+    layer_type: str
+    kind: str
+    forward: Forward
+    inputs: list[int]
+    output: int
+    params: dict = field(default_factory=dict)
+    activation: str | None = None
+
+
+def _bias_reshape(bias, rank):
+    return tf.reshape(bias, (1,) * (rank - 1) + (-1,))
+
+
+def _with_bias(linear: Callable, rank: int) -> Forward:
+    def forward(xs, params):
+        z = linear(xs[0], params["kernel"])
+        if "bias" in params:
+            z = z + _bias_reshape(params["bias"], rank)
+        return z
+    return forward
+
+
+def _dense(layer):
+    def matmul(x, kernel):
+        if len(x.shape) == 2:
+            return tf.matmul(x, kernel)
+        return tf.tensordot(x, kernel, axes=1)
+    return matmul
+
+
+def _conv(layer):
+    padding = layer.padding
+    pad = None
+    if padding == "causal":
+        pad = layer._compute_causal_padding()
+        padding = "valid"
+
+    def conv(x, kernel):
+        if pad is not None:
+            x = tf.pad(x, pad)
+        return keras.ops.conv(x, kernel, strides=list(layer.strides), padding=padding,
+                              dilation_rate=layer.dilation_rate, data_format="channels_last")
+    return conv
+
+
+def _depthwise(layer):
+    def conv(x, kernel):
+        return keras.ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+                                        dilation_rate=layer.dilation_rate,
+                                        data_format="channels_last")
+    return conv
+
+
+def _pointwise(x, kernel):
+    return keras.ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
+
+
+def _call(layer) -> Forward:
+    """Forward of a parameter-free layer: the layer itself, in inference mode."""
+    def forward(xs, params):
+        return layer(xs if len(xs) > 1 else xs[0])
+    return forward
+
+
+def _activation_name(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+class Builder:
+    """Emits ops for layers, handing out tensor ids."""
+
+    def __init__(self):
+        self.ops: list[Op] = []
+        self._next_id = 1  # id 0 is the model input
+
+    def tensor(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None) -> int:
+        out = self.tensor()
+        self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward, list(inputs),
+                           out, dict(params or {}), activation))
+        return out
+
+    def add_layer(self, layer, inputs: list[int]) -> int:
+        """Emit the ops of one Keras layer; returns the output tensor id."""
+        _check_layout(layer)
+        name = type(layer).__name__
+        converter = _CONVERTERS.get(name)
+        if converter is None:
+            raise XaiError(f"layer '{layer.name}' of type {name} is not supported "
+                           "by the explanation engine")
+        out = converter(self, layer, inputs)
+        activation = getattr(layer, "activation", None)
+        if name not in _ACTIVATION_LAYERS and activation is not None \
+                and _activation_name(activation) != "linear":
+            out = self.emit(layer, ACTIVATION, lambda xs, p, fn=activation: fn(xs[0]), [out],
+                            suffix="/activation", activation=_activation_name(activation))
+        return out
+
+
+def _check_layout(layer):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise XaiError(f"layer '{layer.name}' ({type(layer).__name__}) uses data_format "
+                       f"'{layer.data_format}'; only channels_last is supported")
+    if type(layer).__name__ == "BatchNormalization" \
+            and layer.axis not in (-1, len(layer.output.shape) - 1):
+        raise XaiError(f"layer '{layer.name}' (BatchNormalization) normalises axis {layer.axis}; "
+                       "only the channel axis (last) is supported")
+
+
+def _linear(fn_factory, rank_of=lambda layer: len(layer.output.shape)):
+    def convert(b: Builder, layer, inputs):
+        params = {"kernel": layer.kernel}
+        if getattr(layer, "use_bias", False):
+            params["bias"] = layer.bias
+        return b.emit(layer, LINEAR, _with_bias(fn_factory(layer), rank_of(layer)), inputs, params)
+    return convert
+
+
+def _separable(b: Builder, layer, inputs):
+    mid = b.emit(layer, LINEAR, _with_bias(_depthwise(layer), 4), inputs,
+                 {"kernel": layer.depthwise_kernel}, suffix="/depthwise")
+    params = {"kernel": layer.pointwise_kernel}
+    if layer.use_bias:
+        params["bias"] = layer.bias
+    return b.emit(layer, LINEAR, _with_bias(_pointwise, 4), [mid], params, suffix="/pointwise")
+
+
+def batchnorm_affine(layer):
+    """The (scale, shift) of an inference-mode BatchNormalization."""
+    variance = tf.convert_to_tensor(layer.moving_variance)
+    scale = tf.math.rsqrt(variance + layer.epsilon)
+    if layer.scale:
+        scale = scale * layer.gamma
+    shift = -tf.convert_to_tensor(layer.moving_mean) * scale
+    if layer.center:
+        shift = shift + layer.beta
+    return scale, shift
+
+
+def _batchnorm(b: Builder, layer, inputs):
+    scale, shift = batchnorm_affine(layer)
+    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), inputs,
+                  {"kernel": scale, "bias": shift})
+
+
+def _kind(kind):
+    def convert(b: Builder, layer, inputs):
+        return b.emit(layer, kind, _call(layer), inputs)
+    return convert
+
+
+def _identity(b: Builder, layer, inputs):
+    return b.emit(layer, STRUCTURAL, lambda xs, p: xs[0], inputs)
+
+
+def _activation(b: Builder, layer, inputs):
+    fn = getattr(layer, "activation", None)
+    label = _activation_name(fn) if fn is not None else type(layer).__name__.lower()
+    return b.emit(layer, ACTIVATION, _call(layer), inputs, activation=label)
+
+
+def _multiply(b: Builder, layer, inputs):
+    if len(inputs) != 2:
+        raise XaiError(f"layer '{layer.name}' (Multiply) has {len(inputs)} inputs; "
+                       "only a signal times one gate is supported")
+    return b.emit(layer, GATE, lambda xs, p: xs[0] * xs[1], inputs)
+
+
+_ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
+
+_CONVERTERS = {
+    "Dense": _linear(_dense),
+    "Conv1D": _linear(_conv), "Conv2D": _linear(_conv), "Conv3D": _linear(_conv),
+    "DepthwiseConv2D": _linear(_depthwise), "DepthwiseConv1D": _linear(_depthwise),
+    "SeparableConv2D": _separable,
+    "BatchNormalization": _batchnorm,
+    "AveragePooling1D": _kind(POOLING), "AveragePooling2D": _kind(POOLING),
+    "AveragePooling3D": _kind(POOLING), "GlobalAveragePooling1D": _kind(POOLING),
+    "GlobalAveragePooling2D": _kind(POOLING), "GlobalAveragePooling3D": _kind(POOLING),
+    "Add": _kind(POOLING), "Average": _kind(POOLING), "Subtract": _kind(POOLING),
+    "MaxPooling1D": _kind(STRUCTURAL), "MaxPooling2D": _kind(STRUCTURAL),
+    "MaxPooling3D": _kind(STRUCTURAL), "GlobalMaxPooling1D": _kind(STRUCTURAL),
+    "GlobalMaxPooling2D": _kind(STRUCTURAL), "GlobalMaxPooling3D": _kind(STRUCTURAL),
+    "Concatenate": _kind(STRUCTURAL), "Flatten": _kind(STRUCTURAL), "Reshape": _kind(STRUCTURAL),
+    "Permute": _kind(STRUCTURAL), "ZeroPadding1D": _kind(STRUCTURAL),
+    "ZeroPadding2D": _kind(STRUCTURAL), "ZeroPadding3D": _kind(STRUCTURAL),
+    "Cropping1D": _kind(STRUCTURAL), "Cropping2D": _kind(STRUCTURAL),
+    "Cropping3D": _kind(STRUCTURAL), "UpSampling2D": _kind(STRUCTURAL),
+    "Dropout": _identity, "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
+    "SpatialDropout3D": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
+    "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,
+    "Rescaling": _kind(AFFINE), "Normalization": _kind(AFFINE),
+    "Multiply": _multiply,
+    **{name: _activation for name in _ACTIVATION_LAYERS},
+}

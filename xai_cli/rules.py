@@ -1,0 +1,235 @@
+"""The LRP / DTD rules and the gradient rules, as data.
+
+A linear-layer rule is a :class:`LinearRule`: a list of terms (how to modify the
+input and the parameters for one modified forward pass), a ``mapper`` that turns
+the incoming relevance and the terms' outputs into one gradient per term, and a
+``reducer`` that combines the terms' inputs and vector-Jacobian products into the
+relevance of the layer's input. :mod:`xai_cli.core` is the one mechanism that runs
+any of them. Conventions follow Zennit 0.5.1 (stabiliser sign(0) = +1, biases take
+part unless ``bias=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import tensorflow as tf
+
+STABILISER = 1e-6
+
+
+def _keep(t):
+    return t
+
+
+def _pos(t):
+    return tf.maximum(t, 0.0)
+
+
+def _neg(t):
+    return tf.minimum(t, 0.0)
+
+
+def _zero(t):
+    return tf.zeros_like(t)
+
+
+def _ones(t):
+    return tf.ones_like(t)
+
+
+def stabilise(z, epsilon):
+    """``z + epsilon * sign(z)`` with sign(0) = +1."""
+    return z + epsilon * tf.where(z >= 0, 1.0, -1.0)
+
+
+def _identity_input(x, low, high):
+    return x
+
+
+def _pos_input(x, low, high):
+    return tf.maximum(x, 0.0)
+
+
+def _neg_input(x, low, high):
+    return tf.minimum(x, 0.0)
+
+
+def _ones_input(x, low, high):
+    return tf.ones_like(x)
+
+
+def _low_input(x, low, high):
+    return tf.broadcast_to(low, tf.shape(x))
+
+
+def _high_input(x, low, high):
+    return tf.broadcast_to(high, tf.shape(x))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One modified forward pass: ``z = f(input(x); kernel(W), bias(b))``.
+
+    ``input`` receives ``(x, low, high)``, so that zB can substitute the bounds.
+    """
+
+    input: Callable = _identity_input
+    kernel: Callable = _keep
+    bias: Callable = _keep
+
+    @property
+    def is_identity(self) -> bool:
+        return self.input is _identity_input and self.kernel is _keep and self.bias is _keep
+
+
+def _times_input(inputs, grads):
+    return sum(x * g for x, g in zip(inputs, grads))
+
+
+def _grads_only(inputs, grads):
+    return sum(grads)
+
+
+@dataclass(frozen=True)
+class LinearRule:
+    """A rule for a linear layer, in Zennit's BasicHook form.
+
+    ``mapper(relevance, outputs) -> gradients`` (one per term) and
+    ``reducer(inputs, vjps) -> relevance`` (over the terms).
+    """
+
+    name: str
+    terms: tuple[Term, ...]
+    mapper: Callable
+    reducer: Callable = _times_input
+    bias: bool = True
+    needs_bounds: bool = False
+    params: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        shown = dict(self.params)
+        if not self.bias:
+            shown["bias"] = False
+        return self.name + "".join(f" {k}={v}" for k, v in shown.items())
+
+
+@dataclass(frozen=True)
+class FlowRule:
+    """A rule for a non-linear or structural op: relevance passes or follows the gradient.
+
+    ``mode`` is ``pass`` (unchanged), ``gradient`` (vector-Jacobian product),
+    ``guided`` (guided backprop ReLU) or ``deconvnet`` (ReLU on the signal).
+    """
+
+    name: str
+    mode: str
+
+    def describe(self) -> str:
+        return self.name
+
+
+def _divide(relevance, z, epsilon):
+    return relevance / stabilise(z, epsilon)
+
+
+def zero(bias=True):
+    """LRP-0: relevance split by contribution; 0 where z = 0."""
+    return LinearRule("zero", (Term(_identity_input),),
+                      lambda r, zs: [tf.math.divide_no_nan(r, zs[0])], bias=bias)
+
+
+def epsilon(epsilon=1e-6, bias=True):
+    """LRP-epsilon: the stabiliser absorbs weak or contradictory relevance."""
+    return LinearRule("epsilon", (Term(_identity_input),),
+                      lambda r, zs: [_divide(r, zs[0], epsilon)], bias=bias,
+                      params={"epsilon": epsilon})
+
+
+def norm():
+    """Parameter-free linear maps (pooling, Add): relevance in proportion to contribution."""
+    return LinearRule("norm", (Term(_identity_input),),
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)])
+
+
+def gamma(gamma=0.25, bias=True):
+    """LRP-gamma, Zennit's generalised form (also negative inputs and outputs)."""
+    def plus(t):
+        return t + gamma * _pos(t)
+
+    def minus(t):
+        return t + gamma * _neg(t)
+
+    terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero),
+             Term(_pos_input, minus, minus), Term(_neg_input, plus, _zero),
+             Term(_identity_input))
+
+    def mapper(r, zs):
+        positive = tf.cast(zs[4] > 0, r.dtype) * _divide(r, zs[0] + zs[1], STABILISER)
+        negative = tf.cast(zs[4] < 0, r.dtype) * _divide(r, zs[2] + zs[3], STABILISER)
+        return [positive, positive, negative, negative, tf.zeros_like(r)]
+
+    return LinearRule("gamma", terms, mapper, _first_four, bias=bias, params={"gamma": gamma})
+
+
+def _first_four(inputs, grads):
+    return _times_input(inputs[:4], grads[:4])
+
+
+def alpha_beta(alpha=1.0, beta=0.0, bias=True):
+    """LRP-alpha-beta: positive and negative contributions weighted separately."""
+    terms = (Term(_pos_input, _pos, _pos), Term(_neg_input, _neg, _zero),
+             Term(_pos_input, _neg, _neg), Term(_neg_input, _pos, _zero))
+
+    def mapper(r, zs):
+        positive = _divide(r, zs[0] + zs[1], STABILISER)
+        negative = _divide(r, zs[2] + zs[3], STABILISER)
+        return [alpha * positive, alpha * positive, -beta * negative, -beta * negative]
+
+    return LinearRule("alpha-beta", terms, mapper, bias=bias,
+                      params={"alpha": alpha, "beta": beta})
+
+
+def zplus(bias=True):
+    """DTD z+: only positive contributions (equals alpha1-beta0)."""
+    terms = (Term(_pos_input, _pos, _pos), Term(_neg_input, _neg, _zero))
+
+    def mapper(r, zs):
+        g = _divide(r, zs[0] + zs[1], STABILISER)
+        return [g, g]
+
+    return LinearRule("zplus", terms, mapper, bias=bias)
+
+
+def zbox(low=None, high=None, bias=True):
+    """DTD zB for a first layer whose input lies in the box [low, high]."""
+    terms = (Term(_identity_input), Term(_low_input, _pos, _pos), Term(_high_input, _neg, _neg))
+
+    def mapper(r, zs):
+        g = _divide(r, zs[0] - zs[1] - zs[2], STABILISER)
+        return [g, -g, -g]
+
+    params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
+    return LinearRule("zbox", terms, mapper, bias=bias, needs_bounds=True, params=params)
+
+
+def w2(bias=True):
+    """w^2: relevance by squared weights, independent of the input."""
+    return LinearRule("w2", (Term(_ones_input, tf.square, tf.square),),
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias)
+
+
+def flat(bias=False):
+    """flat: relevance spread uniformly over the receptive field (biases dropped)."""
+    return LinearRule("flat", (Term(_ones_input, _ones, _ones),),
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias)
+
+
+PASS = FlowRule("pass", "pass")
+GRADIENT = FlowRule("gradient", "gradient")
+GUIDED = FlowRule("guided", "guided")
+DECONVNET = FlowRule("deconvnet", "deconvnet")
+
+LINEAR_RULES = {"zero": zero, "epsilon": epsilon, "gamma": gamma, "alpha-beta": alpha_beta,
+                "zplus": zplus, "zbox": zbox, "w2": w2, "flat": flat}
