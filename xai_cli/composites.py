@@ -1,0 +1,291 @@
+"""Rule configs (YAML composites): which rule each layer gets, and why.
+
+A config is read with PyYAML's safe loader and checked node by node, so that every
+error names the file, the line and the key. :meth:`Composite.resolve` assigns a rule
+to every op of a graph: linear layers from the config's entries (first match wins)
+or its default; the other ops get the rule their kind calls for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import rules as R
+from .canonizers import CANONIZERS
+from .errors import XaiError
+from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING
+from .model import Graph
+
+FAMILIES = {
+    "Convolution": {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+                    "SeparableConv2D"},
+    "Linear": None,  # every layer with weights
+}
+DEFAULT_CONFIG = "epsilon-gamma-box"
+
+_NUMBER = (int, float)
+_RULE_PARAMS = {
+    "zero": {}, "zplus": {}, "w2": {}, "flat": {}, "pass": {},
+    "epsilon": {"epsilon": _NUMBER}, "gamma": {"gamma": _NUMBER},
+    "alpha-beta": {"alpha": _NUMBER, "beta": _NUMBER},
+    "zbox": {"low": (int, float, list), "high": (int, float, list)},
+}
+_TOP_KEYS = {"name", "description", "canonizers", "input", "rules", "default"}
+_INPUT_KEYS = {"preprocess", "scale", "mean", "std"}
+_MATCH_KEYS = {"first", "type", "name"}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The rule an op gets and where it came from (a config line or a built-in reason)."""
+
+    rule: object
+    source: str
+
+
+@dataclass
+class Entry:
+    rule: object
+    source: str
+    first: bool | None = None
+    types: tuple[str, ...] | None = None
+    name: re.Pattern | None = None
+
+    def matches(self, op, is_first: bool, explicit_only: bool = False) -> bool:
+        if explicit_only and self.types is None and self.name is None:
+            return False
+        if self.first is not None and self.first != is_first:
+            return False
+        if self.types is not None and not any(_type_matches(t, op) for t in self.types):
+            return False
+        return self.name is None or self.name.fullmatch(op.layer) is not None
+
+
+def _type_matches(wanted: str, op) -> bool:
+    if wanted in FAMILIES:
+        family = FAMILIES[wanted]
+        return op.kind == LINEAR if family is None else op.layer_type in family
+    return op.layer_type == wanted
+
+
+@dataclass
+class Composite:
+    """A parsed rule config."""
+
+    name: str
+    label: str
+    entries: list[Entry]
+    default: Entry
+    canonizers: list[str] = field(default_factory=list)
+    preprocess: dict = field(default_factory=dict)
+
+    def canonize(self, graph: Graph) -> Graph:
+        for name in self.canonizers:
+            graph = CANONIZERS[name](graph)
+        return graph
+
+    def resolve(self, graph: Graph) -> tuple[list[Assignment], list[str]]:
+        """One assignment per op, and warnings for entries that matched nothing."""
+        first = first_layers(graph)
+        used, out = set(), []
+        for index, op in enumerate(graph.ops):
+            if op.kind == LINEAR:
+                entry = next((e for e in self.entries if e.matches(op, index in first)), self.default)
+                used.add(id(entry))
+                out.append(Assignment(entry.rule, entry.source))
+            elif op.kind == POOLING:
+                entry = next((e for e in self.entries if e.matches(op, False, explicit_only=True)), None)
+                if entry is not None:
+                    used.add(id(entry))
+                out.append(Assignment(entry.rule, entry.source) if entry else
+                           Assignment(R.norm(), "parameter-free linear map: z-rule"))
+            elif op.kind in (ACTIVATION, AFFINE, GATE):
+                out.append(Assignment(R.PASS, f"{op.kind}: relevance passes through"))
+            else:
+                out.append(Assignment(R.GRADIENT, "structural: relevance follows the values"))
+        warnings = [f"{e.source}: this rule matches no layer of the model"
+                    for e in self.entries if id(e) not in used]
+        return out, warnings
+
+
+def first_layers(graph: Graph) -> set[int]:
+    """Indices of linear ops fed by the model input with no linear op in between."""
+    tainted, first = set(), set()
+    for index, op in enumerate(graph.ops):
+        upstream = any(t in tainted for t in op.inputs)
+        if op.kind == LINEAR and not upstream:
+            first.add(index)
+        if op.kind == LINEAR or upstream:
+            tainted.add(op.output)
+    return first
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("xai_cli.configs").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load(spec: str | None) -> Composite:
+    """A config by built-in name or by file path (``None``: the default config)."""
+    spec = spec or DEFAULT_CONFIG
+    path = Path(spec)
+    if path.is_file():
+        return parse(path.read_text(encoding="utf-8"), str(path))
+    if spec in builtin_names():
+        text = resources.files("xai_cli.configs").joinpath(f"{spec}.yaml").read_text("utf-8")
+        return parse(text, f"{spec}.yaml (built-in)")
+    raise XaiError(f"rule config '{spec}' is neither a file nor a built-in config "
+                   f"({', '.join(builtin_names())})")
+
+
+class _Reader:
+    """Walks the YAML node tree, turning problems into 'file:line: key: message'."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def error(self, node, key: str, message: str) -> XaiError:
+        return XaiError(f"{self.label}:{node.start_mark.line + 1}: {key}: {message}")
+
+    def value(self, node, key: str, types: tuple):
+        if not isinstance(node, yaml.ScalarNode) and list not in types:
+            raise self.error(node, key, f"expected {_names(types)}")
+        value = _construct(node)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            raise self.error(node, key, f"expected {_names(types)}, got {value!r}")
+        return value
+
+    def mapping(self, node, key: str, allowed: set[str]) -> dict:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, key, "expected a mapping (key: value)")
+        out = {}
+        for k, v in node.value:
+            name = _construct(k)
+            if name not in allowed:
+                raise self.error(k, f"{key}.{name}" if key else str(name),
+                                 f"unknown key; expected one of {', '.join(sorted(allowed))}")
+            out[name] = v
+        return out
+
+    def sequence(self, node, key: str) -> list:
+        if isinstance(node, yaml.ScalarNode):
+            return [node]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, key, "expected a list")
+        return node.value
+
+
+def _construct(node):
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _names(types) -> str:
+    words = {int: "a number", float: "a number", bool: "true or false", str: "a string",
+             list: "a list"}
+    return " or ".join(dict.fromkeys(words[t] for t in types))
+
+
+def parse(text: str, label: str) -> Composite:
+    """Parse and validate config ``text``; ``label`` names it in messages."""
+    reader = _Reader(label)
+    try:
+        root = yaml.SafeLoader(text).get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise XaiError(f"{label}:{mark.line + 1}: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise XaiError(f"{label}: {exc}") from exc
+    if root is None:
+        raise XaiError(f"{label}: the config is empty")
+    top = reader.mapping(root, "", _TOP_KEYS)
+    if "default" not in top and "rules" not in top:
+        raise XaiError(f"{label}: a config needs 'rules' or 'default'")
+    entries = [_entry(reader, node, f"rules[{i}]")
+               for i, node in enumerate(reader.sequence(top["rules"], "rules"))] \
+        if "rules" in top else []
+    default = _entry(reader, top["default"], "default", with_match=False) if "default" in top \
+        else Entry(R.epsilon(), "built-in default: epsilon 1e-6")
+    canonizers = []
+    for node in reader.sequence(top.get("canonizers", yaml.SequenceNode("", [])), "canonizers"):
+        name = reader.value(node, "canonizers", (str,))
+        if name not in CANONIZERS:
+            raise reader.error(node, "canonizers", f"unknown canonizer '{name}'; "
+                               f"expected one of {', '.join(CANONIZERS)}")
+        canonizers.append(name)
+    preprocess = {}
+    if "input" in top:
+        fields = reader.mapping(top["input"], "input", _INPUT_KEYS)
+        types = {"preprocess": (str,), "scale": _NUMBER, "mean": (list, *_NUMBER),
+                 "std": (list, *_NUMBER)}
+        preprocess = {k: reader.value(v, f"input.{k}", types[k]) for k, v in fields.items()}
+    name = reader.value(top["name"], "name", (str,)) if "name" in top else label
+    return Composite(name, label, entries, default, canonizers, preprocess)
+
+
+def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:
+    allowed = {"rule", "bias"} | {p for ps in _RULE_PARAMS.values() for p in ps}
+    fields = reader.mapping(node, key, allowed | ({"match"} if with_match else set()))
+    if "rule" not in fields:
+        raise reader.error(node, key, "missing 'rule'")
+    rule_name = reader.value(fields["rule"], f"{key}.rule", (str,))
+    if rule_name not in _RULE_PARAMS:
+        raise reader.error(fields["rule"], f"{key}.rule", f"unknown rule '{rule_name}'; expected "
+                           f"one of {', '.join(_RULE_PARAMS)}")
+    spec = _RULE_PARAMS[rule_name]
+    params = {}
+    for pname, pnode in fields.items():
+        if pname in ("rule", "match"):
+            continue
+        if pname == "bias":
+            params["bias"] = reader.value(pnode, f"{key}.bias", (bool,))
+        elif pname not in spec:
+            raise reader.error(pnode, f"{key}.{pname}", f"rule '{rule_name}' takes no parameter "
+                               f"'{pname}'" + (f" (it takes {', '.join(spec)})" if spec else ""))
+        else:
+            params[pname] = reader.value(pnode, f"{key}.{pname}", spec[pname])
+    _check_params(reader, node, key, rule_name, params)
+    rule = R.PASS if rule_name == "pass" else R.LINEAR_RULES[rule_name](**params)
+    source = f"{reader.label}:{node.start_mark.line + 1}"
+    entry = Entry(rule, source)
+    if with_match and "match" in fields:
+        match = reader.mapping(fields["match"], f"{key}.match", _MATCH_KEYS)
+        if "first" in match:
+            entry.first = reader.value(match["first"], f"{key}.match.first", (bool,))
+        if "type" in match:
+            entry.types = tuple(reader.value(n, f"{key}.match.type", (str,))
+                                for n in reader.sequence(match["type"], f"{key}.match.type"))
+        if "name" in match:
+            pattern = reader.value(match["name"], f"{key}.match.name", (str,))
+            try:
+                entry.name = re.compile(pattern)
+            except re.error as exc:
+                raise reader.error(match["name"], f"{key}.match.name",
+                                   f"invalid regular expression '{pattern}': {exc}") from exc
+    return entry
+
+
+def _check_params(reader, node, key, rule_name, params):
+    def bad(message):
+        return reader.error(node, key, f"rule '{rule_name}': {message}")
+
+    for pname in ("epsilon", "gamma", "beta"):
+        if params.get(pname, 0) < 0:
+            raise bad(f"{pname} must be >= 0, got {params[pname]}")
+    if rule_name == "alpha-beta":
+        alpha, beta = params.get("alpha", 1.0), params.get("beta", 0.0)
+        if abs(alpha - beta - 1) > 1e-9:
+            raise bad(f"alpha - beta must be 1, got alpha={alpha}, beta={beta}")
+    for pname in ("low", "high"):
+        values = params.get(pname)
+        if isinstance(values, list) and not all(isinstance(v, _NUMBER) and not isinstance(v, bool)
+                                                for v in values):
+            raise bad(f"{pname} must be a number or a list of numbers (one per channel)")
+    if "low" in params and "high" in params \
+            and np.any(np.asarray(params["low"], float) >= np.asarray(params["high"], float)):
+        raise bad("low must be below high")
