@@ -1,3 +1,3 @@
-"""xai: Layer-wise Relevance Propagation heatmaps for Keras image classifiers."""
+"""xai: Layer-wise Relevance Propagation and Deep Taylor heatmaps for Keras image classifiers."""
 
 __version__ = "0.1.0"

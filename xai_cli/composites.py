@@ -80,6 +80,7 @@ class Composite:
 
     name: str
     label: str
+    description: str
     entries: list[Entry]
     default: Entry
     canonizers: list[str] = field(default_factory=list)
@@ -225,7 +226,9 @@ def parse(text: str, label: str) -> Composite:
                  "std": (list, *_NUMBER)}
         preprocess = {k: reader.value(v, f"input.{k}", types[k]) for k, v in fields.items()}
     name = reader.value(top["name"], "name", (str,)) if "name" in top else label
-    return Composite(name, label, entries, default, canonizers, preprocess)
+    description = reader.value(top["description"], "description", (str,)) \
+        if "description" in top else ""
+    return Composite(name, label, description, entries, default, canonizers, preprocess)
 
 
 def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:

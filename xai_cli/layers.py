@@ -110,6 +110,7 @@ class Builder:
 
     def __init__(self):
         self.ops: list[Op] = []
+        self.unsupported: list[str] = []
         self._next_id = 1  # id 0 is the model input
 
     def tensor(self) -> int:
@@ -128,8 +129,8 @@ class Builder:
         name = type(layer).__name__
         converter = _CONVERTERS.get(name)
         if converter is None:
-            raise XaiError(f"layer '{layer.name}' of type {name} is not supported "
-                           "by the explanation engine")
+            self.unsupported.append(f"'{layer.name}' ({name})")
+            return self.tensor()
         out = converter(self, layer, inputs)
         activation = getattr(layer, "activation", None)
         if name not in _ACTIVATION_LAYERS and activation is not None \

@@ -64,6 +64,9 @@ def build_graph(model: keras.Model) -> Graph:
                        "single-output classifiers")
     builder = Builder()
     (output,) = _inline(functional, [0], builder)
+    if builder.unsupported:
+        raise XaiError(f"model '{model.name}' has layers the explanation engine does not "
+                       f"support: {', '.join(builder.unsupported)}")
     ops, output, stripped = _strip_softmax(builder.ops, output)
     input_shape = tuple(functional.inputs[0].shape[1:])
     if any(d is None for d in input_shape):

@@ -1,0 +1,187 @@
+"""The command line: parses options and delegates; errors become messages and exit codes here.
+
+Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 usage or
+configuration error (nothing written; also unexpected internal errors), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import nullcontext
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__, tfsetup
+from .errors import XaiError
+
+tfsetup.import_tensorflow()
+
+from .methods import METHODS  # noqa: E402  (after the quiet TensorFlow import)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got '{value}'") from None
+
+
+def data_options(fn):
+    """Options shared by the commands that read a model and a batch of inputs."""
+    options = [
+        click.argument("model", type=click.Path(dir_okay=False)),
+        click.argument("images", nargs=-1, required=True),
+        click.option("--rules", "-r", metavar="CFG",
+                     help="Rule config for lrp: a built-in name (see `xai rules --list`) or a "
+                          "YAML file. Default: epsilon-gamma-box."),
+        click.option("--preprocess", "-p", metavar="PRESET",
+                     help="Input preprocessing: caffe, tf, torch, unit ([0,1]), raw ([0,255]) "
+                          "or none (.npy inputs as they are). Overrides the rule config's "
+                          "input.preprocess. Default: unit. It also fixes the valid input "
+                          "range used by zbox and by evaluate's uniform replacement."),
+        click.option("--scale", type=float, help="Explicit preprocessing: multiply pixels "
+                                                 "in [0,255] by this."),
+        click.option("--mean", callback=_floats, metavar="M[,M,M]",
+                     help="Explicit preprocessing: subtract per channel after scaling."),
+        click.option("--std", callback=_floats, metavar="S[,S,S]",
+                     help="Explicit preprocessing: divide per channel after the mean."),
+        click.option("--target", "-t", default="top1", show_default=True,
+                     help="Class to explain: top1, a class index, or a class name (with --labels)."),
+        click.option("--labels", type=click.Path(dir_okay=False),
+                     help="Text file with one class name per line, in output order."),
+        click.option("--batch-size", "-b", type=int, default=32, show_default=True),
+        click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("xai-out"), show_default=True, help="Output folder."),
+        click.option("--shard", metavar="K/N",
+                     help="Process only the K-th of N deterministic slices of the inputs."),
+        click.option("--skip-existing", is_flag=True,
+                     help="Skip inputs whose outputs all exist (resume a killed job)."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed for smoothgrad noise and random perturbation orders."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+                     show_default=True, help="Where TensorFlow runs."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _session_options(kwargs):
+    from .session import Options
+    names = Options.__dataclass_fields__
+    return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+
+
+def _handle_errors(fn):
+    """Run a command; map XaiError to its exit code and hide tracebacks unless --debug."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            code = fn(*args, **kwargs)
+        except XaiError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"xai: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("xai: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug: one line for users, the traceback with --debug
+            if debug:
+                raise
+            click.echo(f"xai: internal error: {type(exc).__name__}: {exc} "
+                       "(run with --debug for the traceback)", err=True)
+            sys.exit(2)
+        sys.exit(code or 0)
+    return wrapper
+
+
+def _device(name: str):
+    import tensorflow as tf
+    if name == "auto":
+        return None
+    if name == "gpu" and not tf.config.list_physical_devices("GPU"):
+        raise XaiError("--device gpu: TensorFlow sees no GPU on this machine")
+    return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
+
+
+def _progress(total: int):
+    if not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=total, label="explaining", file=sys.stderr)
+    return bar, bar.update
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="xai")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def main(debug):
+    """Explain Keras image classifiers with LRP / Deep Taylor heatmaps, and measure
+    how good the explanations are.
+
+    JSON lines go to stdout, messages to stderr. Exit codes: 0 all done, 1 some inputs
+    failed (the rest were written), 2 usage or configuration error (nothing written).
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@data_options
+@click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
+              type=click.Choice(list(METHODS)),
+              help="Explanation method; repeat for several. " + "; ".join(
+                  f"{m.name}: {m.description}" for m in METHODS.values()))
+@click.option("--overlay", is_flag=True, help="Also write the heatmap over the image "
+                                              "(<stem>.<method>.overlay.png).")
+@click.option("--save-raw", is_flag=True, help="Also write the relevance array, shaped like "
+                                               "the input (<stem>.<method>.npy).")
+@click.option("--grid", is_flag=True, help="Also write one figure with the image and every "
+                                           "method side by side (<stem>.grid.png).")
+@_handle_errors
+def explain(methods, overlay, save_raw, grid, device, **kwargs):
+    """Write heatmaps <stem>.<method>.png explaining MODEL's decision on each image.
+
+    MODEL is a .keras or .h5 file. IMAGES are image files, folders, glob patterns,
+    .npy arrays of preprocessed inputs ((H,W,C) or a batch (N,H,W,C)), or - to read
+    paths from stdin.
+    """
+    from . import explain as job
+    from .session import Report, open_session
+    options = _session_options(kwargs)
+    session = open_session(options)
+    report = Report(fail_fast=options.fail_fast)
+    bar, update = _progress(len(session.items))
+    with _device(device) or nullcontext(), bar or nullcontext():
+        job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid),
+                report, update)
+    return report.exit_code
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--rules", "-r", metavar="CFG", help="Rule config: built-in name or YAML file.")
+@click.option("--list", "list_configs", is_flag=True, help="List the built-in rule configs.")
+@click.option("--check", "check_image", metavar="IMAGE",
+              help="Explain IMAGE and report relevance conservation per layer.")
+@click.option("--preprocess", "-p", metavar="PRESET", help="Preprocessing for --check and zbox.")
+@click.option("--target", "-t", default="top1", show_default=True)
+@_handle_errors
+def rules(model, rules, list_configs, check_image, preprocess, target):
+    """Print which rule each layer of MODEL gets from the rule config, and why."""
+    from . import ruleinfo
+    if list_configs:
+        click.echo(ruleinfo.list_configs())
+        return 0
+    if model is None:
+        raise XaiError("give a MODEL (or --list)")
+    click.echo(ruleinfo.table(model, rules, check_image, preprocess, target))
+    return 0
+

@@ -1,0 +1,125 @@
+"""The explain job: batches of inputs through every requested method, to heatmap files.
+
+Batches are loaded in parallel while the device computes; files are written on a
+background thread and each input's JSON record is printed once its files are on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import inputs, render
+from .errors import InputError
+from .explainers import make_explainer
+from .methods import METHODS
+from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png
+from .session import Report, Session
+
+
+@dataclass
+class ExplainOptions:
+    methods: tuple[str, ...] = ("lrp",)
+    overlay: bool = False
+    save_raw: bool = False
+    grid: bool = False
+
+
+def output_names(stem: str, options: ExplainOptions) -> list[str]:
+    """The files one input produces, so that --skip-existing can test for them."""
+    names = []
+    for method in options.methods:
+        names.append(f"{stem}.{method}.png")
+        if options.overlay:
+            names.append(f"{stem}.{method}.overlay.png")
+        if options.save_raw:
+            names.append(f"{stem}.{method}.npy")
+    if options.grid:
+        names.append(f"{stem}.grid.png")
+    return names
+
+
+def run(session: Session, options: ExplainOptions, report: Report, progress=None) -> None:
+    """Explain every input of ``session``; problems with single inputs go to ``report``."""
+    graph, opts = session.graph, session.options
+    explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
+                                    opts.seed) for m in options.methods}
+    if graph.softmax_stripped:
+        report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
+    for source, reason in session.problems:
+        report.error(source, reason)
+    todo = [item for item in session.items if not (opts.skip_existing and all(
+        (opts.out / name).exists() for name in output_names(item.stem, options)))]
+    if len(todo) < len(session.items):
+        report.note(f"skipping {len(session.items) - len(todo)} inputs whose outputs exist "
+                    "(--skip-existing)")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    position = {item: i for i, item in enumerate(session.items)}
+    with BackgroundWriter() as writer:
+        for batch in inputs.batches(todo, session.load, opts.batch_size):
+            samples = []
+            for item, sample in batch:
+                if isinstance(sample, InputError):
+                    report.error(item.source, str(sample), item.index)
+                else:
+                    samples.append(sample)
+            if samples:
+                _explain_batch(session, options, explainers, samples, position, writer, report)
+            if progress is not None:
+                progress(len(batch))
+
+
+def _explain_batch(session, options, explainers, samples, position, writer, report):
+    x = np.stack([s.x for s in samples])
+    targets = np.full(len(samples), session.target, np.int32)
+    index = np.array([position[s.item] for s in samples], np.int64)
+    results = {m: e.explain(x, targets, index) for m, e in explainers.items()}
+    first = next(iter(results.values()))
+    for i, sample in enumerate(samples):
+        maps = {m: r.relevance[i] for m, r in results.items()}
+        bad = [m for m, r in maps.items() if not np.all(np.isfinite(r))]
+        if bad:
+            report.error(sample.item.source, "relevance contains NaN or Inf for "
+                         f"{', '.join(bad)} (a zero denominator? try a larger epsilon)",
+                         sample.item.index)
+            continue
+        record = _record(session, sample, first.logits[i], int(first.targets[i]), maps)
+        writer.submit(_write, session.options.out, sample, maps, options, record, report)
+
+
+def _record(session, sample, logits, target, maps) -> dict:
+    predicted = int(np.argmax(logits))
+    return {
+        "input": sample.item.source, "index": sample.item.index, "status": "ok",
+        "outputs": [], "predicted": predicted, "predicted_label": session.label(predicted),
+        "score": float(logits[predicted]), "target": target,
+        "target_label": session.label(target), "explained_score": float(logits[target]),
+        "explained": "logit (softmax removed)" if session.graph.softmax_stripped else "model output",
+        "relevance_sum": {m: float(r.sum()) for m, r in maps.items()},
+    }
+
+
+def _write(out, sample, maps, options: ExplainOptions, record, report: Report) -> None:
+    stem, written = sample.item.stem, []
+
+    def save(suffix, saver, data):
+        path = out_path(out, stem, suffix)
+        saver(path, data)
+        written.append(str(path))
+
+    heats = {}
+    for method, relevance in maps.items():
+        signed = METHODS[method].signed
+        heats[method] = render.heatmap(relevance, signed)
+        save(f".{method}.png", save_png, heats[method])
+        if options.overlay:
+            save(f".{method}.overlay.png", save_png,
+                 render.overlay(heats[method], sample.display, relevance, signed))
+        if options.save_raw:
+            save(f".{method}.npy", save_npy, relevance.astype(np.float32))
+    if options.grid:
+        path = out_path(out, stem, ".grid.png")
+        atomic_write(path, lambda f: render.grid(sample.display, list(heats.items()), f, title=stem))
+        written.append(str(path))
+    report.record({**record, "outputs": written})

@@ -1,0 +1,72 @@
+"""`xai rules`: the resolved layer -> rule table, and per-layer relevance conservation."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from . import composites, inputs, model as models, preprocess
+from .engine import Propagator
+from .explainers import zbox_bounds
+from .errors import XaiError
+
+
+def list_configs() -> str:
+    lines = []
+    for name in composites.builtin_names():
+        config = composites.load(name)
+        lines.append(f"{name:20s} {config.description}")
+    return "\n".join(lines)
+
+
+def _format(rows: list[tuple]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
+          target: str) -> str:
+    """The rule table; with ``check_image``, also relevance in and out of every op."""
+    graph = models.build_graph(models.load(model_path))
+    composite = composites.load(rules)
+    graph = composite.canonize(graph)
+    assignments, warnings = composite.resolve(graph)
+    header = [f"model: {model_path} ({len(graph.ops)} ops; input {graph.input_shape}; "
+              f"{graph.num_classes} outputs{', final softmax removed' if graph.softmax_stripped else ''})",
+              f"rules: {composite.label}" + (f"; canonizers: {', '.join(composite.canonizers)}"
+                                              if composite.canonizers else "")]
+    rows = [("op", "type", "rule", "from")]
+    rows += [(op.name, op.layer_type, a.rule.describe(), a.source)
+             for op, a in zip(graph.ops, assignments)]
+    text = "\n".join(header) + "\n\n" + _format(rows)
+    if warnings:
+        text += "\n\n" + "\n".join(f"warning: {w}" for w in warnings)
+    if check_image:
+        text += "\n\n" + _check(graph, [a.rule for a in assignments], composite, check_image,
+                                preprocessing, target)
+    return text
+
+
+def _check(graph, rules, composite, image, preprocessing, target) -> str:
+    prep = preprocess.resolve(preprocessing or composite.preprocess.get("preprocess") or "unit")
+    items, problems = inputs.discover([image])
+    if problems or not items:
+        raise XaiError(f"--check {image}: {problems[0][1] if problems else 'no input'}")
+    x = inputs.load(items[0], graph.input_shape, prep).x[None]
+    propagator = Propagator(graph, rules, zbox_bounds(graph, rules, prep))
+    values = propagator.forward(tf.constant(x))
+    logits = values[graph.output][0].numpy()
+    index = int(np.argmax(logits)) if target == "top1" else int(target)
+    seed = tf.one_hot([index], graph.num_classes) * values[graph.output]
+    record = []
+    relevance = propagator.backward(values, seed, record).numpy()
+    rows = [("op", "rule", "relevance out", "relevance in", "in / out")]
+    for op, r_out, r_ins in record:
+        out_sum = float(tf.reduce_sum(r_out))
+        in_sum = sum(float(tf.reduce_sum(r)) for r in r_ins if r is not None)
+        ratio = in_sum / out_sum if out_sum else float("nan")
+        rows.append((op.name, rules[graph.ops.index(op)].describe(), f"{out_sum:.6g}",
+                     f"{in_sum:.6g}", f"{ratio:.4f}"))
+    total = float(relevance.sum())
+    return (f"conservation on {image} (class {index}, logit {logits[index]:.6g}; "
+            f"input relevance {total:.6g} = {total / logits[index]:.4f} x logit)\n\n" + _format(rows))

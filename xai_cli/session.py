@@ -1,0 +1,154 @@
+"""What explain, evaluate and spray share: options, set-up checks, and reporting.
+
+Everything that can make a whole run fail (model, config, preprocessing, target,
+labels, shard) is checked here, before any output is written. Per-input problems are
+reported by :class:`Report` and do not stop the run.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from . import composites, inputs, model as models, outputs, preprocess
+from .errors import InputError, XaiError
+
+DEFAULT_PREPROCESS = "unit"
+
+
+@dataclass
+class Options:
+    """The options the data commands share (parsed by the CLI)."""
+
+    model: str
+    images: tuple[str, ...]
+    rules: str | None = None
+    preprocess: str | None = None
+    scale: float | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    target: str = "top1"
+    labels: str | None = None
+    batch_size: int = 32
+    out: Path = Path("xai-out")
+    shard: str | None = None
+    skip_existing: bool = False
+    fail_fast: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Session:
+    """A checked set-up: model graph, rule config, preprocessing, target and inputs."""
+
+    options: Options
+    graph: models.Graph
+    composite: composites.Composite
+    preprocessing: preprocess.Preprocessing
+    target: int
+    labels: list[str] | None
+    items: list[inputs.InputItem]
+    problems: list[tuple[str, str]]
+
+    def label(self, index: int):
+        return self.labels[index] if self.labels else None
+
+    def load(self, item: inputs.InputItem) -> inputs.Sample:
+        return inputs.load(item, self.graph.input_shape, self.preprocessing)
+
+
+def open_session(options: Options, stdin: TextIO | None = None) -> Session:
+    """Check everything a run needs; raises :class:`XaiError` before any output."""
+    if options.batch_size < 1:
+        raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
+    graph = models.build_graph(models.load(options.model))
+    composite = composites.load(options.rules)
+    preprocessing = _preprocessing(options, composite)
+    if len(graph.input_shape) != 3:
+        raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
+    labels = _labels(options.labels, graph.num_classes)
+    target = _target(options.target, labels, graph.num_classes)
+    items, problems = inputs.discover(options.images, stdin or sys.stdin)
+    items = inputs.shard(items, options.shard)
+    return Session(options, graph, composite, preprocessing, target, labels, items, problems)
+
+
+def _preprocessing(options: Options, composite) -> preprocess.Preprocessing:
+    from_cli = {k: v for k, v in (("scale", options.scale), ("mean", options.mean),
+                                  ("std", options.std)) if v is not None}
+    if options.preprocess or from_cli:
+        return preprocess.resolve(options.preprocess, **from_cli)
+    spec = dict(composite.preprocess)
+    name = spec.pop("preprocess", None)
+    if name or spec:
+        return preprocess.resolve(name, **spec)
+    return preprocess.resolve(DEFAULT_PREPROCESS)
+
+
+def _labels(path: str | None, num_classes: int) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except OSError as exc:
+        raise XaiError(f"cannot read labels file '{path}': {exc.strerror}") from exc
+    names = [n for n in names if n]
+    if len(names) != num_classes:
+        raise XaiError(f"labels file '{path}' has {len(names)} names but the model has "
+                       f"{num_classes} outputs")
+    return names
+
+
+def _target(spec: str, labels, num_classes: int) -> int:
+    """-1 for top-1, else the class index."""
+    if spec == "top1":
+        return -1
+    if spec.lstrip("-").isdigit():
+        index = int(spec)
+        if not 0 <= index < num_classes:
+            raise XaiError(f"--target {index} is out of range: the model has {num_classes} "
+                           f"classes (0 to {num_classes - 1})")
+        return index
+    if labels is None:
+        raise XaiError(f"--target '{spec}' is a class name: give the class names with --labels FILE")
+    if spec not in labels:
+        raise XaiError(f"--target '{spec}' is not in the labels file")
+    return labels.index(spec)
+
+
+@dataclass
+class Report:
+    """JSON lines on stdout, one-line messages on stderr, and the exit code they add up to."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    failed: int = 0
+    fail_fast: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def error(self, source: str, reason: str, index: int | None = None) -> None:
+        with self._lock:
+            self.failed += 1
+            print(f"xai: {source}: {reason}", file=self.stderr)
+            outputs.emit({"input": source, "index": index, "status": "error", "error": reason},
+                         self.stdout)
+        if self.fail_fast:
+            raise _FailFast(f"stopping at the first failed input (--fail-fast): {source}")
+
+    def record(self, record: dict) -> None:
+        with self._lock:
+            outputs.emit(record, self.stdout)
+
+    def note(self, message: str) -> None:
+        print(f"xai: {message}", file=self.stderr)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+class _FailFast(InputError):
+    pass
