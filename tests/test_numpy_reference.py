@@ -1,0 +1,123 @@
+"""The rules against a plain NumPy implementation of their formulas (DESIGN.md section 4).
+
+The network is a Conv -> ReLU -> Dense -> ReLU -> Dense stack; the convolution is turned
+into its dense matrix by probing it with unit inputs, so every layer is a matrix product
+and each rule is a few lines of NumPy, independent of the engine's mechanism.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import explain, relative_max_diff
+
+EPS = 1e-6
+
+
+def _stab(z, eps=EPS):
+    return z + eps * np.where(z >= 0, 1.0, -1.0)
+
+
+def _pos(a):
+    return np.maximum(a, 0)
+
+
+def _neg(a):
+    return np.minimum(a, 0)
+
+
+def np_rule(name, a, W, b, R, low=None, high=None, **p):
+    """Input relevance of one dense layer z = a @ W + b, for output relevance R."""
+    if name == "epsilon":
+        return a * ((R / _stab(a @ W + b, p["epsilon"])) @ W.T)
+    if name == "zplus":
+        s = R / _stab(_pos(a) @ _pos(W) + _neg(a) @ _neg(W) + _pos(b))
+        return _pos(a) * (s @ _pos(W).T) + _neg(a) * (s @ _neg(W).T)
+    if name == "alpha-beta":
+        sp = R / _stab(_pos(a) @ _pos(W) + _neg(a) @ _neg(W) + _pos(b))
+        sn = R / _stab(_pos(a) @ _neg(W) + _neg(a) @ _pos(W) + _neg(b))
+        return p["alpha"] * (_pos(a) * (sp @ _pos(W).T) + _neg(a) * (sp @ _neg(W).T)) \
+            - p["beta"] * (_pos(a) * (sn @ _neg(W).T) + _neg(a) * (sn @ _pos(W).T))
+    if name == "gamma":
+        g = p["gamma"]
+        Wp, Wn, bp, bn = W + g * _pos(W), W + g * _neg(W), b + g * _pos(b), b + g * _neg(b)
+        z = a @ W + b
+        sp = (z > 0) * R / _stab(_pos(a) @ Wp + _neg(a) @ Wn + bp)
+        sn = (z < 0) * R / _stab(_pos(a) @ Wn + _neg(a) @ Wp + bn)
+        return _pos(a) * (sp @ Wp.T) + _neg(a) * (sp @ Wn.T) \
+            + _pos(a) * (sn @ Wn.T) + _neg(a) * (sn @ Wp.T)
+    if name == "zbox":
+        lo, hi = np.full_like(a, low), np.full_like(a, high)
+        s = R / _stab(a @ W + b - lo @ _pos(W) - _pos(b) - hi @ _neg(W) - _neg(b))
+        return a * (s @ W.T) - lo * (s @ _pos(W).T) - hi * (s @ _neg(W).T)
+    if name == "w2":
+        return (R / _stab(np.ones_like(a) @ W ** 2 + b ** 2)) @ (W ** 2).T
+    if name == "flat":
+        return (R / _stab(np.ones_like(a) @ np.ones_like(W))) @ np.ones_like(W).T
+    raise ValueError(name)
+
+
+def _model(seed=3):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(3, 3, activation="relu", bias_initializer="random_normal")(inp)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal")(h)
+    out = keras.layers.Dense(4, bias_initializer="random_normal")(h)
+    return keras.Model(inp, out)
+
+
+def _dense_layers(model, x):
+    """(activation in, W, b) per layer, with the convolution as a dense matrix."""
+    conv, dense1, dense2 = [l for l in model.layers if l.weights]
+    n_in = int(np.prod(x.shape[1:]))
+    probe = np.eye(n_in, dtype=np.float32).reshape(n_in, *x.shape[1:])
+    kernel, bias = conv.get_weights()
+    linear = keras.layers.Conv2D(3, 3)
+    linear.build(x.shape)
+    linear.set_weights([kernel, np.zeros_like(bias)])
+    W1 = np.asarray(linear(probe)).reshape(n_in, -1)
+    b1 = np.tile(bias, W1.shape[1] // len(bias))
+    a0 = x.reshape(len(x), -1).astype(np.float64)
+    a1 = np.maximum(a0 @ W1 + b1, 0)
+    W2, b2 = dense1.get_weights()
+    a2 = np.maximum(a1 @ W2 + b2, 0)
+    W3, b3 = dense2.get_weights()
+    return [(a0, W1, b1), (a1, W2, b2), (a2, W3, b3)]
+
+
+CASES = {
+    "epsilon": ("default: {rule: epsilon, epsilon: 0.1}", [{"epsilon": 0.1}] * 3),
+    "zplus": ("default: {rule: zplus}", [{}] * 3),
+    "alpha2beta1": ("default: {rule: alpha-beta, alpha: 2, beta: 1}", [{"alpha": 2, "beta": 1}] * 3),
+    "gamma": ("default: {rule: gamma, gamma: 0.5}", [{"gamma": 0.5}] * 3),
+    "zbox-gamma-epsilon": (
+        "rules:\n  - {match: {first: true}, rule: zbox, low: -1, high: 2}\n"
+        "  - {match: {type: Dense, name: dense_1}, rule: epsilon, epsilon: 0.01}\n"
+        "default: {rule: gamma, gamma: 0.25}",
+        [{"rule": "zbox", "low": -1, "high": 2}, {"gamma": 0.25, "rule": "gamma"},
+         {"epsilon": 0.01, "rule": "epsilon"}]),
+    "w2": ("rules:\n  - {match: {first: true}, rule: w2}\ndefault: {rule: epsilon, epsilon: 1.0e-6}",
+           [{"rule": "w2"}, {"epsilon": EPS, "rule": "epsilon"}, {"epsilon": EPS, "rule": "epsilon"}]),
+    "flat": ("rules:\n  - {match: {first: true}, rule: flat}\ndefault: {rule: zplus}",
+             [{"rule": "flat"}, {"rule": "zplus"}, {"rule": "zplus"}]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rules_match_numpy(case):
+    config, per_layer = CASES[case]
+    model = _model()
+    x = np.random.default_rng(1).uniform(-1, 2, (5, 6, 6, 2)).astype(np.float32)
+    result = explain(model, x, [-1] * len(x), rules=config + "\n")
+    layers = _dense_layers(model, x)
+    logits = layers[-1][0] @ layers[-1][1] + layers[-1][2]
+    R = np.eye(4)[result.targets] * logits
+    rule_name = case.split("-")[0] if case != "alpha2beta1" else "alpha-beta"
+    for (a, W, b), params in reversed(list(zip(layers, per_layer))):
+        params = dict(params)
+        name = params.pop("rule", rule_name)
+        if name == "flat":
+            b = np.zeros_like(b)
+        R = np_rule(name, a, W, b, R, **params)
+    assert relative_max_diff(result.relevance.reshape(len(x), -1), R) < 1e-4
