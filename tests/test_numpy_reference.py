@@ -52,18 +52,20 @@ def np_rule(name, a, W, b, R, low=None, high=None, **p):
         return a * (s @ W.T) - lo * (s @ _pos(W).T) - hi * (s @ _neg(W).T)
     if name == "w2":
         return (R / _stab(np.ones_like(a) @ W ** 2 + b ** 2)) @ (W ** 2).T
-    if name == "flat":
-        return (R / _stab(np.ones_like(a) @ np.ones_like(W))) @ np.ones_like(W).T
+    if name == "flat":  # ones on the layer's connections (a convolution's receptive fields)
+        ones = (W != 0).astype(float)
+        return (R / _stab(np.ones_like(a) @ ones)) @ ones.T
     raise ValueError(name)
 
 
 def _model(seed=3):
     keras.utils.set_random_seed(seed)
     inp = keras.Input((6, 6, 2))
-    h = keras.layers.Conv2D(3, 3, activation="relu", bias_initializer="random_normal")(inp)
+    h = keras.layers.Conv2D(3, 3, activation="relu", bias_initializer="random_normal",
+                            name="conv")(inp)
     h = keras.layers.Flatten()(h)
-    h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal")(h)
-    out = keras.layers.Dense(4, bias_initializer="random_normal")(h)
+    h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="fc1")(h)
+    out = keras.layers.Dense(4, bias_initializer="random_normal", name="fc2")(h)
     return keras.Model(inp, out)
 
 
@@ -93,7 +95,7 @@ CASES = {
     "gamma": ("default: {rule: gamma, gamma: 0.5}", [{"gamma": 0.5}] * 3),
     "zbox-gamma-epsilon": (
         "rules:\n  - {match: {first: true}, rule: zbox, low: -1, high: 2}\n"
-        "  - {match: {type: Dense, name: dense_1}, rule: epsilon, epsilon: 0.01}\n"
+        "  - {match: {type: Dense, name: fc2}, rule: epsilon, epsilon: 0.01}\n"
         "default: {rule: gamma, gamma: 0.25}",
         [{"rule": "zbox", "low": -1, "high": 2}, {"gamma": 0.25, "rule": "gamma"},
          {"epsilon": 0.01, "rule": "epsilon"}]),
