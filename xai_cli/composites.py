@@ -110,7 +110,7 @@ class Composite:
                 out.append(Assignment(R.PASS, f"{op.kind}: relevance passes through"))
             else:
                 out.append(Assignment(R.GRADIENT, "structural: relevance follows the values"))
-        warnings = [f"{e.source}: this rule matches no layer of the model"
+        warnings = [f"{e.source}: this rule applies to no layer (none matches, or earlier rules took them)"
                     for e in self.entries if id(e) not in used]
         return out, warnings
 

@@ -47,6 +47,9 @@ def run(session: Session, options: ExplainOptions, report: Report, progress=None
                                     opts.seed) for m in options.methods}
     if graph.softmax_stripped:
         report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
+    if any(METHODS[m].uses_composite for m in options.methods):
+        for warning in session.composite.resolve(session.composite.canonize(graph))[1]:
+            report.note(f"warning: {warning}")
     for source, reason in session.problems:
         report.error(source, reason)
     todo = [item for item in session.items if not (opts.skip_existing and all(

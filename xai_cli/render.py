@@ -68,5 +68,5 @@ def grid(display: np.ndarray, panels: list, file, title: str | None = None) -> N
         axes.set_axis_off()
     if title:
         figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.9) if title else None)
     figure.savefig(file, format="png")

@@ -36,7 +36,8 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
               f"rules: {composite.label}" + (f"; canonizers: {', '.join(composite.canonizers)}"
                                               if composite.canonizers else "")]
     rows = [("op", "type", "rule", "from")]
-    rows += [(op.name, op.layer_type, a.rule.describe(), a.source)
+    rows += [(op.name, f"{op.activation} ({op.layer_type})" if op.activation else op.layer_type,
+              a.rule.describe(), a.source)
              for op, a in zip(graph.ops, assignments)]
     text = "\n".join(header) + "\n\n" + _format(rows)
     if warnings:

@@ -107,11 +107,12 @@ class LinearRule:
     bias: bool = True
     needs_bounds: bool = False
     params: dict = field(default_factory=dict)
+    default_bias: bool = True
 
     def describe(self) -> str:
         shown = dict(self.params)
-        if not self.bias:
-            shown["bias"] = False
+        if self.bias != self.default_bias:
+            shown["bias"] = self.bias
         return self.name + "".join(f" {k}={v}" for k, v in shown.items())
 
 
@@ -223,7 +224,8 @@ def w2(bias=True):
 def flat(bias=False):
     """flat: relevance spread uniformly over the receptive field (biases dropped)."""
     return LinearRule("flat", (Term(_ones_input, _ones, _ones),),
-                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias)
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias,
+                      default_bias=False)
 
 
 PASS = FlowRule("pass", "pass")

@@ -18,6 +18,8 @@ def import_tensorflow() -> None:
     try:
         import tensorflow as tf
         tf.config.list_physical_devices()
+        tf.zeros(1)  # initialises the devices, which logs once more
+        tf.get_logger().setLevel("ERROR")  # one trace per method reads as "retracing"
     finally:
         os.dup2(saved, 2)
         os.close(saved)
