@@ -109,3 +109,16 @@ class Explainer:
     def gradient_at(self, x, targets):
         """The engine's gradient of the target score at ``x`` (a fresh forward pass)."""
         return self.propagate(self.propagator.forward(x), targets, scale_by_logit=False)
+
+
+class Scorer:
+    """The model's pre-softmax scores for batches of any size, compiled once."""
+
+    def __init__(self, graph: Graph):
+        propagator = Propagator(graph, [])
+        spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32)]
+        self._compiled = tf.function(lambda x: propagator.forward(x)[graph.output],
+                                     input_signature=spec)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._compiled(tf.constant(x, tf.float32)).numpy()

@@ -7,13 +7,13 @@ a killed job never leaves a half-written output under its final name.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
 
@@ -29,21 +29,29 @@ def out_path(out_dir: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via ``write(file)`` to a temporary file, then rename it onto ``path``."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb"):
+    """A temporary file next to ``path``, renamed onto it when the block ends without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False)
+    handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False,
+                                         **({} if "b" in mode else {"newline": ""}))
     try:
         with handle:
-            write(handle)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException:
         os.unlink(handle.name)
         raise
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write via ``write(file)`` to a temporary file, then rename it onto ``path``."""
+    with atomic_open(path) as handle:
+        write(handle)
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
@@ -58,13 +66,21 @@ def _cell(value):
     return format(value, ".9g") if isinstance(value, (float, np.floating)) else value
 
 
+class CsvRows:
+    """Rows written as they come, with floats to 9 significant digits (byte-reproducible)."""
+
+    def __init__(self, handle, header: Sequence[str]):
+        self._writer = csv.writer(handle, lineterminator="\n")
+        self._writer.writerow(header)
+
+    def write(self, rows: Iterable[Sequence]) -> None:
+        self._writer.writerows([_cell(v) for v in row] for row in rows)
+
+
 def save_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """A CSV file whose bytes depend only on the values (floats to 9 significant digits)."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+    """A whole CSV file, atomically."""
+    with atomic_open(path, "w") as handle:
+        CsvRows(handle, header).write(rows)
 
 
 def _finite(value):
