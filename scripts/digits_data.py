@@ -20,7 +20,7 @@ def to_image(digit8x8: np.ndarray) -> np.ndarray:
 
 
 def splits():
-    """(train_images, train_labels, test_images, test_labels), uint8 images."""
+    """(train_images, test_images, train_labels, test_labels), uint8 images."""
     digits = load_digits()
     images = np.stack([to_image(d) for d in digits.images])
     return train_test_split(images, digits.target, test_size=500, random_state=0,

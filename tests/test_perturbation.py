@@ -2,7 +2,6 @@
 
 import csv
 
-import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner

@@ -22,10 +22,12 @@ from .errors import XaiError
 from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING
 from .model import Graph
 
-FAMILIES = {
-    "Convolution": {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
-                    "SeparableConv2D"},
-    "Linear": None,  # every layer with weights
+_CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+                 "SeparableConv2D"}
+FAMILIES = {  # names a config can use in `type`, besides Keras layer class names
+    "Convolution": lambda op: op.layer_type in _CONVOLUTIONS,
+    "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
+    "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
 }
 DEFAULT_CONFIG = "epsilon-gamma-box"
 
@@ -68,10 +70,7 @@ class Entry:
 
 
 def _type_matches(wanted: str, op) -> bool:
-    if wanted in FAMILIES:
-        family = FAMILIES[wanted]
-        return op.kind == LINEAR if family is None else op.layer_type in family
-    return op.layer_type == wanted
+    return FAMILIES[wanted](op) if wanted in FAMILIES else op.layer_type == wanted
 
 
 @dataclass

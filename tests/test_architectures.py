@@ -1,0 +1,121 @@
+"""Model coverage: every supported layer, nested models, and the Keras application CNNs.
+
+For each model: the rewritten graph computes the same function as Keras, relevance is
+finite and shaped like the input, and (with LRP-0 and biases out of the denominators)
+relevance is conserved from the logit to the input.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import explain
+from xai_cli.engine import Scorer
+from xai_cli.model import build_graph
+
+L = keras.layers
+CONSERVING = ("canonizers: [merge-batchnorm]\n"
+              "rules: [{match: {type: Pooling}, rule: zero}]\n"
+              "default: {rule: zero, bias: false}\n")
+
+
+def _check(model, x, conserve=True):
+    graph = build_graph(model)
+    expected = np.asarray(model(x))
+    ours = Scorer(graph)(x)
+    if graph.softmax_stripped:
+        ours = np.exp(ours - ours.max(1, keepdims=True))
+        ours /= ours.sum(1, keepdims=True)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    for rules in ("epsilon-gamma-box", "lrp-epsilon"):
+        result = explain(model, x, [-1] * len(x), rules=rules, preprocessing="raw")
+        assert result.relevance.shape == x.shape and np.isfinite(result.relevance).all()
+    result = explain(model, x, [-1] * len(x), rules=CONSERVING, preprocessing="raw")
+    ratio = result.relevance.reshape(len(x), -1).sum(1) / result.logits[np.arange(len(x)), result.targets]
+    if conserve:
+        np.testing.assert_allclose(ratio, 1, rtol=0.01)
+    return ratio
+
+
+def _images(shape, n=2, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, *shape)).astype(np.float32)
+
+
+def test_every_supported_layer():
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((20, 20, 3))
+    h = L.Rescaling(1 / 255)(inp)
+    h = L.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.1, 0.2, 0.3])(h)
+    h = L.ZeroPadding2D(1)(h)
+    h = L.Conv2D(8, 3, use_bias=False)(h)
+    h = L.BatchNormalization(moving_mean_initializer="random_normal",
+                             moving_variance_initializer="ones")(h)
+    h = L.ReLU(6.0)(h)
+    h = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu")(h)
+    h = L.SeparableConv2D(8, 3, padding="same")(h)
+    h = L.LeakyReLU(0.1)(h)
+    a = L.Cropping2D(1)(h)
+    b = L.AveragePooling2D(3, strides=1)(h)
+    h = L.Concatenate()([a, b])
+    h = L.BatchNormalization(beta_initializer="random_normal")(h)   # not after a linear layer
+    h = L.Activation("relu")(h)
+    h = L.MaxPooling2D(2)(h)
+    h = L.Dropout(0.5)(h)
+    h = L.Reshape((-1, 16))(h)
+    h = L.Conv1D(6, 3, padding="causal", activation="relu")(h)
+    h = L.GlobalMaxPooling1D()(h)
+    out = L.Dense(4, activation="softmax")(h)
+    _check(keras.Model(inp, out), _images((20, 20, 3)), conserve=False)
+
+
+def test_nested_models_are_flattened():
+    keras.utils.set_random_seed(2)
+    block_in = keras.Input((8, 8, 4))
+    block = keras.Model(block_in, L.Add()([block_in, L.Conv2D(4, 3, padding="same",
+                                                               activation="relu")(block_in)]))
+    outer = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(4, 1, activation="relu"), block,
+                              L.GlobalAveragePooling2D(), L.Dense(3)])
+    _check(outer, _images((8, 8, 3)))
+    assert len(build_graph(outer).ops) == 7
+
+
+def test_squeeze_excitation_gate_is_a_constant():
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 3))
+    h = L.Conv2D(6, 3, activation="relu")(inp)
+    gate = L.Dense(6, activation="sigmoid")(L.GlobalAveragePooling2D(keepdims=True)(h))
+    h = L.Multiply()([h, gate])
+    out = L.Dense(3)(L.Flatten()(h))
+    _check(keras.Model(inp, out), _images((8, 8, 3)))
+
+
+A = keras.applications
+SLOW = pytest.mark.slow
+ARCHITECTURES = [
+    pytest.param(A.VGG16, 64, id="VGG16"),
+    pytest.param(A.ResNet50, 64, id="ResNet50"),
+    pytest.param(A.MobileNetV2, 64, id="MobileNetV2"),
+    pytest.param(A.ResNet50V2, 64, id="ResNet50V2", marks=SLOW),
+    pytest.param(A.MobileNet, 64, id="MobileNet", marks=SLOW),
+    pytest.param(A.DenseNet121, 64, id="DenseNet121", marks=SLOW),
+    pytest.param(A.InceptionV3, 75, id="InceptionV3", marks=SLOW),
+    pytest.param(A.Xception, 71, id="Xception", marks=SLOW),
+    pytest.param(A.EfficientNetB0, 64, id="EfficientNetB0", marks=SLOW),
+]
+
+
+@pytest.mark.parametrize("architecture,size", ARCHITECTURES)
+def test_keras_applications(architecture, size):
+    keras.utils.set_random_seed(0)
+    model = architecture(weights=None, input_shape=(size, size, 3), classes=10)
+    relu_net = architecture is not A.EfficientNetB0
+    _check(model, _images((size, size, 3)), conserve=relu_net)
+
+
+def test_convnext_layers_are_named_as_unsupported():
+    from xai_cli.errors import XaiError
+    inp = keras.Input((8, 8, 3))
+    h = L.LayerNormalization(name="stem_norm")(L.Conv2D(4, 2)(inp))
+    out = L.Dense(2)(L.GlobalAveragePooling2D()(L.Activation("gelu")(h)))
+    with pytest.raises(XaiError, match="'stem_norm' \\(LayerNormalization\\)"):
+        build_graph(keras.Model(inp, out))
