@@ -211,6 +211,36 @@ def evaluate(methods, perturb, steps, order, replace, score, device, **kwargs):
 
 @main.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--arch", help="Instead of MODEL: a Keras application built with random weights "
+                             "(vgg16, resnet50, mobilenetv2, ...).")
+@click.option("--input-size", type=click.IntRange(min=8), default=224, show_default=True,
+              help="Input size for --arch.")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--method", "-m", "methods", multiple=True, default=("lrp", "sa"), show_default=True,
+              type=click.Choice(list(METHODS)))
+@click.option("--rules", "-r", "configs", multiple=True, default=("lrp-epsilon", "epsilon-gamma-box"),
+              show_default=True, help="Rule configs to time lrp with; repeat for several.")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@_handle_errors
+def bench(model, arch, input_size, batch_size, methods, configs, repeats, as_json):
+    """Images per second of the forward pass, the plain gradient and each method, and each
+    method's time as a ratio to the gradient (medians after warm-up, one process)."""
+    from . import bench as job
+    from .outputs import emit
+    if bool(model) == bool(arch):
+        raise XaiError("give either MODEL or --arch")
+    result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
+                     tuple(dict.fromkeys(configs)), repeats)
+    if as_json:
+        emit(result, sys.stdout)
+    else:
+        click.echo(job.table(result))
+    return 0
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--rules", "-r", metavar="CFG", help="Rule config: built-in name or YAML file.")
 @click.option("--list", "list_configs", is_flag=True, help="List the built-in rule configs.")
 @click.option("--check", "check_image", metavar="IMAGE",

@@ -16,15 +16,18 @@ from .layers import Op
 from .rules import FlowRule, LinearRule
 
 
-def backward(op: Op, rule, inputs: list, output, relevance, bounds=None) -> list:
+def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
+             nonnegative: bool = False) -> list:
     """Relevance of each input of ``op``, given the relevance of its output.
 
     ``output`` is the op's forward output (reused by identity terms so that LRP-epsilon
-    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
+    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB; ``nonnegative``
+    says the inputs are known to be >= 0 (after a ReLU), so that terms of negative
+    inputs are exactly zero and are skipped.
     Returns one tensor (or ``None`` for "no relevance") per input.
     """
     if isinstance(rule, LinearRule):
-        return _linear(op, rule, inputs, output, relevance, bounds)
+        return _linear(op, rule, inputs, output, relevance, bounds, nonnegative)
     return _flow(op, rule, inputs, relevance)
 
 
@@ -36,12 +39,17 @@ def _vjp(op: Op, inputs: list, params: dict):
     return z, lambda grad: tape.gradient(z, inputs, output_gradients=grad)
 
 
-def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds):
+def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, nonnegative):
     params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
     low, high = bounds if bounds is not None else (None, None)
     reuse_output = rule.bias or "bias" not in op.params
     term_inputs, outputs, vjps = [], [], []
     for term in rule.terms:
+        if nonnegative and term.vanishes_on_nonnegative_input:
+            term_inputs.append([None] * len(inputs))
+            outputs.append(tf.zeros_like(output))
+            vjps.append(None)
+            continue
         xs = [term.input(x, low, high) for x in inputs]
         modified = {k: (term.bias if k == "bias" else term.kernel)(tf.convert_to_tensor(v))
                     for k, v in params.items()}
@@ -50,7 +58,8 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds):
         term_inputs.append(xs)
         vjps.append(vjp)
     grads = rule.mapper(relevance, outputs)
-    products = [vjp(g) for vjp, g in zip(vjps, grads)]
+    products = [vjp(g) if vjp is not None and g is not None else [None] * len(inputs)
+                for vjp, g in zip(vjps, grads)]
     return [rule.reducer([xs[j] for xs in term_inputs], [p[j] for p in products])
             for j in range(len(inputs))]
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import core
+from .layers import ACTIVATION, POOLING, STRUCTURAL
 from .model import Graph
 
 
@@ -28,6 +29,7 @@ class Propagator:
         self.graph = graph
         self.rules = rules
         self.bounds = bounds or {}
+        self.nonnegative = nonnegative_tensors(graph)
 
     def forward(self, x) -> dict:
         """All tensors of the graph, by id, for input ``x``."""
@@ -49,13 +51,29 @@ class Propagator:
                 continue
             inputs = [values[i] for i in op.inputs]
             r_ins = core.backward(op, self.rules[index], inputs, values[op.output], r_out,
-                                  self.bounds.get(index))
+                                  self.bounds.get(index),
+                                  all(t in self.nonnegative for t in op.inputs))
             if record is not None:
                 record.append((op, r_out, r_ins))
             for tensor, r in zip(op.inputs, r_ins):
                 if r is not None:
                     relevance[tensor] = relevance[tensor] + r if tensor in relevance else r
         return relevance.get(0, tf.zeros_like(values[0]))
+
+
+_NONNEGATIVE_ACTIVATIONS = {"relu", "relu6", "sigmoid", "softmax", "hard_sigmoid", "softplus"}
+
+
+def nonnegative_tensors(graph: Graph) -> set[int]:
+    """Tensors that are >= 0 by construction: ReLU outputs and what pools or moves them."""
+    found = set()
+    for op in graph.ops:
+        if op.kind == ACTIVATION and op.activation in _NONNEGATIVE_ACTIVATIONS:
+            found.add(op.output)
+        elif op.kind in (STRUCTURAL, POOLING) and op.layer_type != "Subtract" \
+                and all(t in found for t in op.inputs):
+            found.add(op.output)
+    return found
 
 
 @dataclass

@@ -199,6 +199,8 @@ def _identity(b: Builder, layer, inputs):
 def _activation(b: Builder, layer, inputs):
     fn = getattr(layer, "activation", None)
     label = _activation_name(fn) if fn is not None else type(layer).__name__.lower()
+    if label == "relu" and (getattr(layer, "negative_slope", 0) or getattr(layer, "threshold", 0) < 0):
+        label = "leaky_relu"
     return b.emit(layer, ACTIVATION, _call(layer), inputs, activation=label)
 
 

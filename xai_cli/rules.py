@@ -83,21 +83,27 @@ class Term:
     def is_identity(self) -> bool:
         return self.input is _identity_input and self.kernel is _keep and self.bias is _keep
 
+    @property
+    def vanishes_on_nonnegative_input(self) -> bool:
+        """True when the term sees only negative inputs and no bias: zero after a ReLU."""
+        return self.input is _neg_input and self.bias is _zero
+
 
 def _times_input(inputs, grads):
-    return sum(x * g for x, g in zip(inputs, grads))
+    return sum(x * g for x, g in zip(inputs, grads) if g is not None)
 
 
 def _grads_only(inputs, grads):
-    return sum(grads)
+    return sum(g for g in grads if g is not None)
 
 
 @dataclass(frozen=True)
 class LinearRule:
     """A rule for a linear layer, in Zennit's BasicHook form.
 
-    ``mapper(relevance, outputs) -> gradients`` (one per term) and
-    ``reducer(inputs, vjps) -> relevance`` (over the terms).
+    ``mapper(relevance, outputs) -> gradients`` (one per term; ``None`` for a term that
+    only serves the denominators) and ``reducer(inputs, vjps) -> relevance`` (over the
+    terms; a vanished term's input and VJP are ``None``).
     """
 
     name: str
@@ -169,7 +175,7 @@ def gamma(gamma=0.25, bias=True):
     def mapper(r, zs):
         positive = tf.cast(zs[4] > 0, r.dtype) * _divide(r, zs[0] + zs[1], STABILISER)
         negative = tf.cast(zs[4] < 0, r.dtype) * _divide(r, zs[2] + zs[3], STABILISER)
-        return [positive, positive, negative, negative, tf.zeros_like(r)]
+        return [positive, positive, negative, negative, None]
 
     return LinearRule("gamma", terms, mapper, _first_four, bias=bias, params={"gamma": gamma})
 
