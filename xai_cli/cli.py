@@ -165,6 +165,37 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     return report.exit_code
 
 
+def _clusters(ctx, param, value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise click.BadParameter(f"expected 'auto' or a number, got '{value}'")
+
+
+@main.command(context_settings=CONTEXT)
+@data_options
+@click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(list(METHODS)))
+@click.option("--clusters", default="auto", show_default=True, callback=_clusters,
+              help="Number of clusters, or auto (largest eigengap).")
+@_handle_errors
+def spray(method, clusters, device, **kwargs):
+    """Cluster the heatmaps of one class (--target) over many images: SpRAy.
+
+    Finds the distinct strategies a model uses for a class, such as a watermark instead of
+    the object. Writes clusters.csv, eigenvalues.csv, eigengap.png, embedding.png and, per
+    cluster, cluster_<k>_mean.png and cluster_<k>_members.png. Needs scikit-learn
+    (pip install 'xai[spray]').
+    """
+    from . import spray as job
+    from .session import Report, open_session
+    options = _session_options(kwargs)
+    session = open_session(options)
+    report = Report(fail_fast=options.fail_fast)
+    bar, update = _progress(len(session.items))
+    with _device(device) or nullcontext(), bar or nullcontext():
+        job.run(session, method, clusters, report, update)
+    return report.exit_code
+
+
 def _patch(ctx, param, value):
     parts = value.lower().split("x")
     if len(parts) == 1:

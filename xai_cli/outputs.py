@@ -29,6 +29,10 @@ def out_path(out_dir: Path, stem: str, suffix: str) -> Path:
     return path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once at import; temporary files are 0600, outputs should not be
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "wb"):
     """A temporary file next to ``path``, renamed onto it when the block ends without error."""
@@ -42,6 +46,7 @@ def atomic_open(path: Path, mode: str = "wb"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~_UMASK)
         os.replace(handle.name, path)
     except BaseException:
         os.unlink(handle.name)

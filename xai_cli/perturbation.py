@@ -110,9 +110,11 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     for axis in (1, 2):
         pad = [(0, 0)] * x.ndim
         pad[axis] = (radius, radius)
-        padded, length = np.pad(x, pad, mode="reflect"), x.shape[axis]
-        x = sum(w * np.take(padded, np.arange(i, i + length), axis=axis)
-                for i, w in enumerate(kernel))
+        padded = np.moveaxis(np.pad(x, pad, mode="reflect"), axis, 0)
+        out = np.zeros_like(padded[2 * radius:])
+        for i, w in enumerate(kernel):   # one shifted copy per tap, not per pixel
+            out += w * padded[i:i + len(out)]
+        x = np.moveaxis(out, 0, axis)
     return x
 
 

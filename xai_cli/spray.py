@@ -1,0 +1,87 @@
+"""The spray job: heatmaps of many images of one class, clustered (SpRAy).
+
+Heatmaps are computed in batches as in explain; only their downsized forms are kept, so
+memory grows by a few kilobytes per image. Writes clusters.csv, eigenvalues.csv,
+eigengap.png, embedding.png, and per cluster its mean heatmap and a contact sheet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import inputs, render, spectral
+from .errors import InputError, XaiError
+from .explainers import make_explainer
+from .methods import METHODS
+from .outputs import atomic_write, save_csv, save_png
+from .session import Report, Session
+
+THUMBNAIL = 48
+
+
+def _thumbnail(relevance: np.ndarray, signed: bool) -> np.ndarray:
+    from PIL import Image
+    heat = render.heatmap(relevance, signed)
+    return np.asarray(Image.fromarray(heat).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST))
+
+
+def run(session: Session, method: str, clusters, report: Report, progress=None) -> None:
+    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class."""
+    if session.target < 0:
+        raise XaiError("xai spray explains one class across images: give --target")
+    spectral._sklearn()
+    explainer = make_explainer(session.graph, METHODS[method], session.composite,
+                               session.preprocessing, session.options.seed)
+    signed = METHODS[method].signed
+    for source, reason in session.problems:
+        report.error(source, reason)
+    position = {item: i for i, item in enumerate(session.items)}
+    kept, features, maps, thumbs = [], [], [], []
+    for batch in inputs.batches(session.items, session.load, session.options.batch_size):
+        samples = []
+        for item, sample in batch:
+            if isinstance(sample, InputError):
+                report.error(item.source, str(sample), item.index)
+            else:
+                samples.append(sample)
+        if samples:
+            x = np.stack([s.x for s in samples])
+            result = explainer.explain(x, np.full(len(x), session.target, np.int32),
+                                       np.array([position[s.item] for s in samples]))
+            for sample, relevance in zip(samples, result.relevance):
+                if not np.all(np.isfinite(relevance)):
+                    report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
+                    continue
+                kept.append(sample.item)
+                features.append(spectral.prepare(relevance[None])[0])
+                maps.append(spectral.prepare(relevance[None], size=THUMBNAIL)[0])
+                thumbs.append(_thumbnail(relevance, signed))
+        if progress is not None:
+            progress(len(batch))
+    result = spectral.spray(np.stack(features) if features else np.zeros((0, 1)), clusters,
+                            seed=session.options.seed)
+    _write(session, kept, result, np.stack(maps), thumbs, signed)
+    for item, cluster in zip(kept, result.labels):
+        report.record({"input": item.source, "index": item.index, "status": "ok",
+                       "cluster": int(cluster)})
+
+
+def _write(session, items, result, maps, thumbs, signed):
+    out = session.options.out
+    out.mkdir(parents=True, exist_ok=True)
+    dims = result.embedding.shape[1]
+    save_csv(out / "clusters.csv", ["image", "cluster"] + [f"e{i}" for i in range(dims)],
+             ([item.stem, int(c), *map(float, e)]
+              for item, c, e in zip(items, result.labels, result.embedding)))
+    save_csv(out / "eigenvalues.csv", ["index", "eigenvalue"],
+             ((i, float(v)) for i, v in enumerate(result.eigenvalues)))
+    atomic_write(out / "eigengap.png",
+                 lambda f: spectral.plot_eigengap(result.eigenvalues, result.n_clusters, f))
+    atomic_write(out / "embedding.png",
+                 lambda f: spectral.plot_embedding(result.embedding, result.labels, f))
+    for cluster in range(result.n_clusters):
+        members = np.flatnonzero(result.labels == cluster)
+        mean = maps[members].mean(axis=0).reshape(THUMBNAIL, THUMBNAIL)
+        save_png(out / f"cluster_{cluster}_mean.png", render.upscale(render.heatmap(mean, signed)))
+        save_png(out / f"cluster_{cluster}_members.png",
+                 spectral.contact_sheet([thumbs[i] for i in members]))
