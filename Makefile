@@ -21,6 +21,12 @@ sample:
 	.venv/bin/xai explain models/digits.keras sample_images/ --labels models/digits_labels.txt \
 	    -m lrp -m sa --grid --out out/
 
+BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
+
 bench:
-	.venv/bin/xai bench --arch vgg16 --input-size 64 --batch-size 16 -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
-	.venv/bin/xai bench --arch resnet50 --input-size 64 --batch-size 16 -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
+	$(BENCH) --arch vgg16 --input-size 64 --batch-size 16
+	$(BENCH) --arch resnet50 --input-size 64 --batch-size 16
+	@if $(PYTHON) -c "import sys, tensorflow as tf; sys.exit(not tf.config.list_physical_devices('GPU'))" 2>/dev/null; then \
+	    $(BENCH) --arch vgg16 --input-size 224 --batch-size 32; \
+	    $(BENCH) --arch resnet50 --input-size 224 --batch-size 32; \
+	fi
