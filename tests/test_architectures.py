@@ -119,3 +119,20 @@ def test_convnext_layers_are_named_as_unsupported():
     out = L.Dense(2)(L.GlobalAveragePooling2D()(L.Activation("gelu")(h)))
     with pytest.raises(XaiError, match="'stem_norm' \\(LayerNormalization\\)"):
         build_graph(keras.Model(inp, out))
+
+
+def test_subclassed_models_are_refused_with_the_reason():
+    from xai_cli.errors import XaiError
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = L.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(np.zeros((1, 3), np.float32))
+    with pytest.raises(XaiError, match="subclassed model \\(Net\\)"):
+        build_graph(net)

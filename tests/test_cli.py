@@ -1,5 +1,6 @@
 """xai explain / rules through the command line: outputs, JSON lines, exit codes."""
 
+import csv
 import json
 
 import keras
@@ -160,3 +161,22 @@ def test_help_documents_every_option():
     for option in ("--rules", "--preprocess", "--target", "--labels", "--batch-size", "--out",
                    "--shard", "--skip-existing", "--method", "--overlay", "--save-raw", "--grid"):
         assert option in result.stdout
+
+
+def test_legacy_h5_model_from_the_command_line(tmp_path):
+    keras.saving.load_model(MODEL).save(tmp_path / "digits.h5")
+    a, ra = run("explain", tmp_path / "digits.h5", IMAGES / "digit_3_3.png", "--save-raw", "-o", tmp_path / "a")
+    b, rb = run("explain", MODEL, IMAGES / "digit_3_3.png", "--save-raw", "-o", tmp_path / "b")
+    assert a.exit_code == b.exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "a" / "digit_3_3.lrp.npy"),
+                               np.load(tmp_path / "b" / "digit_3_3.lrp.npy"), rtol=1e-5, atol=1e-7)
+
+
+def test_evaluate_with_probability_scores(tmp_path):
+    np.save(tmp_path / "x.npy", np.stack([np.asarray(Image.open(p), np.float32)[..., None] / 255
+                                          for p in sorted(IMAGES.glob("*.png"))]))
+    result, records = run("evaluate", MODEL, tmp_path / "x.npy", "-p", "unit", "--score", "prob",
+                          "--perturb", "8x8", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    scores = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "out" / "curves.csv"))]
+    assert all(0 <= s <= 1 for s in scores) and len(records) == 3
