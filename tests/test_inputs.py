@@ -1,6 +1,11 @@
-"""Input discovery, sharding, decoding of awkward images, and preprocessing presets."""
+"""Input discovery, stems, sharding, decoding of awkward images and arrays, batching."""
 
 import io
+import os
+import struct
+import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -12,73 +17,174 @@ from xai_cli.errors import InputError, XaiError
 UNIT = preprocess.resolve("unit")
 
 
-def _png(path, mode="RGB", size=(20, 10), value=128):
-    Image.new(mode, size, value if mode in ("L", "I;16", "P") else (value,) * len(mode)).save(path)
-    return path
+def _image(path, mode="RGB", size=(20, 10), color=128, **save):
+    Image.new(mode, size, color).save(path, **save)
+    return str(path)
+
+
+def _load(path, shape=(8, 8, 3), preprocessing=UNIT, index=None):
+    return inputs.load(inputs.InputItem(str(path), "x", index), shape, preprocessing)
+
+
+def _stems(args, stdin=None):
+    items, problems = inputs.discover([str(a) for a in args], stdin)
+    return [i.stem for i in items], problems
 
 
 def test_discover_folders_globs_stdin_and_problems(tmp_path):
-    for name in ("b.png", "a.jpg", "notes.txt"):
-        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
     (tmp_path / "empty").mkdir()
-    items, problems = inputs.discover([str(tmp_path), str(tmp_path / "*.png"), "-",
-                                       str(tmp_path / "missing.png"), str(tmp_path / "empty")],
-                                      io.StringIO(f"{tmp_path / 'a.jpg'}\n\n"))
-    assert [i.stem for i in items] == ["a", "b"]
+    for name in ("b.png", "a.jpg", "notes.txt", "sub/C.PNG", "sub/d.npy"):
+        (tmp_path / name).write_bytes(b"x")
+    np.save(tmp_path / "sub" / "d.npy", np.zeros((2, 2, 3)))
+    items, problems = inputs.discover(
+        [str(tmp_path), str(tmp_path / "*.png"), "-", str(tmp_path / "missing.png"),
+         str(tmp_path / "empty"), str(tmp_path / "*.gif")],
+        io.StringIO(f"{tmp_path / 'a.jpg'}\n\n   \n{tmp_path / 'sub' / '..' / 'b.png'}\r\n"))
+    assert [os.path.relpath(i.source, tmp_path) for i in items] == ["a.jpg", "b.png", "sub/C.PNG",
+                                                                    "sub/d.npy"]
+    assert [i.stem for i in items] == ["a", "b", "C", "d"]
     assert problems == [(str(tmp_path / "missing.png"), "no such file"),
-                        (str(tmp_path / "empty"), "no images in directory")]
+                        (str(tmp_path / "empty"), "no images in directory"),
+                        (str(tmp_path / "*.gif"), "no files match this pattern")]
 
 
-def test_stems_are_safe_and_unique(tmp_path):
-    (tmp_path / "x").mkdir()
-    a, b = _png(tmp_path / "cat.png"), _png(tmp_path / "x" / "cat.png")
-    items, _ = inputs.discover([str(a), str(b)])
-    assert [i.stem for i in items] == ["cat", "cat__2"]
+def test_discover_keeps_argument_order_and_recursive_globs(tmp_path):
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    paths = [_image(tmp_path / n) for n in ("z.png", "deep/y.png", "deep/er/x.png")]
+    assert _stems([paths[0], tmp_path / "**" / "*.png"]) == (["z", "x", "y"], [])
+    os.symlink(paths[0], tmp_path / "link.png")
+    assert _stems([tmp_path / "link.png", paths[0]])[0] == ["link"]
+
+
+def test_stdin_lines_keep_spaces(tmp_path):
+    path = _image(tmp_path / " spaced name .png")
+    assert _stems(["-"], io.StringIO(path + "\n")) == (["_spaced_name_"], [])
+
+
+def test_stems_are_safe(tmp_path):
     assert inputs.sanitise("../../etc/passwd\nx") == "_.._etc_passwd_x"
-    assert inputs.sanitise("..") == "input"
+    assert inputs.sanitise("..") == inputs.sanitise("") == "input"
+    assert inputs.sanitise(".hidden") == "hidden"
+    assert inputs.sanitise("é" * 300) == "_" * 100
+    (tmp_path / "sub").mkdir()
+    odd = _image(tmp_path / "a\nb;$(rm).png")
+    dotted = _image(tmp_path / "...png", format="PNG")
+    stems, _ = _stems(["-", odd, dotted], io.StringIO(f"{tmp_path}/sub/../../{tmp_path.name}/...png"))
+    assert stems == ["input", "a_b___rm_"]
+    assert all(os.path.basename(s) == s and not s.startswith(".") for s in stems)
 
 
-def test_npy_batches_become_numbered_inputs(tmp_path):
-    np.save(tmp_path / "batch.npy", np.zeros((12, 4, 4, 1), np.float32))
-    items, _ = inputs.discover([str(tmp_path / "batch.npy")])
-    assert [i.stem for i in items][:3] == ["batch-00", "batch-01", "batch-02"]
-    assert items[-1].index == 11
+def test_same_stems_get_unique_suffixes(tmp_path):
+    for folder in ("a", "b", "c", "d"):
+        (tmp_path / folder).mkdir()
+    paths = [_image(tmp_path / n) for n in ("a/cat.png", "b/cat__2.png", "c/cat.jpg", "d/CAT.png")]
+    assert _stems(paths)[0] == ["cat", "cat__2", "cat__3", "CAT__4"]
+    assert _stems(paths)[0] == _stems(paths)[0]
+
+
+@pytest.mark.parametrize("n,first,last", [(12, "batch-00", "batch-11"), (1, "batch-0", "batch-0"),
+                                          (101, "batch-000", "batch-100")])
+def test_npy_batches_become_numbered_inputs(tmp_path, n, first, last):
+    np.save(tmp_path / "batch.npy", np.zeros((n, 4, 4, 1), np.float32))
+    items, _ = inputs.discover([str(tmp_path / "batch.npy")] * 2)
+    stems = [i.stem for i in items]
+    assert (stems[0], stems[-1], len(stems)) == (first, last, n)
+    assert stems == sorted(stems) and [i.index for i in items] == list(range(n))
+
+
+def test_bad_npy_files_are_problems(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros((4, 4)))
+    np.save(tmp_path / "none.npy", np.zeros((0, 4, 4, 3)))
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    np.save(tmp_path / "one.npy", np.zeros((4, 4, 3)))
+    items, problems = inputs.discover([str(tmp_path)])
+    assert [(i.stem, i.index) for i in items] == [("one", None)]
+    assert [(os.path.basename(p), r.split(":")[0]) for p, r in problems] == [
+        ("flat.npy", "expected (H,W,C) or (N,H,W,C) array, got shape (4, 4)"),
+        ("junk.npy", "not a readable .npy array"),
+        ("none.npy", "expected (H,W,C) or (N,H,W,C) array, got shape (0, 4, 4, 3)")]
 
 
 def test_shards_are_disjoint_and_complete():
     items = [inputs.InputItem(str(i), str(i)) for i in range(10)]
     shards = [inputs.shard(items, f"{k}/3") for k in (1, 2, 3)]
+    assert [len(s) for s in shards] == [4, 3, 3]
     assert sorted(sum(shards, []), key=lambda i: int(i.stem)) == items
-    for bad in ("0/3", "4/3", "a/b", "1-3"):
-        with pytest.raises(XaiError):
-            inputs.shard(items, bad)
+    assert inputs.shard(items, "2/3")[:2] == [items[1], items[4]]
+    assert inputs.shard(items, None) == inputs.shard(items, "1/1") == items
+    assert inputs.shard(items, "12/12") == []
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "1"])
-def test_image_modes_load_as_rgb_or_grey(tmp_path, mode):
-    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "1-3", "", "1/0", "-1/2", "1/2/3", "1.0/2"])
+def test_bad_shard_specs(bad):
+    with pytest.raises(XaiError, match=f"invalid --shard '{bad}': expected K/N"):
+        inputs.shard([], bad)
+
+
+@pytest.mark.parametrize("mode,ext", [("RGB", "png"), ("L", "png"), ("RGBA", "png"), ("LA", "png"),
+                                      ("P", "gif"), ("CMYK", "jpg"), ("I;16", "png"), ("1", "bmp"),
+                                      ("RGB", "bmp"), ("RGB", "webp"), ("F", "tif"), ("I", "tif")])
+def test_image_modes_load_as_rgb_or_grey(tmp_path, mode, ext):
+    path = tmp_path / f"x.{ext}"
     Image.new(mode, (20, 10)).save(path)
-    for shape in ((8, 8, 3), (8, 8, 1)):
-        sample = inputs.load(inputs.InputItem(str(path), "x"), shape, UNIT)
-        assert sample.x.shape == shape and sample.display.shape == (8, 8, 3)
+    for shape in ((8, 6, 3), (8, 6, 1)):
+        sample = _load(path, shape)
+        assert sample.x.shape == shape and sample.x.dtype == np.float32
+        assert sample.display.shape == (8, 6, 3) and sample.display.dtype == np.uint8
         assert 0 <= sample.x.min() and sample.x.max() <= 1
+
+
+def test_pixels_are_resized_and_preprocessed(tmp_path):
+    path = _image(tmp_path / "c.png", color=(10, 20, 30))
+    sample = _load(path, (5, 7, 3), preprocess.resolve("caffe"))
+    np.testing.assert_allclose(sample.x, np.broadcast_to([30 - 103.939, 20 - 116.779, 10 - 123.68],
+                                                         (5, 7, 3)), rtol=1e-5)
+    assert (sample.display == [10, 20, 30]).all()
+    gradient = np.tile(np.arange(0, 200, 10, np.uint8), (10, 1))
+    Image.fromarray(gradient).save(tmp_path / "g.png")
+    expected = np.asarray(Image.fromarray(gradient).resize((4, 3), Image.BILINEAR), np.float32)
+    np.testing.assert_allclose(_load(tmp_path / "g.png", (3, 4, 1)).x[..., 0], expected / 255)
+    assert (_load(tmp_path / "g.png", (10, 20, 1)).x[..., 0] * 255).round().tolist() == gradient.tolist()
+
+
+def test_transparency_is_composited_on_black(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0] = (255, 0, 0, 255)
+    rgba[1] = (255, 255, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert _load(tmp_path / "a.png", (2, 2, 3)).display.tolist() == [[[255, 0, 0]] * 2, [[0, 0, 0]] * 2]
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([0, 0, 0, 255, 255, 255])
+    palette.putpixel((1, 0), 1)
+    palette.save(tmp_path / "p.png", transparency=1)
+    assert _load(tmp_path / "p.png", (1, 2, 3)).display.max() == 0
 
 
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     path = tmp_path / "deep.png"
-    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(path)
-    assert inputs.load(inputs.InputItem(str(path), "d"), (4, 4, 1), UNIT).x.max() == pytest.approx(1)
+    Image.fromarray(np.array([[65535, 257 * 100, 0]], np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    np.testing.assert_allclose(_load(path, (1, 3, 1)).x.ravel() * 255, [255, 100, 0], atol=1e-4)
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    path = _image(tmp_path / "c.jpg", "CMYK", color=(0, 255, 255, 0))
+    red = _load(path, (4, 4, 3)).display
+    assert (red[..., 0] > 240).all() and (red[..., 1:] < 15).all()
 
 
 @pytest.mark.parametrize("content,reason", [
     (b"", "empty file"),
     (b"hello, I am text", "not a recognised image"),
+    (None, "cannot read: No such file or directory"),
 ])
 def test_broken_files_give_one_line_reasons(tmp_path, content, reason):
     path = tmp_path / "bad.jpg"
-    path.write_bytes(content)
+    if content is not None:
+        path.write_bytes(content)
     with pytest.raises(InputError, match=reason):
-        inputs.load(inputs.InputItem(str(path), "bad"), (8, 8, 3), UNIT)
+        _load(path)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -87,67 +193,111 @@ def test_truncated_images_are_reported(tmp_path, fmt):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(buffer, fmt)
     path = tmp_path / f"cut.{fmt.lower()}"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with pytest.raises(InputError, match="truncated or corrupt"):
-        inputs.load(inputs.InputItem(str(path), "cut"), (8, 8, 3), UNIT)
+    with pytest.raises(InputError, match="^truncated or corrupt image: "):
+        _load(path)
 
 
-def test_huge_images_are_refused_before_decoding(tmp_path, monkeypatch):
+def _claimed_size_png(path, width, height):
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+    _image(path, size=(1, 1))
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("width,height,message", [
+    (9000, 8000, "image is 9000 x 8000 pixels, larger than the 64-megapixel limit"),
+    (10_000, 10_000, "larger than the 64-megapixel limit"),
+    (100_000, 100_000, "larger than the 64-megapixel limit"),
+])
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+def test_huge_images_are_refused_before_decoding(tmp_path, width, height, message):
+    path = _claimed_size_png(tmp_path / "bomb.png", width, height)
+    with pytest.raises(InputError, match=message):
+        _load(path)
+
+
+def test_pixel_limit_is_a_module_constant(tmp_path, monkeypatch):
     monkeypatch.setattr(inputs, "MAX_PIXELS", 100)
-    path = _png(tmp_path / "big.png", size=(20, 10))
-    with pytest.raises(InputError, match="larger than"):
-        inputs.load(inputs.InputItem(str(path), "big"), (8, 8, 3), UNIT)
+    path = _image(tmp_path / "big.png", size=(20, 10))
+    with pytest.raises(InputError, match="image is 20 x 10 pixels, larger than the 0.0001-megapixel"):
+        _load(path)
+
+
+def test_images_need_one_or_three_channels_and_a_preset(tmp_path):
+    path = _image(tmp_path / "x.png")
+    with pytest.raises(XaiError, match="4-channel"):
+        _load(path, (8, 8, 4))
+    with pytest.raises(XaiError, match="only for .npy inputs"):
+        _load(path, preprocessing=preprocess.resolve("none"))
 
 
 @pytest.mark.parametrize("array,reason", [
-    (np.zeros((4, 4, 2), np.float32), "does not match the model input"),
-    (np.array([[["a"] * 3] * 4] * 4), "not a real number type"),
+    (np.zeros((4, 4, 2), np.float32), r"array shape \(4, 4, 2\) does not match the model input \(4, 4, 3\)"),
+    (np.array([[["a"] * 3] * 4] * 4), "array dtype <U1 is not a real number type"),
+    (np.zeros((4, 4, 3), bool), "not a real number type"),
+    (np.zeros((4, 4, 3), complex), "not a real number type"),
     (np.full((4, 4, 3), np.nan, np.float32), "NaN or Inf"),
+    (np.full((4, 4, 3), -np.inf), "NaN or Inf"),
 ])
 def test_bad_arrays(tmp_path, array, reason):
     np.save(tmp_path / "a.npy", array)
     with pytest.raises(InputError, match=reason):
-        inputs.load(inputs.InputItem(str(tmp_path / "a.npy"), "a"), (4, 4, 3), UNIT)
+        _load(tmp_path / "a.npy", (4, 4, 3))
+
+
+def test_arrays_are_used_as_they_are(tmp_path):
+    batch = np.random.default_rng(0).uniform(-1, 1, (3, 4, 4, 3)).astype(np.float16)
+    np.save(tmp_path / "b.npy", batch)
+    tf = preprocess.resolve("tf")
+    sample = _load(tmp_path / "b.npy", (4, 4, 3), tf, index=2)
+    assert sample.x.dtype == np.float32 and sample.x.flags.writeable
+    np.testing.assert_array_equal(sample.x, batch[2])
+    np.testing.assert_allclose(sample.display, tf.invert(batch[2].astype(np.float32)), atol=0.51)
+
+
+def test_array_display_for_none_and_grey(tmp_path):
+    np.save(tmp_path / "g.npy", np.array([[[-5], [5]]], np.int16))
+    display = _load(tmp_path / "g.npy", (1, 2, 1), preprocess.resolve("none")).display
+    assert display.tolist() == [[[0, 0, 0], [255, 255, 255]]]
+    np.save(tmp_path / "c.npy", np.full((2, 2, 3), 7.0))
+    assert _load(tmp_path / "c.npy", (2, 2, 3), preprocess.resolve("none")).display.max() == 0
+    np.save(tmp_path / "two.npy", np.full((2, 2, 2), 0.4))
+    assert (_load(tmp_path / "two.npy", (2, 2, 2)).display == 102).all()
 
 
 def test_batches_keep_order_and_capture_errors():
     def load(item):
+        time.sleep(0.01 * (int(item.stem) % 3))
         if item.stem == "3":
             raise InputError("bad")
         return item.stem
     items = [inputs.InputItem(str(i), str(i)) for i in range(7)]
     batches = list(inputs.batches(items, load, 3))
     assert [len(b) for b in batches] == [3, 3, 1]
+    assert [item for batch in batches for item, _ in batch] == items
     flat = [value for batch in batches for _, value in batch]
-    assert flat[:3] == ["0", "1", "2"] and isinstance(flat[3], InputError)
+    assert flat[:3] == ["0", "1", "2"] and isinstance(flat[3], InputError) and flat[4:] == ["4", "5", "6"]
+    assert list(inputs.batches([], load, 3)) == []
 
 
-@pytest.mark.parametrize("name,low,high", [
-    ("unit", [0, 0, 0], [1, 1, 1]), ("tf", [-1, -1, -1], [1, 1, 1]),
-    ("raw", [0, 0, 0], [255, 255, 255]),
-    ("caffe", [-103.939, -116.779, -123.68], [151.061, 138.221, 131.32]),
-    ("torch", [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225],
-     [0.515 / 0.229, 0.544 / 0.224, 0.594 / 0.225]),
-])
-def test_presets_and_their_valid_range(name, low, high):
-    p = preprocess.resolve(name)
-    lo, hi = p.valid_range(3)
-    np.testing.assert_allclose(lo, low, rtol=1e-5)
-    np.testing.assert_allclose(hi, high, rtol=1e-5)
-    pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
-    np.testing.assert_allclose(p.invert(p.apply(pixels)), pixels, rtol=1e-4, atol=1e-3)
+def test_batches_propagate_other_errors():
+    def load(item):
+        raise ValueError("bug")
+    with pytest.raises(ValueError, match="bug"):
+        list(inputs.batches([inputs.InputItem("0", "0")], load, 1))
 
 
-def test_caffe_swaps_to_bgr():
-    x = preprocess.resolve("caffe").apply(np.array([[255.0, 0.0, 0.0]], np.float32))
-    np.testing.assert_allclose(x, [[-103.939, -116.779, 255 - 123.68]], rtol=1e-5)
+def test_batches_load_a_bounded_number_ahead():
+    started, lock = [], threading.Lock()
 
-
-def test_explicit_preprocessing_and_errors():
-    p = preprocess.resolve(scale=1 / 255, mean=(0.5,), std=(0.25,))
-    assert p.name == "custom"
-    np.testing.assert_allclose(p.valid_range(1)[0], [-2])
-    assert preprocess.resolve("none").valid_range(3) is None
-    with pytest.raises(XaiError):
-        preprocess.resolve("imagenet")
-    with pytest.raises(XaiError):
-        preprocess.resolve(std=(0.0,))
+    def load(item):
+        with lock:
+            started.append(item)
+        return item
+    items = [inputs.InputItem(str(i), str(i)) for i in range(100)]
+    for k, _ in enumerate(inputs.batches(items, load, 2, workers=8)):
+        time.sleep(0.002)
+        assert len(started) <= 2 * (k + 3)

@@ -185,7 +185,7 @@ def spray(method, clusters, device, **kwargs):
     cluster, cluster_<k>_mean.png and cluster_<k>_members.png. Needs scikit-learn
     (pip install 'xai[spray]').
     """
-    from . import spray as job
+    from . import spray_job as job
     from .session import Report, open_session
     options = _session_options(kwargs)
     session = open_session(options)

@@ -10,24 +10,41 @@ the input with the output's shape, and treats the gate as a constant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tensorflow as tf
 
 from .layers import Op
 from .rules import FlowRule, LinearRule
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the graph guarantees about one op, so that exactly-zero rule terms are skipped.
+
+    ``nonnegative_input``: the inputs are >= 0 (after a ReLU): terms of negative inputs
+    vanish. ``silent_where_negative``: the output feeds a ReLU whose relevance is zero
+    wherever the ReLU is off, so terms serving outputs z < 0 receive no relevance.
+    """
+
+    nonnegative_input: bool = False
+    silent_where_negative: bool = False
+
+    def skips(self, term) -> bool:
+        return (self.nonnegative_input and term.vanishes_on_nonnegative_input) \
+            or (self.silent_where_negative and term.negative_output)
+
+
 def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
-             nonnegative: bool = False) -> list:
+             facts: Facts = Facts()) -> list:
     """Relevance of each input of ``op``, given the relevance of its output.
 
     ``output`` is the op's forward output (reused by identity terms so that LRP-epsilon
-    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB; ``nonnegative``
-    says the inputs are known to be >= 0 (after a ReLU), so that terms of negative
-    inputs are exactly zero and are skipped.
+    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
     Returns one tensor (or ``None`` for "no relevance") per input.
     """
     if isinstance(rule, LinearRule):
-        return _linear(op, rule, inputs, output, relevance, bounds, nonnegative)
+        return _linear(op, rule, inputs, output, relevance, bounds, facts)
     return _flow(op, rule, inputs, relevance)
 
 
@@ -39,13 +56,13 @@ def _vjp(op: Op, inputs: list, params: dict):
     return z, lambda grad: tape.gradient(z, inputs, output_gradients=grad)
 
 
-def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, nonnegative):
+def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: Facts):
     params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
     low, high = bounds if bounds is not None else (None, None)
     reuse_output = rule.bias or "bias" not in op.params
     term_inputs, outputs, vjps = [], [], []
     for term in rule.terms:
-        if nonnegative and term.vanishes_on_nonnegative_input:
+        if facts.skips(term):
             term_inputs.append([None] * len(inputs))
             outputs.append(tf.zeros_like(output))
             vjps.append(None)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import core
-from .layers import ACTIVATION, POOLING, STRUCTURAL
+from .layers import ACTIVATION, LINEAR, POOLING, STRUCTURAL
 from .model import Graph
 
 
@@ -29,7 +29,10 @@ class Propagator:
         self.graph = graph
         self.rules = rules
         self.bounds = bounds or {}
-        self.nonnegative = nonnegative_tensors(graph)
+        nonnegative = nonnegative_tensors(graph)
+        silent = silent_where_negative(graph, rules) if rules else set()
+        self.facts = [core.Facts(all(t in nonnegative for t in op.inputs), i in silent)
+                      for i, op in enumerate(graph.ops)]
 
     def forward(self, x) -> dict:
         """All tensors of the graph, by id, for input ``x``."""
@@ -51,8 +54,7 @@ class Propagator:
                 continue
             inputs = [values[i] for i in op.inputs]
             r_ins = core.backward(op, self.rules[index], inputs, values[op.output], r_out,
-                                  self.bounds.get(index),
-                                  all(t in self.nonnegative for t in op.inputs))
+                                  self.bounds.get(index), self.facts[index])
             if record is not None:
                 record.append((op, r_out, r_ins))
             for tensor, r in zip(op.inputs, r_ins):
@@ -73,6 +75,43 @@ def nonnegative_tensors(graph: Graph) -> set[int]:
         elif op.kind in (STRUCTURAL, POOLING) and op.layer_type != "Subtract" \
                 and all(t in found for t in op.inputs):
             found.add(op.output)
+    return found
+
+
+_RELU = {"relu", "relu6"}
+
+
+def silent_where_negative(graph: Graph, rules: list) -> set[int]:
+    """Ops whose output relevance is exactly zero wherever their output is <= 0.
+
+    True when the output's only consumer is a ReLU and everything downstream of the ReLU
+    weighs relevance by its input (``x * ...``) before the next non-structural op: a
+    switched-off unit then holds no relevance.
+    """
+    consumers = {}
+    for index, op in enumerate(graph.ops):
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(index)
+
+    def weighs_by_input(tensor):
+        for i in consumers.get(tensor, []):
+            op, rule = graph.ops[i], rules[i]
+            if op.kind == STRUCTURAL and getattr(rule, "mode", None) == "gradient":
+                if not weighs_by_input(op.output):
+                    return False
+            elif not (op.kind in (LINEAR, POOLING) and getattr(rule, "weighs_by_input", False)):
+                return False
+        return tensor != graph.output
+
+    found = set()
+    for index, op in enumerate(graph.ops):
+        users = consumers.get(op.output, [])
+        if op.kind == LINEAR and len(users) == 1:
+            relu = graph.ops[users[0]]
+            if relu.kind == ACTIVATION and relu.activation in _RELU \
+                    and getattr(rules[users[0]], "mode", None) == "pass" \
+                    and weighs_by_input(relu.output):
+                found.add(index)
     return found
 
 

@@ -3,7 +3,7 @@
 Discovery is deterministic (sorted, duplicates removed) so that shards and resumed
 jobs see the same list. Every per-input problem becomes an :class:`InputError` with a
 one-line reason; output stems are sanitised so that no input name can lead outside
-the output folder.
+the output folder, and oversized images are refused before they are decoded.
 """
 
 from __future__ import annotations
@@ -27,10 +27,22 @@ from .preprocess import Preprocessing
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 64_000_000
 
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input: a file, or sample ``index`` of a batch in a ``.npy`` file."""
+    """One input: a file, or sample ``index`` of a batch in a ``.npy`` file.
+
+    Attributes
+    ----------
+    source : str
+        The path as given or found.
+    stem : str
+        Output name stem, unique within the run and safe as a file name.
+    index : int, optional
+        Sample index in an ``(N, H, W, C)`` array; ``None`` otherwise.
+    """
 
     source: str
     stem: str
@@ -39,22 +51,32 @@ class InputItem:
 
 @dataclass
 class Sample:
-    """A loaded input: ``x`` for the model, ``display`` (uint8 RGB) for pictures."""
+    """A loaded input.
+
+    Attributes
+    ----------
+    item : InputItem
+    x : ndarray
+        float32 ``(H, W, C)`` model input, preprocessed.
+    display : ndarray
+        uint8 ``(H, W, 3)`` RGB picture for overlays and grids.
+    """
 
     item: InputItem
     x: np.ndarray
     display: np.ndarray
 
 
-def _is_input_file(path: str) -> bool:
-    return path.lower().endswith(IMAGE_EXTENSIONS + (".npy",))
+def _is_npy(path: str) -> bool:
+    return path.lower().endswith(".npy")
 
 
 def _expand(arg: str) -> tuple[list[str], str | None]:
     if os.path.isdir(arg):
-        found = sorted(str(p) for p in Path(arg).rglob("*") if p.is_file() and _is_input_file(p.name))
+        found = sorted(str(p) for p in Path(arg).rglob("*")
+                       if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS + (".npy",)))
         return found, None if found else "no images in directory"
-    if os.path.exists(arg) or os.path.islink(arg):
+    if os.path.lexists(arg):
         return [arg], None
     if glob.has_magic(arg):
         found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
@@ -63,47 +85,63 @@ def _expand(arg: str) -> tuple[list[str], str | None]:
 
 
 def sanitise(name: str) -> str:
-    """A file-name stem that is safe inside the output folder."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:100]
-    return stem or "input"
+    """A file-name stem that is safe inside the output folder.
+
+    Only ``[A-Za-z0-9._-]`` is kept (others become ``_``), leading dots are dropped and
+    the result is at most 100 characters; ``'input'`` when nothing is left.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:100] or "input"
 
 
 def _npy_count(path: str) -> int | None:
-    """Number of samples in a batch array; None for a single (H,W,C) array."""
-    shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-    if len(shape) == 4:
-        return shape[0]
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"not a readable .npy array: {exc}") from None
     if len(shape) == 3:
         return None
-    raise ValueError(f"expected an (H,W,C) or (N,H,W,C) array, got shape {shape}")
+    if len(shape) == 4 and shape[0] > 0:
+        return shape[0]
+    raise InputError(f"expected (H,W,C) or (N,H,W,C) array, got shape {shape}")
 
 
-def discover(args: Sequence[str], stdin: TextIO | None = None):
-    """Inputs named by ``args`` (files, folders, globs, ``-`` for stdin), and problems.
+def _lines(stdin: TextIO | None) -> list[str]:
+    return [line.rstrip("\r\n") for line in (stdin or []) if line.strip()]
 
-    Returns ``(items, problems)``; a problem is ``(argument, reason)`` and is reported
-    like a failed input.
+
+def discover(args: Sequence[str], stdin: TextIO | None = None
+             ) -> tuple[list[InputItem], list[tuple[str, str]]]:
+    """Inputs named on the command line.
+
+    Parameters
+    ----------
+    args : sequence of str
+        Files, folders (searched recursively for images and ``.npy``), glob patterns,
+        or ``-`` for one path per line on ``stdin``.
+    stdin : text file, optional
+
+    Returns
+    -------
+    items : list of InputItem
+        In argument order, folders and globs sorted, duplicates removed; a batch
+        array gives one item per sample.
+    problems : list of (str, str)
+        ``(argument, reason)`` for names that give no input; reported like failed
+        inputs.
     """
     paths, problems = [], []
-    for arg in args:
-        if arg == "-":
-            lines = (stdin.read() if stdin else "").split("\n")
-            named = [line.rstrip("\r") for line in lines if line.strip()]
-        else:
-            named = [arg]
-        for name in named:
-            found, problem = _expand(name)
-            paths.extend(found)
-            if problem:
-                problems.append((name, problem))
-    items, seen, stems = [], set(), set()
+    for name in (line for arg in args for line in (_lines(stdin) if arg == "-" else [arg])):
+        found, problem = _expand(name)
+        paths.extend(found)
+        if problem:
+            problems.append((name, problem))
+    items, seen, taken = [], set(), set()
 
-    def add(source, base, index=None):
-        stem = base
-        n = 2
-        while stem in stems:
+    def add(source: str, base: str, index: int | None = None) -> None:
+        stem, n = base, 2
+        while stem.lower() in taken:
             stem, n = f"{base}__{n}", n + 1
-        stems.add(stem)
+        taken.add(stem.lower())
         items.append(InputItem(source, stem, index))
 
     for path in paths:
@@ -112,121 +150,159 @@ def discover(args: Sequence[str], stdin: TextIO | None = None):
             continue
         seen.add(key)
         base = sanitise(Path(path).stem)
-        if not path.lower().endswith(".npy"):
-            add(path, base)
-            continue
         try:
-            count = _npy_count(path)
-        except (OSError, ValueError) as exc:
-            problems.append((path, f"cannot read array: {exc}"))
+            count = _npy_count(path) if _is_npy(path) else None
+        except InputError as exc:
+            problems.append((path, str(exc)))
             continue
         if count is None:
             add(path, base)
         else:
-            width = len(str(max(count - 1, 0)))
+            width = len(str(count - 1))
             for i in range(count):
                 add(path, f"{base}-{i:0{width}d}", i)
     return items, problems
 
 
 def shard(items: list[InputItem], spec: str | None) -> list[InputItem]:
-    """The K-th of N interleaved slices (``spec`` = 'K/N', 1-based)."""
+    """The K-th of N interleaved slices: item ``i`` goes to slice ``i % N + 1``.
+
+    Parameters
+    ----------
+    items : list of InputItem
+    spec : str or None
+        ``'K/N'`` with ``1 <= K <= N``; ``None`` keeps every item.
+    """
     if spec is None:
         return items
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise XaiError(f"invalid --shard '{spec}': expected K/N with 1 <= K <= N")
     k, n = int(match[1]), int(match[2])
-    return [item for i, item in enumerate(items) if i % n == k - 1]
+    return items[k - 1::n]
 
 
-def _decode(path: str, channels: int, size: tuple[int, int]) -> Image.Image:
+def _open(path: str, channels: int, size: tuple[int, int]) -> Image.Image:
+    """Decoded, converted and resized image; ``size`` is ``(width, height)``."""
     try:
         if os.path.getsize(path) == 0:
             raise InputError("empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise InputError(f"image is {image.width} x {image.height} pixels, larger than "
-                                 f"the {MAX_PIXELS // 1_000_000}-megapixel limit")
+                                 f"the {MAX_PIXELS / 1e6:g}-megapixel limit")
             image.load()
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"refused as a decompression bomb: {exc}") from exc
+            image = _convert(image, channels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"image is larger than the {MAX_PIXELS / 1e6:g}-megapixel limit") from None
     except UnidentifiedImageError:
         raise InputError("not a recognised image") from None
     except OSError as exc:
         if exc.strerror:
             raise InputError(f"cannot read: {exc.strerror}") from None
         raise InputError(f"truncated or corrupt image: {exc}") from None
-    except (ValueError, SyntaxError) as exc:
+    except (ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"truncated or corrupt image: {exc}") from None
-    return _to_mode(image, channels).resize((size[1], size[0]), Image.BILINEAR) \
-        if image.size != (size[1], size[0]) else _to_mode(image, channels)
+    return image if image.size == size else image.resize(size, Image.BILINEAR)
 
 
-def _to_mode(image: Image.Image, channels: int) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        scale = 1 / 257 if image.mode.startswith("I;16") or np.asarray(image).max() > 255 else 1
-        image = Image.fromarray(np.clip(np.asarray(image, np.float64) * scale, 0, 255).astype(np.uint8))
+def _convert(image: Image.Image, channels: int) -> Image.Image:
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        image = Image.fromarray(np.clip(np.asarray(image, np.float64) / 257, 0, 255).astype(np.uint8))
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
-    elif image.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, rgba)
+    elif image.mode in ("P", "PA", "LA", "La", "RGBA", "RGBa"):
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)),
+                                      image.convert("RGBA"))
     return image.convert("L" if channels == 1 else "RGB")
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
-    pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels[..., :3]
+    """uint8 RGB picture from (H, W, C) pixels in [0, 255]; other than 3 channels: grey."""
+    if pixels.shape[-1] != 3:
+        pixels = np.repeat(pixels.mean(axis=-1, keepdims=True), 3, axis=-1)
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
 def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
-    """Decode, resize and preprocess one input; raises :class:`InputError`."""
+    """Decode, resize and preprocess one input.
+
+    Images are converted to grey or RGB, resized bilinearly to the model's size and
+    preprocessed; ``.npy`` arrays must have the model's shape and are used as they are.
+
+    Parameters
+    ----------
+    item : InputItem
+    shape : (H, W, C)
+        The model's input shape.
+    preprocessing : Preprocessing
+
+    Returns
+    -------
+    Sample
+
+    Raises
+    ------
+    InputError
+        When this input cannot be used.
+    XaiError
+        When no image can be used with this model or preprocessing.
+    """
+    if _is_npy(item.source):
+        return _load_array(item, tuple(shape), preprocessing)
     height, width, channels = shape
-    if channels not in (1, 3) and not item.source.lower().endswith(".npy"):
+    if channels not in (1, 3):
         raise XaiError(f"the model takes {channels}-channel inputs; images give 1 or 3 "
                        "channels: pass preprocessed .npy arrays")
-    if item.source.lower().endswith(".npy"):
-        return _load_array(item, shape, preprocessing)
     if preprocessing.name == "none":
-        raise XaiError("--preprocess none is for .npy inputs; images need a preset")
-    image = _decode(item.source, channels, (height, width))
+        raise XaiError("--preprocess none is only for .npy inputs; images need a preset")
+    image = _open(item.source, channels, (width, height))
     pixels = np.asarray(image, np.float32).reshape(height, width, channels)
     return Sample(item, preprocessing.apply(pixels), _rgb(pixels))
 
 
-def _load_array(item: InputItem, shape, preprocessing: Preprocessing) -> Sample:
+def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
     try:
         array = np.load(item.source, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read array: {exc}") from None
-    if item.index is not None:
-        array = array[item.index]
-    if array.shape != tuple(shape):
-        raise InputError(f"array shape {array.shape} does not match the model input {tuple(shape)}")
+        if item.index is not None:
+            array = array[item.index]
+    except (OSError, ValueError, EOFError, IndexError) as exc:
+        raise InputError(f"not a readable .npy array: {exc}") from None
+    if array.shape != shape:
+        raise InputError(f"array shape {array.shape} does not match the model input {shape}")
     if array.dtype.kind not in "fiu":
         raise InputError(f"array dtype {array.dtype} is not a real number type")
-    x = np.asarray(array, np.float32)
-    if not np.all(np.isfinite(x)):
+    x = np.array(array, np.float32)
+    if not np.isfinite(x).all():
         raise InputError("array contains NaN or Inf values")
-    if preprocessing.name == "none":
-        low, high = x.min(), x.max()
-        pixels = (x - low) / (high - low) * 255 if high > low else np.zeros_like(x)
-    else:
+    if preprocessing.name != "none":
         pixels = preprocessing.invert(x)
+    elif x.max() > x.min():
+        pixels = (x - x.min()) / (x.max() - x.min()) * 255
+    else:
+        pixels = np.zeros_like(x)
     return Sample(item, x, _rgb(pixels))
 
 
 def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], batch_size: int,
-            workers: int = 4) -> Iterator[list]:
-    """Batches of ``(item, Sample or InputError)`` in input order, decoded in parallel.
+            workers: int = 4) -> Iterator[list[tuple[InputItem, Sample | InputError]]]:
+    """Load inputs in parallel and group them, in input order.
 
-    At most two batches are decoded ahead, so memory does not grow with the job.
+    Parameters
+    ----------
+    items : sequence of InputItem
+    load_fn : callable
+        Loads one item; an :class:`InputError` it raises is returned in the batch, any
+        other exception propagates.
+    batch_size : int
+    workers : int
+        Loader threads.
+
+    Yields
+    ------
+    list of (InputItem, Sample or InputError)
+        ``batch_size`` entries, the last batch possibly fewer. At most two batches
+        are loaded ahead, so memory does not grow with the number of inputs.
     """
     def attempt(item):
         try:
@@ -234,12 +310,14 @@ def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], 
         except InputError as exc:
             return item, exc
 
-    chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         ahead: deque = deque()
-        for chunk in chunks:
-            ahead.append([pool.submit(attempt, item) for item in chunk])
+        for start in range(0, len(items), batch_size):
+            ahead.append([pool.submit(attempt, item) for item in items[start:start + batch_size]])
             if len(ahead) > 2:
                 yield [f.result() for f in ahead.popleft()]
         while ahead:
             yield [f.result() for f in ahead.popleft()]
+    finally:
+        pool.shutdown(cancel_futures=True)

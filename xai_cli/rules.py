@@ -78,6 +78,7 @@ class Term:
     input: Callable = _identity_input
     kernel: Callable = _keep
     bias: Callable = _keep
+    negative_output: bool = False  # serves only outputs z < 0
 
     @property
     def is_identity(self) -> bool:
@@ -89,11 +90,11 @@ class Term:
         return self.input is _neg_input and self.bias is _zero
 
 
-def _times_input(inputs, grads):
+def times_input(inputs, grads):
     return sum(x * g for x, g in zip(inputs, grads) if g is not None)
 
 
-def _grads_only(inputs, grads):
+def grads_only(inputs, grads):
     return sum(g for g in grads if g is not None)
 
 
@@ -109,11 +110,16 @@ class LinearRule:
     name: str
     terms: tuple[Term, ...]
     mapper: Callable
-    reducer: Callable = _times_input
+    reducer: Callable = times_input
     bias: bool = True
     needs_bounds: bool = False
     params: dict = field(default_factory=dict)
     default_bias: bool = True
+
+    @property
+    def weighs_by_input(self) -> bool:
+        """Input relevance is ``x * ...``: zero wherever the input is zero."""
+        return self.reducer is not grads_only
 
     def describe(self) -> str:
         shown = dict(self.params)
@@ -169,7 +175,7 @@ def gamma(gamma=0.25, bias=True):
         return t + gamma * _neg(t)
 
     terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero),
-             Term(_pos_input, minus, minus), Term(_neg_input, plus, _zero),
+             Term(_pos_input, minus, minus, True), Term(_neg_input, plus, _zero, True),
              Term(_identity_input))
 
     def mapper(r, zs):
@@ -181,7 +187,7 @@ def gamma(gamma=0.25, bias=True):
 
 
 def _first_four(inputs, grads):
-    return _times_input(inputs[:4], grads[:4])
+    return times_input(inputs[:4], grads[:4])
 
 
 def alpha_beta(alpha=1.0, beta=0.0, bias=True):
@@ -224,13 +230,13 @@ def zbox(low=None, high=None, bias=True):
 def w2(bias=True):
     """w^2: relevance by squared weights, independent of the input."""
     return LinearRule("w2", (Term(_ones_input, tf.square, tf.square),),
-                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias)
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)], grads_only, bias=bias)
 
 
 def flat(bias=False):
     """flat: relevance spread uniformly over the receptive field (biases dropped)."""
     return LinearRule("flat", (Term(_ones_input, _ones, _ones),),
-                      lambda r, zs: [_divide(r, zs[0], STABILISER)], _grads_only, bias=bias,
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)], grads_only, bias=bias,
                       default_bias=False)
 
 
