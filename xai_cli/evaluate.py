@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, perturbation as pa
+from . import perturbation as pa
 from .engine import Scorer
-from .errors import InputError, XaiError
+from .errors import XaiError
 from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import CsvRows, atomic_open, atomic_write, save_csv
@@ -71,24 +71,12 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
     methods = list(options.methods) + [RANDOM]
     tallies = {m: _Tally(steps) for m in methods}
     scorer = Scorer(graph)
-    for source, reason in session.problems:
-        report.error(source, reason)
     opts.out.mkdir(parents=True, exist_ok=True)
-    position = {item: i for i, item in enumerate(session.items)}
     with atomic_open(opts.out / "curves.csv", "w") as handle:
         rows = CsvRows(handle, CURVE_COLUMNS)
-        for batch in inputs.batches(session.items, session.load, opts.batch_size):
-            samples = []
-            for item, sample in batch:
-                if isinstance(sample, InputError):
-                    report.error(item.source, str(sample), item.index)
-                else:
-                    samples.append(sample)
-            if samples:
-                _evaluate_batch(session, options, explainers, scorer, samples, position, steps,
-                                valid_range, tallies, rows, report)
-            if progress is not None:
-                progress(len(batch))
+        for samples, index in session.loaded(report, progress=progress):
+            _evaluate_batch(session, options, explainers, scorer, samples, index, steps,
+                            valid_range, tallies, rows, report)
     _write_summary(session, options, steps, tallies)
 
 
@@ -96,11 +84,10 @@ def _rngs(seed: int, indices, stream: int) -> list[np.random.Generator]:
     return [np.random.default_rng([seed, int(i), stream]) for i in indices]
 
 
-def _evaluate_batch(session, options, explainers, scorer, samples, position, steps, valid_range,
+def _evaluate_batch(session, options, explainers, scorer, samples, index, steps, valid_range,
                     tallies, rows, report):
     seed = session.options.seed
     x = np.stack([s.x for s in samples])
-    index = np.array([position[s.item] for s in samples], np.int64)
     targets = np.full(len(x), session.target, np.int32)
     relevance = {}
     for method, explainer in explainers.items():

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, render
-from .errors import InputError
+from . import render
 from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png
@@ -50,33 +49,20 @@ def run(session: Session, options: ExplainOptions, report: Report, progress=None
     if any(METHODS[m].uses_composite for m in options.methods):
         for warning in session.composite.resolve(session.composite.canonize(graph))[1]:
             report.note(f"warning: {warning}")
-    for source, reason in session.problems:
-        report.error(source, reason)
     todo = [item for item in session.items if not (opts.skip_existing and all(
         (opts.out / name).exists() for name in output_names(item.stem, options)))]
     if len(todo) < len(session.items):
         report.note(f"skipping {len(session.items) - len(todo)} inputs whose outputs exist "
                     "(--skip-existing)")
     opts.out.mkdir(parents=True, exist_ok=True)
-    position = {item: i for i, item in enumerate(session.items)}
     with BackgroundWriter() as writer:
-        for batch in inputs.batches(todo, session.load, opts.batch_size):
-            samples = []
-            for item, sample in batch:
-                if isinstance(sample, InputError):
-                    report.error(item.source, str(sample), item.index)
-                else:
-                    samples.append(sample)
-            if samples:
-                _explain_batch(session, options, explainers, samples, position, writer, report)
-            if progress is not None:
-                progress(len(batch))
+        for samples, index in session.loaded(report, todo, progress):
+            _explain_batch(session, options, explainers, samples, index, writer, report)
 
 
-def _explain_batch(session, options, explainers, samples, position, writer, report):
+def _explain_batch(session, options, explainers, samples, index, writer, report):
     x = np.stack([s.x for s in samples])
     targets = np.full(len(samples), session.target, np.int32)
-    index = np.array([position[s.item] for s in samples], np.int64)
     results = {m: e.explain(x, targets, index) for m, e in explainers.items()}
     first = next(iter(results.values()))
     for i, sample in enumerate(samples):

@@ -1,7 +1,8 @@
-"""Writing results: atomic files, JSON lines, and writes off the compute thread.
+"""Writing results: atomic files, JSON lines, and file writes off the compute thread.
 
-Every file is written to a temporary name in its folder and renamed into place, so
-a killed job never leaves a half-written output under its final name.
+Every file is written under a temporary name in its folder and renamed into place,
+so a killed job never leaves a half-written output under its final name (and
+--skip-existing can trust whatever it finds).
 """
 
 from __future__ import annotations
@@ -10,60 +11,99 @@ import csv
 import json
 import math
 import os
-import tempfile
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 from PIL import Image
 
 
 def out_path(out_dir: Path, stem: str, suffix: str) -> Path:
-    """``out_dir/<stem><suffix>``, refusing anything that would land outside ``out_dir``."""
-    path = Path(out_dir) / f"{stem}{suffix}"
-    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(out_dir)):
-        raise ValueError(f"output name '{stem}{suffix}' leaves the output folder")
-    return path
+    """The output file ``out_dir/<stem><suffix>``.
 
+    Parameters
+    ----------
+    out_dir : Path
+        Output folder.
+    stem, suffix : str
+        File name parts; stems are sanitised by :mod:`xai_cli.inputs` already.
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once at import; temporary files are 0600, outputs should not be
+    Returns
+    -------
+    Path
+        ``out_dir / f"{stem}{suffix}"``.
+
+    Raises
+    ------
+    ValueError
+        If the name would not be a file directly inside ``out_dir`` (e.g. ``../x``).
+    """
+    name = f"{stem}{suffix}"
+    root = Path(os.path.abspath(out_dir))
+    if Path(os.path.abspath(root / name)).parent != root:
+        raise ValueError(f"output name '{name}' leaves the output folder")
+    return Path(out_dir) / name
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "wb"):
-    """A temporary file next to ``path``, renamed onto it when the block ends without error."""
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A new temporary file next to ``path``, renamed onto it if the block succeeds.
+
+    Parameters
+    ----------
+    path : Path
+        Final name; missing parent folders are created.
+    mode : {'wb', 'w'}
+        Binary, or UTF-8 text with no newline translation (as :mod:`csv` wants).
+
+    Yields
+    ------
+    file object
+        Flushed and fsynced before the rename. If the block raises, the temporary
+        file is removed and whatever was at ``path`` is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False,
-                                         **({} if "b" in mode else {"newline": ""}))
+    temp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o666 & ~_UMASK)
-        os.replace(handle.name, path)
+        with open(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
     except BaseException:
-        os.unlink(handle.name)
+        with suppress(OSError):
+            os.unlink(temp)
         raise
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via ``write(file)`` to a temporary file, then rename it onto ``path``."""
-    with atomic_open(path) as handle:
-        write(handle)
+    """Create or replace ``path`` atomically with what ``write(file)`` writes.
+
+    Parameters
+    ----------
+    path : Path
+        Final name; see :func:`atomic_open`.
+    write : callable
+        Called with a binary file object; if it raises, ``path`` is left as it was.
+    """
+    with atomic_open(path) as f:
+        write(f)
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
-    atomic_write(path, lambda f: Image.fromarray(np.asarray(image, np.uint8)).save(f, format="PNG"))
+    """Write a uint8 ``(H, W, 3)`` RGB or ``(H, W)`` grey image as PNG, atomically."""
+    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` in ``.npy`` format to exactly ``path``, atomically."""
     atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
@@ -72,80 +112,120 @@ def _cell(value):
 
 
 class CsvRows:
-    """Rows written as they come, with floats to 9 significant digits (byte-reproducible)."""
+    """CSV rows written as they come, floats to 9 significant digits (byte-reproducible).
 
-    def __init__(self, handle, header: Sequence[str]):
+    Parameters
+    ----------
+    handle : text file object
+        Opened with ``newline=''``, e.g. by ``atomic_open(path, 'w')``.
+    header : sequence of str
+        Column names, written at once.
+    """
+
+    def __init__(self, handle: TextIO, header: Sequence[str]):
         self._writer = csv.writer(handle, lineterminator="\n")
         self._writer.writerow(header)
 
     def write(self, rows: Iterable[Sequence]) -> None:
+        """Append ``rows``."""
         self._writer.writerows([_cell(v) for v in row] for row in rows)
 
 
 def save_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """A whole CSV file, atomically."""
-    with atomic_open(path, "w") as handle:
-        CsvRows(handle, header).write(rows)
+    """Write a whole CSV file atomically; same input, same bytes (see :class:`CsvRows`)."""
+    with atomic_open(path, "w") as f:
+        CsvRows(f, header).write(rows)
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def _plain(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
-def emit(record: dict, stream) -> None:
-    """One JSON object on one line (non-finite numbers as null), flushed."""
-    stream.write(json.dumps(_finite(record), separators=(",", ":"), allow_nan=False) + "\n")
+def emit(record: dict, stream: TextIO | None = None) -> None:
+    """Print ``record`` as one compact JSON line and flush.
+
+    Parameters
+    ----------
+    record : dict
+        JSON-able values; NaN and infinities become ``null`` (strict JSON), numpy
+        scalars become Python numbers. Key order is kept.
+    stream : text file object, optional
+        Defaults to ``sys.stdout``.
+    """
+    stream = sys.stdout if stream is None else stream
+    stream.write(json.dumps(_plain(record), separators=(",", ":"), allow_nan=False) + "\n")
     stream.flush()
 
 
 class BackgroundWriter:
-    """Runs file writes on worker threads so that encoding PNGs does not stall the device.
+    """Runs file writes on worker threads so the device is not stalled by PNG encoding.
 
-    At most ``max_pending`` writes wait at any time (bounded memory); the first
-    failure is raised by the next :meth:`submit` or :meth:`drain`.
+    At most ``max_pending`` writes wait or run at any time, so :meth:`submit` blocks
+    rather than letting images pile up in memory. Once a write has failed, the first
+    failure is raised by every later :meth:`submit` and :meth:`drain`. Submit from
+    one thread; as a context manager it drains and stops on leaving the block.
+
+    Parameters
+    ----------
+    workers : int
+        Writer threads.
+    max_pending : int
+        Writes queued or running before :meth:`submit` blocks.
     """
 
-    def __init__(self, workers: int = 1, max_pending: int = 64):
-        self._pool = ThreadPoolExecutor(workers)
-        self._slots = threading.Semaphore(max_pending)
-        self._futures = []
+    def __init__(self, workers: int = 2, max_pending: int = 64):
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="xai-writer")
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._lock = threading.Lock()
+        self._pending: list[Future] = []
+        self._error: BaseException | None = None
 
     def submit(self, fn: Callable, *args) -> None:
-        self._raise_failures()
+        """Queue ``fn(*args)``, waiting while ``max_pending`` writes are outstanding."""
+        self._raise()
         self._slots.acquire()
-        future = self._pool.submit(fn, *args)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._run, fn, args))
 
-    def _raise_failures(self, wait: bool = False) -> None:
-        pending = []
-        for future in self._futures:
-            if wait or future.done():
-                future.result()
-            else:
-                pending.append(future)
-        self._futures = pending
+    def _run(self, fn: Callable, args: tuple) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            with self._lock:
+                self._error = self._error or exc
+        finally:
+            self._slots.release()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def drain(self) -> None:
-        """Wait for every submitted write; re-raise the first failure."""
-        self._raise_failures(wait=True)
+        """Wait for every submitted write, then raise the first failure, if any."""
+        wait(self._pending)
+        self._raise()
 
-    def __enter__(self):
+    def close(self) -> None:
+        """:meth:`drain`, then stop the worker threads (even if a write failed)."""
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown()
+
+    def __enter__(self) -> BackgroundWriter:
         return self
 
-    def __exit__(self, kind, exc, tb):
+    def __exit__(self, kind, value, traceback) -> None:
         try:
+            self.close()
+        except Exception:
             if kind is None:
-                self.drain()
-            else:
-                for future in self._futures:
-                    future.exception()
-        finally:
-            self._pool.shutdown(wait=True)
-        return False
+                raise

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from . import composites, inputs, model as models, outputs, preprocess
 from .errors import InputError, XaiError
 
@@ -58,6 +60,28 @@ class Session:
 
     def load(self, item: inputs.InputItem) -> inputs.Sample:
         return inputs.load(item, self.graph.input_shape, self.preprocessing)
+
+    def loaded(self, report: Report, items=None, progress=None):
+        """Batches of ``(samples, positions)``; inputs that fail are reported and left out.
+
+        ``positions`` number the inputs over the whole run, so that seeded methods do not
+        depend on batching. ``items`` defaults to all inputs.
+        """
+        for source, reason in self.problems:
+            report.error(source, reason)
+        position = {item: i for i, item in enumerate(self.items)}
+        todo = self.items if items is None else items
+        for batch in inputs.batches(todo, self.load, self.options.batch_size):
+            samples = []
+            for item, sample in batch:
+                if isinstance(sample, InputError):
+                    report.error(item.source, str(sample), item.index)
+                else:
+                    samples.append(sample)
+            if samples:
+                yield samples, np.array([position[s.item] for s in samples], np.int64)
+            if progress is not None:
+                progress(len(batch))
 
 
 def open_session(options: Options, stdin: TextIO | None = None) -> Session:

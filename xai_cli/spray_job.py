@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import inputs, render, spectral
-from .errors import InputError, XaiError
+from . import render, spectral
+from .errors import XaiError
 from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import atomic_write, save_csv, save_png
@@ -33,31 +33,18 @@ def run(session: Session, method: str, clusters, report: Report, progress=None) 
     explainer = make_explainer(session.graph, METHODS[method], session.composite,
                                session.preprocessing, session.options.seed)
     signed = METHODS[method].signed
-    for source, reason in session.problems:
-        report.error(source, reason)
-    position = {item: i for i, item in enumerate(session.items)}
     kept, features, maps, thumbs = [], [], [], []
-    for batch in inputs.batches(session.items, session.load, session.options.batch_size):
-        samples = []
-        for item, sample in batch:
-            if isinstance(sample, InputError):
-                report.error(item.source, str(sample), item.index)
-            else:
-                samples.append(sample)
-        if samples:
-            x = np.stack([s.x for s in samples])
-            result = explainer.explain(x, np.full(len(x), session.target, np.int32),
-                                       np.array([position[s.item] for s in samples]))
-            for sample, relevance in zip(samples, result.relevance):
-                if not np.all(np.isfinite(relevance)):
-                    report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
-                    continue
-                kept.append(sample.item)
-                features.append(spectral.prepare(relevance[None])[0])
-                maps.append(spectral.prepare(relevance[None], size=THUMBNAIL)[0])
-                thumbs.append(_thumbnail(relevance, signed))
-        if progress is not None:
-            progress(len(batch))
+    for samples, index in session.loaded(report, progress=progress):
+        x = np.stack([s.x for s in samples])
+        result = explainer.explain(x, np.full(len(x), session.target, np.int32), index)
+        for sample, relevance in zip(samples, result.relevance):
+            if not np.all(np.isfinite(relevance)):
+                report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
+                continue
+            kept.append(sample.item)
+            features.append(spectral.prepare(relevance[None])[0])
+            maps.append(spectral.prepare(relevance[None], size=THUMBNAIL)[0])
+            thumbs.append(_thumbnail(relevance, signed))
     result = spectral.spray(np.stack(features) if features else np.zeros((0, 1)), clusters,
                             seed=session.options.seed)
     _write(session, kept, result, np.stack(maps), thumbs, signed)
