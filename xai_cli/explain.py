@@ -55,7 +55,7 @@ def run(session: Session, options: ExplainOptions, report: Report, progress=None
         report.note(f"skipping {len(session.items) - len(todo)} inputs whose outputs exist "
                     "(--skip-existing)")
     opts.out.mkdir(parents=True, exist_ok=True)
-    with BackgroundWriter() as writer:
+    with BackgroundWriter(workers=1) as writer:  # one thread: JSON lines in input order
         for samples, index in session.loaded(report, todo, progress):
             _explain_batch(session, options, explainers, samples, index, writer, report)
 
