@@ -56,7 +56,8 @@ def data_options(fn):
                      help="Class to explain: top1, a class index, or a class name (with --labels)."),
         click.option("--labels", type=click.Path(dir_okay=False),
                      help="Text file with one class name per line, in output order."),
-        click.option("--batch-size", "-b", type=int, default=32, show_default=True),
+        click.option("--batch-size", "-b", type=int, default=32, show_default=True,
+                     help="Inputs per compiled call (the last batch may be shorter)."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
                      default=Path("xai-out"), show_default=True, help="Output folder."),
         click.option("--shard", metavar="K/N",
@@ -205,7 +206,8 @@ def _patch(ctx, param, value):
     return int(parts[0]), int(parts[1])
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(context_settings=CONTEXT,
+              short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(list(METHODS)), help="Method to evaluate; repeat for several.")
