@@ -101,6 +101,7 @@ ARCHITECTURES = [
     pytest.param(A.InceptionV3, 75, id="InceptionV3", marks=SLOW),
     pytest.param(A.Xception, 71, id="Xception", marks=SLOW),
     pytest.param(A.EfficientNetB0, 64, id="EfficientNetB0", marks=SLOW),
+    pytest.param(A.ConvNeXtTiny, 64, id="ConvNeXtTiny", marks=SLOW),
 ]
 
 
@@ -108,16 +109,58 @@ ARCHITECTURES = [
 def test_keras_applications(architecture, size):
     keras.utils.set_random_seed(0)
     model = architecture(weights=None, input_shape=(size, size, 3), classes=10)
-    relu_net = architecture is not A.EfficientNetB0
+    relu_net = architecture not in (A.EfficientNetB0, A.ConvNeXtTiny)
     _check(model, _images((size, size, 3)), conserve=relu_net)
 
 
-def test_convnext_layers_are_named_as_unsupported():
+def test_layer_normalisation_is_linear_with_its_scale_held():
+    """LRP through LayerNorm (Ali et al. 2022) against NumPy; gradients stay exact."""
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((6,))
+    h = L.Dense(5, use_bias=False, name="fc1")(inp)
+    h = L.LayerNormalization(beta_initializer="zeros", gamma_initializer="random_normal")(h)
+    out = L.Dense(3, use_bias=False, name="fc2")(h)
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    config = "default: {rule: epsilon, epsilon: 1.0e-9}\n"
+    W1, W2 = model.get_layer("fc1").get_weights()[0], model.get_layer("fc2").get_weights()[0]
+    gamma = model.layers[2].get_weights()[0]
+    a1 = x @ W1
+    centred = a1 - a1.mean(1, keepdims=True)
+    sigma = np.sqrt(a1.var(1, keepdims=True) + model.layers[2].epsilon)
+    xhat = centred / sigma
+    logits = (xhat * gamma) @ W2
+    t = logits.argmax(1)
+    R = np.eye(3)[t] * logits
+    R = (xhat * gamma) * ((R / logits) @ W2.T)                     # fc2, epsilon -> 0
+    R = xhat * ((R / (xhat * gamma)) * gamma)                      # the affine part
+    s = R / xhat
+    R = a1 * ((s - s.mean(1, keepdims=True)) / sigma)             # standardisation, sigma held
+    R = x * ((R / a1) @ W1.T)                                      # fc1
+    from xai_cli import composites, preprocess
+    from xai_cli.explainers import make_explainer
+    from xai_cli.methods import METHODS
+    graph = build_graph(model)
+    ours = make_explainer(graph, METHODS["lrp"], composites.parse(config, "t"),
+                          preprocess.resolve("unit")).explain(x, np.full(4, -1, np.int32))
+    np.testing.assert_allclose(ours.relevance, R, rtol=1e-3, atol=1e-5 * np.abs(R).max())
+    np.testing.assert_allclose(ours.relevance.sum(1), logits[np.arange(4), t], rtol=1e-3)
+    import tensorflow as tf
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        score = tf.reduce_sum(model(xt)[:, 0])
+    gradient = make_explainer(graph, METHODS["gradient"], None, None).explain(x, np.zeros(4, np.int32))
+    np.testing.assert_allclose(gradient.relevance, tape.gradient(score, xt).numpy(), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_unsupported_normalisation_axis_is_named():
     from xai_cli.errors import XaiError
     inp = keras.Input((8, 8, 3))
-    h = L.LayerNormalization(name="stem_norm")(L.Conv2D(4, 2)(inp))
-    out = L.Dense(2)(L.GlobalAveragePooling2D()(L.Activation("gelu")(h)))
-    with pytest.raises(XaiError, match="'stem_norm' \\(LayerNormalization\\)"):
+    h = L.LayerNormalization(axis=1, name="odd_norm")(L.Conv2D(4, 2)(inp))
+    out = L.Dense(2)(L.GlobalAveragePooling2D()(h))
+    with pytest.raises(XaiError, match=r"'odd_norm' \(LayerNormalization\) normalises axis \[1\]"):
         build_graph(keras.Model(inp, out))
 
 

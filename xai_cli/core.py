@@ -48,11 +48,11 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     return _flow(op, rule, inputs, relevance)
 
 
-def _vjp(op: Op, inputs: list, params: dict):
+def _vjp(op: Op, inputs: list, params: dict, forward=None):
     """Forward under a tape; returns the output and a function mapping a gradient to VJPs."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(inputs)
-        z = op.forward(inputs, params)
+        z = (forward or op.forward)(inputs, params)
     return z, lambda grad: tape.gradient(z, inputs, output_gradients=grad)
 
 
@@ -70,7 +70,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
         xs = [term.input(x, low, high) for x in inputs]
         modified = {k: (term.bias if k == "bias" else term.kernel)(tf.convert_to_tensor(v))
                     for k, v in params.items()}
-        z, vjp = _vjp(op, xs, modified)
+        z, vjp = _vjp(op, xs, modified, op.linear_forward)
         outputs.append(output if term.is_identity and reuse_output else z)
         term_inputs.append(xs)
         vjps.append(vjp)

@@ -33,6 +33,9 @@ class Op:
     inputs and parameters.  ``inputs``/``output`` are tensor ids in the graph.
     ``layer`` is the Keras layer's name (rule configs match it); ``name`` tells apart
     the ops of one layer (``conv/activation``) and shows folded layers.
+    ``linear_forward``, where set, is the op as a linear map around the current input
+    (LayerNormalization with its scale held constant) for the LRP rules, while gradient
+    methods differentiate ``forward``.
     """
 
     layer: str
@@ -44,6 +47,7 @@ class Op:
     output: int
     params: dict = field(default_factory=dict)
     activation: str | None = None
+    linear_forward: Forward | None = None
 
 
 def _bias_reshape(bias, rank):
@@ -95,8 +99,14 @@ def _pointwise(x, kernel):
 
 
 def _call(layer) -> Forward:
-    """Forward of a parameter-free layer: the layer itself, in inference mode."""
+    """Forward of a parameter-free layer: the layer itself, in inference mode.
+
+    Merge layers take a list; bare operations recorded in a functional graph (``a + b``
+    is a ``keras.ops`` Add node) take their inputs as arguments.
+    """
     def forward(xs, params):
+        if not isinstance(layer, keras.layers.Layer):
+            return layer(*xs)
         return layer(xs if len(xs) > 1 else xs[0])
     return forward
 
@@ -117,10 +127,11 @@ class Builder:
         self._next_id += 1
         return self._next_id - 1
 
-    def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None) -> int:
+    def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
+             linear_forward=None) -> int:
         out = self.tensor()
-        self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward, list(inputs),
-                           out, dict(params or {}), activation))
+        self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
+                           list(inputs), out, dict(params or {}), activation, linear_forward))
         return out
 
     def add_layer(self, layer, inputs: list[int]) -> int:
@@ -186,6 +197,38 @@ def _batchnorm(b: Builder, layer, inputs):
                   {"kernel": scale, "bias": shift})
 
 
+def _standardise(epsilon, hold_scale: bool) -> Forward:
+    def forward(xs, params):
+        x = xs[0]
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        scale = tf.math.rsqrt(variance + epsilon)
+        return (x - mean) * (tf.stop_gradient(scale) if hold_scale else scale)
+    return forward
+
+
+def _layernorm(b: Builder, layer, inputs):
+    """Standardisation (linear once its scale is held constant, Ali et al. 2022), then
+    the learned element-wise affine map as a linear layer."""
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, len(layer.output.shape) - 1, (-1,), (len(layer.output.shape) - 1,)) \
+            or layer.rms_scaling:
+        raise XaiError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis}"
+                       f"{' with RMS scaling' if layer.rms_scaling else ''}; only plain "
+                       "normalisation over the channel axis (last) is supported")
+    out = b.emit(layer, POOLING, _standardise(layer.epsilon, False), inputs,
+                 suffix="/standardise", linear_forward=_standardise(layer.epsilon, True))
+    params = {"kernel": layer.gamma} if layer.scale else {"kernel": tf.ones(layer.output.shape[-1])}
+    if layer.center:
+        params["bias"] = layer.beta
+    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), [out],
+                  params)
+
+
+def _layer_scale(b: Builder, layer, inputs):
+    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), inputs,
+                  {"kernel": layer.gamma})
+
+
 def _kind(kind):
     def convert(b: Builder, layer, inputs):
         return b.emit(layer, kind, _call(layer), inputs)
@@ -236,5 +279,6 @@ _CONVERTERS = {
     "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,
     "Rescaling": _kind(AFFINE), "Normalization": _kind(AFFINE),
     "Multiply": _multiply,
+    "LayerNormalization": _layernorm, "LayerScale": _layer_scale,
     **{name: _activation for name in _ACTIVATION_LAYERS},
 }
