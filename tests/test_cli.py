@@ -97,12 +97,12 @@ def test_bad_config_names_file_line_and_key(tmp_path):
 def test_unsupported_layer_is_named_with_its_type(tmp_path):
     inp = keras.Input((8, 8, 1))
     h = keras.layers.Conv2D(2, 3)(inp)
-    h = keras.layers.LayerNormalization(name="the_norm")(h)
+    h = keras.layers.UnitNormalization(name="the_norm")(h)
     out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
     keras.Model(inp, out).save(tmp_path / "m.keras")
     result, _ = run("explain", tmp_path / "m.keras", IMAGES, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert "'the_norm' (LayerNormalization)" in result.stderr
+    assert "'the_norm' (UnitNormalization)" in result.stderr
 
 
 @pytest.mark.parametrize("target,expected", [("7", 7), ("seven", 7)])

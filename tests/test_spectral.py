@@ -89,3 +89,13 @@ def test_spray_separates_watermarked_threes(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader(open(tmp_path / "clusters.csv")))
     assert len(rows) == len(marked) and {"image", "cluster", "e0", "e1", "e2"} <= set(rows[0])
+
+
+def test_sparse_solver_agrees_with_dense(monkeypatch):
+    maps, truth = _blobs((40, 50))
+    features = spectral.prepare(maps)
+    dense = spectral.spray(features, "auto")
+    monkeypatch.setattr(spectral, "DENSE_LIMIT", 10)
+    sparse = spectral.spray(features, "auto")
+    np.testing.assert_allclose(sparse.eigenvalues, dense.eigenvalues, atol=1e-6)
+    assert (sparse.labels == dense.labels).all() and _purity(sparse.labels, truth) == 1.0

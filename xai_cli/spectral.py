@@ -57,9 +57,9 @@ def spray(features: np.ndarray, clusters: int | str = "auto", n_neighbors: int |
         raise XaiError(f"--clusters must be 'auto' or between 1 and {n}, got {clusters}")
     k = n_neighbors or min(n - 1, max(5, int(np.sqrt(n))))
     graph = sklearn.neighbors.kneighbors_graph(features, k, mode="connectivity")
-    affinity = graph.maximum(graph.T).toarray()
-    eigenvalues, eigenvectors = np.linalg.eigh(csgraph.laplacian(affinity, normed=True))
+    laplacian = csgraph.laplacian(graph.maximum(graph.T).astype(np.float64), normed=True)
     shown = min(n, max(max_clusters + 1, 10))
+    eigenvalues, eigenvectors = _smallest_eigenpairs(laplacian, shown, seed)
     if clusters == "auto":
         count = eigengap_count(eigenvalues, max_clusters)
     else:
@@ -68,7 +68,31 @@ def spray(features: np.ndarray, clusters: int | str = "auto", n_neighbors: int |
     rows = embedding[:, :count] / np.maximum(np.linalg.norm(embedding[:, :count], axis=1,
                                                              keepdims=True), 1e-12)
     raw = sklearn.cluster.KMeans(count, n_init=10, random_state=seed).fit_predict(rows)
-    return SprayResult(_by_size(raw), embedding, eigenvalues[:shown], count)
+    return SprayResult(_by_size(raw), embedding, eigenvalues, count)
+
+
+DENSE_LIMIT = 1000  # beyond this many heatmaps, a sparse solver for the few eigenpairs needed
+
+
+def _smallest_eigenpairs(laplacian, count: int, seed: int):
+    """The ``count`` smallest eigenvalues (ascending) and eigenvectors, signs fixed.
+
+    Each eigenvector is flipped so that its largest entry is positive, so that the
+    embedding does not depend on the solver's sign choice.
+    """
+    n = laplacian.shape[0]
+    if n <= DENSE_LIMIT:
+        values, vectors = np.linalg.eigh(laplacian.toarray())
+        values, vectors = values[:count], vectors[:, :count]
+    else:
+        from scipy.sparse import identity
+        from scipy.sparse.linalg import eigsh
+        start = np.random.default_rng(seed).uniform(size=n)
+        values, vectors = eigsh(identity(n) - laplacian, k=count, which="LA", v0=start)
+        order = np.argsort(-values)
+        values, vectors = 1 - values[order], vectors[:, order]
+    peaks = vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])]
+    return values, vectors * np.where(peaks < 0, -1.0, 1.0)
 
 
 def eigengap_count(eigenvalues: np.ndarray, max_clusters: int) -> int:
