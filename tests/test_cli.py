@@ -180,3 +180,11 @@ def test_evaluate_with_probability_scores(tmp_path):
     assert result.exit_code == 0, result.stderr
     scores = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "out" / "curves.csv"))]
     assert all(0 <= s <= 1 for s in scores) and len(records) == 3
+
+
+def test_pass_rule_on_a_layer_that_changes_shape_is_a_config_error(tmp_path):
+    (tmp_path / "pass.yaml").write_text("default: {rule: pass}\n")
+    result, _ = run("explain", MODEL, IMAGES, "-r", tmp_path / "pass.yaml", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"xai: error: {tmp_path / 'pass.yaml'}:1: rule pass on 'conv1' (Conv2D)")
+    assert not (tmp_path / "out").exists()

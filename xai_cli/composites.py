@@ -30,6 +30,7 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
 }
 DEFAULT_CONFIG = "epsilon-gamma-box"
+ELEMENTWISE = {"BatchNormalization", "LayerNormalization", "LayerScale"}  # linear, shape-keeping
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
@@ -97,6 +98,10 @@ class Composite:
         for index, op in enumerate(graph.ops):
             if op.kind == LINEAR:
                 entry = next((e for e in self.entries if e.matches(op, index in first)), self.default)
+                if entry.rule is R.PASS and op.layer_type not in ELEMENTWISE:
+                    raise XaiError(f"{entry.source}: rule pass on '{op.name}' ({op.layer_type}): "
+                                   "pass suits element-wise layers only (" +
+                                   ", ".join(sorted(ELEMENTWISE)) + ")")
                 used.add(id(entry))
                 out.append(Assignment(entry.rule, entry.source))
             elif op.kind == POOLING:

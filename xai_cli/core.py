@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from .errors import XaiError
 from .layers import Op
 from .rules import FlowRule, LinearRule
 
@@ -83,7 +84,11 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
 
 def _flow(op: Op, rule: FlowRule, inputs, relevance):
     if rule.mode == "pass":
-        signal = next((j for j, x in enumerate(inputs) if x.shape == relevance.shape), 0)
+        signal = next((j for j, x in enumerate(inputs)
+                       if x.shape.is_compatible_with(relevance.shape)), None)
+        if signal is None:
+            raise XaiError(f"rule pass on '{op.name}' ({op.layer_type}): its input and output "
+                           "shapes differ; pass suits element-wise layers only")
         return [relevance if j == signal else None for j in range(len(inputs))]
     if rule.mode == "deconvnet":
         return [tf.nn.relu(relevance)]

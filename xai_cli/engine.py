@@ -135,6 +135,7 @@ class Explainer:
         spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32),
                 tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64)]
         self._compiled = tf.function(self._explain, input_signature=spec, reduce_retracing=True)
+        self._compiled.get_concrete_function()  # trace now: rule errors surface before any output
 
     def _explain(self, x, targets, index):
         values = self.propagator.forward(x)
