@@ -49,23 +49,40 @@ def run(session: Session, options: ExplainOptions, report: Report, progress=None
     if any(METHODS[m].uses_composite for m in options.methods):
         for warning in session.composite.resolve(session.composite.canonize(graph))[1]:
             report.note(f"warning: {warning}")
-    todo = [item for item in session.items if not (opts.skip_existing and all(
-        (opts.out / name).exists() for name in output_names(item.stem, options)))]
-    if len(todo) < len(session.items):
-        report.note(f"skipping {len(session.items) - len(todo)} inputs whose outputs exist "
-                    "(--skip-existing)")
+    done, todo = _resume(session, options)
+    if done:
+        report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")
     opts.out.mkdir(parents=True, exist_ok=True)
     with BackgroundWriter(workers=1) as writer:  # one thread: JSON lines in input order
         for samples, index in session.loaded(report, todo, progress):
-            _explain_batch(session, options, explainers, samples, index, writer, report)
+            _explain_batch(session, options, explainers, samples, index, writer, report, done)
 
 
-def _explain_batch(session, options, explainers, samples, index, writer, report):
+def _resume(session: Session, options: ExplainOptions):
+    """Inputs whose outputs all exist, and the inputs to run.
+
+    Batches keep the composition they have in an uninterrupted run (a batch with any
+    input left is run whole, writing only what is missing): convolutions round
+    differently for other batch sizes, and a resumed job must write the same bytes.
+    """
+    opts = session.options
+    if not opts.skip_existing:
+        return set(), session.items
+    done = {item for item in session.items
+            if all((opts.out / name).exists() for name in output_names(item.stem, options))}
+    size = opts.batch_size
+    batches = [session.items[i:i + size] for i in range(0, len(session.items), size)]
+    return done, [item for batch in batches if not done.issuperset(batch) for item in batch]
+
+
+def _explain_batch(session, options, explainers, samples, index, writer, report, done):
     x = np.stack([s.x for s in samples])
     targets = np.full(len(samples), session.target, np.int32)
     results = {m: e.explain(x, targets, index) for m, e in explainers.items()}
     first = next(iter(results.values()))
     for i, sample in enumerate(samples):
+        if sample.item in done:
+            continue
         maps = {m: r.relevance[i] for m, r in results.items()}
         bad = [m for m, r in maps.items() if not np.all(np.isfinite(r))]
         if bad:
