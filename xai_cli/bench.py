@@ -109,9 +109,9 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
 def _evaluate_figures(graph, x, steps, repeats) -> tuple[float, float]:
     """Perturbation curves for one batch vs the bare forward passes of the same copies."""
     scorer = Scorer(graph)
-    ids, _ = pa.patch_ids(x.shape[1:3], (max(1, x.shape[1] // 8),) * 2)
+    ids, patches = pa.patch_ids(x.shape[1:3], (max(1, x.shape[1] // 8),) * 2)
     rng = [np.random.default_rng(i) for i in range(len(x))]
-    ranks = pa.pixel_ranks(pa.patch_order(np.zeros((len(x), ids.max() + 1)), "random", rng), ids)
+    ranks = pa.pixel_ranks(pa.patch_order(np.zeros((len(x), patches)), "random", rng), ids)
     replacement = pa.replacement_values(x, "mean", None, rng, sigma=1)
     rows = len(x) * (steps + 1)
     copies = np.repeat(x, steps + 1, axis=0)

@@ -115,6 +115,12 @@ def silent_where_negative(graph: Graph, rules: list) -> set[int]:
     return found
 
 
+def output_relevance(logits, targets, scale_by_logit: bool):
+    """Where a backward pass starts: ``one_hot(target)``, times the logit for LRP."""
+    seed = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
+    return seed * logits if scale_by_logit else seed
+
+
 @dataclass
 class Result:
     """One batch's explanation, as NumPy arrays."""
@@ -158,11 +164,8 @@ class Explainer:
 
     def propagate(self, values: dict, targets, scale_by_logit: bool):
         """Backward pass from ``one_hot(target)``, times the logit for LRP."""
-        logits = values[self.graph.output]
-        seed = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
-        if scale_by_logit:
-            seed = seed * logits
-        return self.propagator.backward(values, seed)
+        return self.propagator.backward(
+            values, output_relevance(values[self.graph.output], targets, scale_by_logit))
 
     def gradient_at(self, x, targets):
         """The engine's gradient of the target score at ``x`` (a fresh forward pass)."""

@@ -98,7 +98,7 @@ def _evaluate_batch(session, options, explainers, scorer, samples, index, steps,
         raise XaiError(f"relevance contains NaN or Inf for {', '.join(bad)}")
     replacement = pa.replacement_values(x, options.replace, valid_range, _rngs(seed, index, 0),
                                         sigma=max(options.perturb) / 2)
-    ids, _ = pa.patch_ids(x.shape[1:3], options.perturb)
+    ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
 
     def score(batch, image):
         logits = scorer(batch)
@@ -111,7 +111,7 @@ def _evaluate_batch(session, options, explainers, scorer, samples, index, steps,
     for method in tallies:
         order = RANDOM if method == RANDOM else options.order
         scores = pa.patch_scores(relevance[method], options.perturb) if method in relevance \
-            else np.zeros((len(x), ids.max() + 1))
+            else np.zeros((len(x), patches))
         ranks = pa.pixel_ranks(pa.patch_order(scores, order, _rngs(seed, index, 1)), ids)
         curves = pa.perturbation_curves(score, x, ranks, replacement, steps, options.chunk)
         tallies[method].add(curves)

@@ -42,13 +42,13 @@ def output_names(stem: str, options: ExplainOptions) -> list[str]:
 def run(session: Session, options: ExplainOptions, report: Report, progress=None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     graph, opts = session.graph, session.options
+    warnings: list[str] = []
     explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
-                                    opts.seed) for m in options.methods}
+                                    opts.seed, warnings.append) for m in options.methods}
     if graph.softmax_stripped:
         report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
-    if any(METHODS[m].uses_composite for m in options.methods):
-        for warning in session.composite.resolve(session.composite.canonize(graph))[1]:
-            report.note(f"warning: {warning}")
+    for warning in warnings:
+        report.note(f"warning: {warning}")
     done, todo = _resume(session, options)
     if done:
         report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import tensorflow as tf
 
-from .composites import Composite
+from .composites import Assignment, Composite
 from .engine import Explainer, Propagator
 from .errors import XaiError
 from .layers import LINEAR
@@ -13,16 +16,42 @@ from .methods import Method
 from .model import Graph
 
 
+@dataclass
+class AppliedComposite:
+    """A rule config applied to a model: the canonized graph and each op's rule."""
+
+    graph: Graph
+    assignments: list[Assignment]
+    warnings: list[str]
+
+    @property
+    def rules(self) -> list:
+        return [a.rule for a in self.assignments]
+
+    def propagator(self, preprocessing) -> Propagator:
+        """The LRP propagator; zB bounds come from ``preprocessing`` unless the config sets them."""
+        rules = self.rules
+        return Propagator(self.graph, rules, zbox_bounds(self.graph, rules, preprocessing))
+
+
+def apply_composite(graph: Graph, composite: Composite) -> AppliedComposite:
+    graph = composite.canonize(graph)
+    assignments, warnings = composite.resolve(graph)
+    return AppliedComposite(graph, assignments, warnings)
+
+
 def make_explainer(graph: Graph, method: Method, composite: Composite, preprocessing,
-                   seed: int = 0) -> Explainer:
-    """An Explainer for ``method``; LRP takes its rules and canonizers from ``composite``."""
+                   seed: int = 0, warn: Callable[[str], None] | None = None) -> Explainer:
+    """An Explainer for ``method``; LRP takes its rules and canonizers from ``composite``.
+
+    ``warn`` receives the config's warnings (rules that apply to no layer).
+    """
     if not method.uses_composite:
         return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed)
-    graph = composite.canonize(graph)
-    assignments, _ = composite.resolve(graph)
-    rules = [a.rule for a in assignments]
-    return Explainer(graph, method, Propagator(graph, rules, zbox_bounds(graph, rules, preprocessing)),
-                     seed)
+    applied = apply_composite(graph, composite)
+    for warning in applied.warnings if warn else ():
+        warn(warning)
+    return Explainer(applied.graph, method, applied.propagator(preprocessing), seed)
 
 
 def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:

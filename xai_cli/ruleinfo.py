@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from . import composites, inputs, model as models, preprocess
-from .engine import Propagator
-from .explainers import zbox_bounds
+from . import composites, inputs, model as models
+from .engine import output_relevance
 from .errors import XaiError
+from .explainers import apply_composite
+from .session import parse_target, resolve_preprocessing
 
 
 def list_configs() -> str:
@@ -27,10 +28,9 @@ def _format(rows: list[tuple]) -> str:
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
           target: str) -> str:
     """The rule table; with ``check_image``, also relevance in and out of every op."""
-    graph = models.build_graph(models.load(model_path))
     composite = composites.load(rules)
-    graph = composite.canonize(graph)
-    assignments, warnings = composite.resolve(graph)
+    applied = apply_composite(models.build_graph(models.load(model_path)), composite)
+    graph = applied.graph
     header = [f"model: {model_path} ({len(graph.ops)} ops; input {graph.input_shape}; "
               f"{graph.num_classes} outputs{', final softmax removed' if graph.softmax_stripped else ''})",
               f"rules: {composite.label}" + (f"; canonizers: {', '.join(composite.canonizers)}"
@@ -38,29 +38,30 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
     rows = [("op", "type", "rule", "from")]
     rows += [(op.name, f"{op.activation} ({op.layer_type})" if op.activation else op.layer_type,
               a.rule.describe(), a.source)
-             for op, a in zip(graph.ops, assignments)]
+             for op, a in zip(graph.ops, applied.assignments)]
     text = "\n".join(header) + "\n\n" + _format(rows)
-    if warnings:
-        text += "\n\n" + "\n".join(f"warning: {w}" for w in warnings)
+    if applied.warnings:
+        text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
     if check_image:
-        text += "\n\n" + _check(graph, [a.rule for a in assignments], composite, check_image,
-                                preprocessing, target)
+        text += "\n\n" + _check(applied, composite, check_image, preprocessing, target)
     return text
 
 
-def _check(graph, rules, composite, image, preprocessing, target) -> str:
-    prep = preprocess.resolve(preprocessing or composite.preprocess.get("preprocess") or "unit")
+def _check(applied, composite, image, preprocessing, target) -> str:
+    graph, rules = applied.graph, applied.rules
+    prep = resolve_preprocessing(composite, preprocessing)
     items, problems = inputs.discover([image])
     if problems or not items:
         raise XaiError(f"--check {image}: {problems[0][1] if problems else 'no input'}")
     x = inputs.load(items[0], graph.input_shape, prep).x[None]
-    propagator = Propagator(graph, rules, zbox_bounds(graph, rules, prep))
+    propagator = applied.propagator(prep)
     values = propagator.forward(tf.constant(x))
     logits = values[graph.output][0].numpy()
-    index = int(np.argmax(logits)) if target == "top1" else int(target)
-    seed = tf.one_hot([index], graph.num_classes) * values[graph.output]
+    index = parse_target(target, None, graph.num_classes)
+    index = int(np.argmax(logits)) if index < 0 else index
     record = []
-    relevance = propagator.backward(values, seed, record).numpy()
+    relevance = propagator.backward(
+        values, output_relevance(values[graph.output], [index], scale_by_logit=True), record).numpy()
     rows = [("op", "rule", "relevance out", "relevance in", "in / out")]
     for op, r_out, r_ins in record:
         out_sum = float(tf.reduce_sum(r_out))

@@ -90,21 +90,23 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
     graph = models.build_graph(models.load(options.model))
     composite = composites.load(options.rules)
-    preprocessing = _preprocessing(options, composite)
+    preprocessing = resolve_preprocessing(composite, options.preprocess, options.scale,
+                                          options.mean, options.std)
     if len(graph.input_shape) != 3:
         raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
     labels = _labels(options.labels, graph.num_classes)
-    target = _target(options.target, labels, graph.num_classes)
+    target = parse_target(options.target, labels, graph.num_classes)
     items, problems = inputs.discover(options.images, stdin or sys.stdin)
     items = inputs.shard(items, options.shard)
     return Session(options, graph, composite, preprocessing, target, labels, items, problems)
 
 
-def _preprocessing(options: Options, composite) -> preprocess.Preprocessing:
-    from_cli = {k: v for k, v in (("scale", options.scale), ("mean", options.mean),
-                                  ("std", options.std)) if v is not None}
-    if options.preprocess or from_cli:
-        return preprocess.resolve(options.preprocess, **from_cli)
+def resolve_preprocessing(composite, name=None, scale=None, mean=None,
+                          std=None) -> preprocess.Preprocessing:
+    """The command line's preprocessing, else the rule config's, else the default."""
+    from_cli = {k: v for k, v in (("scale", scale), ("mean", mean), ("std", std)) if v is not None}
+    if name or from_cli:
+        return preprocess.resolve(name, **from_cli)
     spec = dict(composite.preprocess)
     name = spec.pop("preprocess", None)
     if name or spec:
@@ -126,7 +128,7 @@ def _labels(path: str | None, num_classes: int) -> list[str] | None:
     return names
 
 
-def _target(spec: str, labels, num_classes: int) -> int:
+def parse_target(spec: str, labels, num_classes: int) -> int:
     """-1 for top-1, else the class index."""
     if spec == "top1":
         return -1

@@ -17,7 +17,8 @@ import numpy as np
 from .errors import XaiError
 
 
-def _sklearn():
+def require_sklearn():
+    """scikit-learn and SciPy's csgraph, or a message saying how to install them."""
     try:
         import sklearn.cluster
         import sklearn.neighbors
@@ -27,13 +28,21 @@ def _sklearn():
     return sklearn, csgraph
 
 
+def _area_weights(n: int, size: int) -> np.ndarray:
+    """(size, n): each output bin averages the input samples it overlaps, by overlap."""
+    edges = np.linspace(0, n, size + 1)
+    cells = np.arange(n)
+    overlap = np.minimum(edges[1:, None], cells + 1) - np.maximum(edges[:-1, None], cells)
+    weights = np.clip(overlap, 0, None)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 def prepare(heatmaps: np.ndarray, size: int = 16) -> np.ndarray:
     """(N, size*size) features: channel sum, area-averaged to size x size, max |value| = 1."""
-    from PIL import Image
     maps = heatmaps.sum(axis=-1) if heatmaps.ndim == 4 else heatmaps
-    small = np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize((size, size), Image.BOX))
-                      for m in maps])
-    peak = np.abs(small).reshape(len(small), -1).max(axis=1)
+    rows, cols = _area_weights(maps.shape[1], size), _area_weights(maps.shape[2], size)
+    small = np.einsum("ih,nhw,jw->nij", rows, maps.astype(np.float64), cols)
+    peak = np.abs(small).reshape(len(small), -1).max(axis=1, initial=0.0)
     peak[peak == 0] = 1
     return (small / peak[:, None, None]).reshape(len(small), -1)
 
@@ -49,7 +58,7 @@ class SprayResult:
 def spray(features: np.ndarray, clusters: int | str = "auto", n_neighbors: int | None = None,
           max_clusters: int = 8, seed: int = 0) -> SprayResult:
     """Spectral clustering of heatmap features; ``clusters`` is a number or 'auto' (eigengap)."""
-    sklearn, csgraph = _sklearn()
+    sklearn, csgraph = require_sklearn()
     n = len(features)
     if n < 3:
         raise XaiError(f"SpRAy needs at least 3 heatmaps, got {n}")

@@ -29,7 +29,7 @@ def run(session: Session, method: str, clusters, report: Report, progress=None) 
     """Cluster the heatmaps of every input of ``session`` for its (fixed) target class."""
     if session.target < 0:
         raise XaiError("xai spray explains one class across images: give --target")
-    spectral._sklearn()
+    spectral.require_sklearn()
     explainer = make_explainer(session.graph, METHODS[method], session.composite,
                                session.preprocessing, session.options.seed)
     signed = METHODS[method].signed
@@ -37,14 +37,14 @@ def run(session: Session, method: str, clusters, report: Report, progress=None) 
     for samples, index in session.loaded(report, progress=progress):
         x = np.stack([s.x for s in samples])
         result = explainer.explain(x, np.full(len(x), session.target, np.int32), index)
-        for sample, relevance in zip(samples, result.relevance):
-            if not np.all(np.isfinite(relevance)):
-                report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
-                continue
-            kept.append(sample.item)
-            features.append(spectral.prepare(relevance[None])[0])
-            maps.append(spectral.prepare(relevance[None], size=THUMBNAIL)[0])
-            thumbs.append(_thumbnail(relevance, signed))
+        finite = np.isfinite(result.relevance.reshape(len(x), -1)).all(axis=1)
+        for sample in np.asarray(samples, dtype=object)[~finite]:
+            report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
+        relevance = result.relevance[finite]
+        kept.extend(s.item for s, ok in zip(samples, finite) if ok)
+        features.extend(spectral.prepare(relevance))
+        maps.extend(spectral.prepare(relevance, size=THUMBNAIL))
+        thumbs.extend(_thumbnail(r, signed) for r in relevance)
     result = spectral.spray(np.stack(features) if features else np.zeros((0, 1)), clusters,
                             seed=session.options.seed)
     _write(session, kept, result, np.stack(maps), thumbs, signed)
