@@ -3,7 +3,9 @@
 A config is read with PyYAML's safe loader and checked node by node, so that every
 error names the file, the line and the key. :meth:`Composite.resolve` assigns a rule
 to every op of a graph: linear layers from the config's entries (first match wins)
-or its default; the other ops get the rule their kind calls for.
+or its default; the other ops get the rule their kind calls for. Entries match a
+layer by type, name, being the first layer, and by graph context (what its output
+feeds, see :mod:`xai_cli.context`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,27 @@ import yaml
 
 from . import rules as R
 from .canonizers import CANONIZERS
+from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .errors import XaiError
 from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING
 from .model import Graph
 
 _CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
                  "SeparableConv2D"}
+
+
+def _depthwise(op) -> bool:
+    return op.layer_type.startswith("DepthwiseConv") or op.name.endswith("/depthwise")
+
+
 FAMILIES = {  # names a config can use in `type`, besides Keras layer class names
     "Convolution": lambda op: op.layer_type in _CONVOLUTIONS,
+    "DepthwiseConvolution": _depthwise,            # one input channel per output channel
+    "FullConvolution": lambda op: op.layer_type in _CONVOLUTIONS and not _depthwise(op),
     "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
 }
 DEFAULT_CONFIG = "epsilon-gamma-box"
-ELEMENTWISE = {"BatchNormalization", "LayerNormalization", "LayerScale"}  # linear, shape-keeping
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
@@ -41,7 +51,7 @@ _RULE_PARAMS = {
 }
 _TOP_KEYS = {"name", "description", "canonizers", "input", "rules", "default"}
 _INPUT_KEYS = {"preprocess", "scale", "mean", "std"}
-_MATCH_KEYS = {"first", "type", "name"}
+_MATCH_KEYS = {"first", "type", "name", "followed_by", "linear_output"}
 
 
 @dataclass(frozen=True)
@@ -59,13 +69,21 @@ class Entry:
     first: bool | None = None
     types: tuple[str, ...] | None = None
     name: re.Pattern | None = None
+    followed_by: frozenset[str] | None = None
+    linear_output: bool | None = None
 
-    def matches(self, op, is_first: bool, explicit_only: bool = False) -> bool:
+    def matches(self, op, is_first: bool, context: Context | None,
+                explicit_only: bool = False) -> bool:
         if explicit_only and self.types is None and self.name is None:
             return False
         if self.first is not None and self.first != is_first:
             return False
         if self.types is not None and not any(_type_matches(t, op) for t in self.types):
+            return False
+        if self.followed_by is not None and not (context and context.followed_by(self.followed_by)):
+            return False
+        if self.linear_output is not None \
+                and (context is None or context.linear_output != self.linear_output):
             return False
         return self.name is None or self.name.fullmatch(op.layer) is not None
 
@@ -93,11 +111,12 @@ class Composite:
 
     def resolve(self, graph: Graph) -> tuple[list[Assignment], list[str]]:
         """One assignment per op, and warnings for entries that matched nothing."""
-        first = first_layers(graph)
+        first, context = first_layers(graph), contexts(graph)
         used, out = set(), []
         for index, op in enumerate(graph.ops):
             if op.kind == LINEAR:
-                entry = next((e for e in self.entries if e.matches(op, index in first)), self.default)
+                entry = next((e for e in self.entries
+                              if e.matches(op, index in first, context[index])), self.default)
                 if entry.rule is R.PASS and op.layer_type not in ELEMENTWISE:
                     raise XaiError(f"{entry.source}: rule pass on '{op.name}' ({op.layer_type}): "
                                    "pass suits element-wise layers only (" +
@@ -105,7 +124,7 @@ class Composite:
                 used.add(id(entry))
                 out.append(Assignment(entry.rule, entry.source))
             elif op.kind == POOLING:
-                entry = next((e for e in self.entries if e.matches(op, False, explicit_only=True)), None)
+                entry = next((e for e in self.entries if e.matches(op, False, None, explicit_only=True)), None)
                 if entry is not None:
                     used.add(id(entry))
                 out.append(Assignment(entry.rule, entry.source) if entry else
@@ -267,6 +286,12 @@ def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:
         if "type" in match:
             entry.types = tuple(reader.value(n, f"{key}.match.type", (str,))
                                 for n in reader.sequence(match["type"], f"{key}.match.type"))
+        if "followed_by" in match:
+            entry.followed_by = frozenset(_followers(reader, match["followed_by"],
+                                                     f"{key}.match.followed_by"))
+        if "linear_output" in match:
+            entry.linear_output = reader.value(match["linear_output"],
+                                               f"{key}.match.linear_output", (bool,))
         if "name" in match:
             pattern = reader.value(match["name"], f"{key}.match.name", (str,))
             try:
@@ -275,6 +300,17 @@ def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:
                 raise reader.error(match["name"], f"{key}.match.name",
                                    f"invalid regular expression '{pattern}': {exc}") from exc
     return entry
+
+
+def _followers(reader: _Reader, node, key: str) -> list[str]:
+    names = []
+    for item in reader.sequence(node, key):
+        name = reader.value(item, key, (str,))
+        if name not in FOLLOWERS:
+            raise reader.error(item, key, f"unknown follower '{name}'; expected one of "
+                               f"{', '.join(FOLLOWERS)}")
+        names.append(name)
+    return names
 
 
 def _check_params(reader, node, key, rule_name, params):

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import composites, inputs, model as models
+from .context import contexts
 from .engine import output_relevance
 from .errors import XaiError
 from .explainers import apply_composite
@@ -35,10 +36,11 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
               f"{graph.num_classes} outputs{', final softmax removed' if graph.softmax_stripped else ''})",
               f"rules: {composite.label}" + (f"; canonizers: {', '.join(composite.canonizers)}"
                                               if composite.canonizers else "")]
-    rows = [("op", "type", "rule", "from")]
+    context = contexts(graph)
+    rows = [("op", "type", "feeds", "rule", "from")]
     rows += [(op.name, f"{op.activation} ({op.layer_type})" if op.activation else op.layer_type,
-              a.rule.describe(), a.source)
-             for op, a in zip(graph.ops, applied.assignments)]
+              context[i].describe() if i in context else "", a.rule.describe(), a.source)
+             for i, (op, a) in enumerate(zip(graph.ops, applied.assignments))]
     text = "\n".join(header) + "\n\n" + _format(rows)
     if applied.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
