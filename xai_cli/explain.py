@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import render
+from .diagnostics import vanishing
 from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png
@@ -91,6 +92,12 @@ def _explain_batch(session, options, explainers, samples, index, writer, report,
                          sample.item.index)
             continue
         record = _record(session, sample, first.logits[i], int(first.targets[i]), maps)
+        warnings = {m: w for m, r in maps.items()
+                    if (w := vanishing(METHODS[m], r, record["explained_score"])) is not None}
+        if warnings:
+            record["warning"] = "; ".join(warnings.values())
+            for method, warning in warnings.items():
+                report.warn_once(method, warning)
         writer.submit(_write, session.options.out, sample, maps, options, record, report)
 
 

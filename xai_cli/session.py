@@ -154,6 +154,7 @@ class Report:
     failed: int = 0
     fail_fast: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _warned: set = field(default_factory=set, repr=False)
 
     def error(self, source: str, reason: str, index: int | None = None) -> None:
         with self._lock:
@@ -170,6 +171,12 @@ class Report:
 
     def note(self, message: str) -> None:
         print(f"xai: {message}", file=self.stderr)
+
+    def warn_once(self, key: str, message: str) -> None:
+        """A warning on stderr the first time for ``key``; the JSON records carry the rest."""
+        if key not in self._warned:
+            self._warned.add(key)
+            self.note(f"warning: {message} (later inputs: see the records' 'warning' field)")
 
     @property
     def exit_code(self) -> int:
