@@ -195,14 +195,15 @@ def test_aopc_by_hand():
     assert pa.mean_and_stderr([0.25]) == (0.25, 0.0)
 
 
-def test_plot_curves_writes_a_png(tmp_path):
-    curves = {"lrp": np.linspace(1, 0.2, 11), "random": np.linspace(1, 0.8, 11)}
-    pa.plot_curves(curves, tmp_path / "curves.png", "test")
+def test_plot_curves_writes_a_png_with_a_panel_per_protocol(tmp_path):
+    curves = {("lrp", "morf"): np.linspace(1, 0.2, 11), ("lrp", "lerf"): np.linspace(1, 0.9, 11),
+              ("random", "random"): np.linspace(1, 0.8, 11)}
+    pa.plot_curves({"replace mean": curves}, tmp_path / "curves.png", "test")
     buffer = io.BytesIO()
-    pa.plot_curves(curves, buffer, "test")
-    for source in (tmp_path / "curves.png", io.BytesIO(buffer.getvalue())):
-        with Image.open(source) as image:
-            assert image.format == "PNG" and image.size[0] > 100
+    pa.plot_curves({"replace mean": curves, "replace blur": curves}, buffer, "test")
+    with Image.open(tmp_path / "curves.png") as one, Image.open(buffer) as two:
+        assert one.format == two.format == "PNG" and one.size[0] > 100
+        assert two.size[0] > one.size[0] * 1.4             # side by side
 
 
 def _evaluate(tmp_path, *args):

@@ -218,27 +218,35 @@ def _patch(ctx, param, value):
 @click.option("--order", type=click.Choice(["morf", "lerf", "random"]), default="morf",
               show_default=True, help="Most relevant first, least relevant first, or random. "
                                       "A random-order baseline is always added.")
-@click.option("--replace", type=click.Choice(["uniform", "mean", "blur"]), default="uniform",
-              show_default=True, help="Values of perturbed pixels: uniform over the valid input "
-                                      "range, the image mean, or a blurred copy.")
+@click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
+              default=("uniform",), show_default=True,
+              help="Values of perturbed pixels: uniform over the valid input range, the image "
+                   "mean, or a blurred copy. Repeat to evaluate several protocols on the same "
+                   "heatmaps.")
+@click.option("--lerf", is_flag=True,
+              help="Also perturb every method least relevant first: summary.csv gets the LeRF "
+                   "AOPC and the area between the LeRF and MoRF curves (with --order morf).")
 @click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
               show_default=True, help="Track the pre-softmax score or the softmax probability.")
 @_handle_errors
-def evaluate(methods, perturb, steps, order, replace, score, device, **kwargs):
+def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
-    regions the model really uses. Arguments as for `xai explain`.
+    regions the model really uses. A summary table goes to stderr. Arguments as for
+    `xai explain`.
     """
     from . import evaluate as job
     from .session import Report, open_session
+    measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
+                                  tuple(dict.fromkeys(replace)), score, lerf)
     options = _session_options(kwargs)
     session = open_session(options)
     report = Report(fail_fast=options.fail_fast)
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
-        job.run(session, job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
-                                             replace, score), report, update)
+        summary = job.run(session, measure, report, update)
+    click.echo(job.table(summary), err=True)
     return report.exit_code
 
 

@@ -1,94 +1,161 @@
-"""The evaluate job: perturbation curves and AOPC per method, with a random-order baseline.
+"""The evaluate job: perturbation curves, AOPC and the LeRF-MoRF area per method and protocol.
 
-For each batch, every method's relevance is computed once; the perturbed copies of all
-its images and steps then go through the compiled model in large chunks. Curves are
-streamed to ``curves.csv``; ``summary.csv`` and ``curves.png`` are written at the end.
-Randomness (uniform replacement values, random order) is seeded per input from
-``--seed`` and the input's position, so results do not depend on batching.
+`evaluate_batch` is the core, without files, for any caller with a compiled explainer
+(``xai evaluate`` here, ``xai tune`` next): each method's relevance is computed once per
+batch and then perturbed under every replacement protocol, in MoRF (or the chosen) order,
+optionally in LeRF order too, and in random order as the baseline. `run` streams its
+curves to ``curves.csv`` and adds them up in a `Tally` for ``summary.csv``, ``curves.png``
+and the table `table` prints. Randomness (uniform replacement values, random order) is
+seeded per input from ``--seed``, the input's position and a fixed stream per purpose, so
+results depend neither on batching nor on which other protocols run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
 from . import perturbation as pa
-from .engine import Scorer
+from .engine import Explainer, Scorer
 from .errors import XaiError
 from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import CsvRows, atomic_open, atomic_write, save_csv
 from .session import Report, Session
 
-CURVE_COLUMNS = ("image", "method", "step", "fraction_perturbed", "score", "relative_score")
-SUMMARY_COLUMNS = ("method", "n_images", "aopc", "aopc_stderr", "order", "perturb", "steps",
-                   "replace", "seed")
+CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_perturbed", "score",
+                 "relative_score")
+SUMMARY_COLUMNS = ("method", "replace", "n_images", "aopc", "aopc_stderr", "aopc_vs_random",
+                   "aopc_lerf", "aopc_lerf_stderr", "area", "area_stderr", "order", "perturb",
+                   "steps", "seed")
 RANDOM = "random"
+FIGURES = ("aopc", "aopc_lerf", "area")   # per-image figures: BatchResult methods, summary columns
+# Seed streams, fixed per purpose: a protocol's draws do not depend on the others asked for.
+STREAMS = {"uniform": 0, "order": 1, "mean": 2, "blur": 3}
 
 
 @dataclass
 class EvaluateOptions:
+    """What to measure; checked on construction so that every caller gets the same errors."""
+
     methods: tuple[str, ...] = ("lrp",)
     perturb: tuple[int, int] = (9, 9)
     steps: int | None = None
     order: str = "morf"
-    replace: str = "uniform"
+    replace: tuple[str, ...] = ("uniform",)
     score: str = "logit"
+    lerf: bool = False
     chunk: int = 256
 
+    def __post_init__(self):
+        if self.lerf and self.order != "morf":
+            raise XaiError("--lerf adds least-relevant-first curves to the most-relevant-first "
+                           f"ones: use it with --order morf (the default), not --order "
+                           f"{self.order}")
+        unknown = [r for r in self.replace if r not in pa.REPLACEMENTS]
+        if unknown or not self.replace:
+            raise XaiError(f"--replace must be one or more of {', '.join(pa.REPLACEMENTS)}, "
+                           f"got {', '.join(self.replace) or 'none'}")
 
-class _Tally:
-    """Per-method AOPC values and running sums of the relative curves."""
+    def with_lerf(self, method: str) -> bool:
+        """Whether ``method`` also runs least relevant first (never the random baseline)."""
+        return self.lerf and method != RANDOM
 
-    def __init__(self, steps: int):
-        self.aopc: list[float] = []
-        self.relative = np.zeros(steps + 1)
-
-    def add(self, curves: np.ndarray) -> None:
-        self.aopc.extend(pa.aopc(curves))
-        self.relative += (curves / curves[:, :1]).sum(axis=0)
+    def orders(self, method: str) -> tuple[str, ...]:
+        """The orders ``method`` is perturbed in, its own first; the baseline's is random."""
+        own = RANDOM if method == RANDOM else self.order
+        return (own, "lerf") if self.with_lerf(method) else (own,)
 
 
-def _steps(session: Session, options: EvaluateOptions) -> int:
-    _, patches = pa.patch_ids(session.graph.input_shape[:2], options.perturb)
+def steps_for(shape_hw: tuple[int, int], options: EvaluateOptions) -> int:
+    """``--steps``, by default the number of patches (at most 100)."""
+    _, patches = pa.patch_ids(shape_hw, options.perturb)
     steps = min(patches, 100) if options.steps is None else options.steps
     if steps < 0:
         raise XaiError(f"--steps must be >= 0, got {steps}")
     return steps
 
 
-def run(session: Session, options: EvaluateOptions, report: Report, progress=None) -> None:
-    """Evaluate every method of ``options`` on the inputs of ``session``."""
-    graph, opts = session.graph, session.options
-    valid_range = session.preprocessing.valid_range(graph.input_shape[-1])
-    if options.replace == "uniform" and valid_range is None:
-        raise XaiError("--replace uniform draws from the input's valid range: choose a "
-                       "--preprocess preset, or use --replace mean or blur")
-    steps = _steps(session, options)
-    explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
-                                    opts.seed) for m in options.methods}
-    methods = list(options.methods) + [RANDOM]
-    tallies = {m: _Tally(steps) for m in methods}
-    scorer = Scorer(graph)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(opts.out / "curves.csv", "w") as handle:
-        rows = CsvRows(handle, CURVE_COLUMNS)
-        for samples, index in session.loaded(report, progress=progress):
-            _evaluate_batch(session, options, explainers, scorer, samples, index, steps,
-                            valid_range, tallies, rows, report)
-    _write_summary(session, options, steps, tallies)
+@dataclass
+class BatchResult:
+    """One batch's perturbation curves, keyed (method, replace, order) in curves.csv order.
+
+    ``fractions`` (share of pixels replaced per step) is keyed (method, order): it does not
+    depend on the protocol. Per-image figures come as ``{replace: {method: (N,) array}}``.
+    """
+
+    options: EvaluateOptions
+    targets: np.ndarray
+    curves: dict[tuple[str, str, str], np.ndarray]
+    fractions: dict[tuple[str, str], np.ndarray]
+
+    def aopc(self) -> dict[str, dict[str, np.ndarray]]:
+        """AOPC in each method's own order (``--order``; random for the baseline)."""
+        return self._per_image(lambda m, r: pa.aopc(self.curves[m, r, self.options.orders(m)[0]]))
+
+    def aopc_lerf(self) -> dict[str, dict[str, np.ndarray]]:
+        """AOPC in LeRF order; empty without ``lerf``."""
+        return self._per_image(lambda m, r: pa.aopc(self.curves[m, r, "lerf"]), lerf=True)
+
+    def area(self) -> dict[str, dict[str, np.ndarray]]:
+        """Area between the LeRF and MoRF curves, AOPC_morf - AOPC_lerf; empty without ``lerf``."""
+        return self._per_image(lambda m, r: pa.area_between(self.curves[m, r, "morf"],
+                                                            self.curves[m, r, "lerf"]), lerf=True)
+
+    def _per_image(self, value, lerf: bool = False) -> dict[str, dict[str, np.ndarray]]:
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for method, replace in dict.fromkeys((m, r) for m, r, _ in self.curves):
+            if not lerf or self.options.with_lerf(method):
+                out.setdefault(replace, {})[method] = value(method, replace)
+        return out
 
 
-def _rngs(seed: int, indices, stream: int) -> list[np.random.Generator]:
-    return [np.random.default_rng([seed, int(i), stream]) for i in indices]
+def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.ndarray,
+                   targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
+                   valid_range=None, seed: int = 0) -> BatchResult:
+    """Perturbation curves of one batch for every method, protocol and order of ``options``.
+
+    Parameters
+    ----------
+    explainers : method name -> compiled explainer; a random-order baseline is added.
+    scorer : ``scorer(batch) -> (B, classes)`` pre-softmax scores, e.g. `Scorer`; it scores
+        the perturbed copies.
+    x : (N, H, W, C) preprocessed inputs.
+    targets : (N,) class to explain and score, -1 for the top-1 class.
+    index : (N,) positions of the inputs in the whole run; with ``seed`` they seed the
+        randomness, so results do not depend on batching.
+    options : what to measure.
+    valid_range : (low, high) of the input, needed by uniform replacement.
+    seed : as ``--seed``.
+
+    Returns
+    -------
+    BatchResult, with the resolved targets; its ``aopc()``, ``aopc_lerf()`` and ``area()``
+    give per-image figures per protocol and method.
+    """
+    relevance, targets = _relevance(explainers, x, targets, index)
+    steps = steps_for(x.shape[1:3], options)
+    ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
+    by_patch = {m: pa.patch_scores(r, options.perturb) for m, r in relevance.items()}
+    by_patch[RANDOM] = np.zeros((len(x), patches))
+    ranks = {(m, o): pa.pixel_ranks(pa.patch_order(s, o, _rngs(seed, index, "order")), ids)
+             for m, s in by_patch.items() for o in options.orders(m)}
+    replacements = {r: pa.replacement_values(x, r, valid_range, _rngs(seed, index, r),
+                                             sigma=max(options.perturb) / 2)
+                    for r in options.replace}
+    score = _score_fn(scorer, targets, options.score)
+    curves = {(m, r, o): pa.perturbation_curves(score, x, ranks[m, o], replacements[r], steps,
+                                                options.chunk)
+              for m in by_patch for r in options.replace for o in options.orders(m)}
+    fractions = {key: pa.fraction_perturbed(r, steps) for key, r in ranks.items()}
+    return BatchResult(options, targets, curves, fractions)
 
 
-def _evaluate_batch(session, options, explainers, scorer, samples, index, steps, valid_range,
-                    tallies, rows, report):
-    seed = session.options.seed
-    x = np.stack([s.x for s in samples])
-    targets = np.full(len(x), session.target, np.int32)
+def _relevance(explainers, x, targets, index):
+    """Each method's relevance, once; the first explainer resolves top-1 targets."""
     relevance = {}
     for method, explainer in explainers.items():
         result = explainer.explain(x, targets, index)
@@ -96,47 +163,165 @@ def _evaluate_batch(session, options, explainers, scorer, samples, index, steps,
     bad = [m for m, r in relevance.items() if not np.all(np.isfinite(r))]
     if bad:
         raise XaiError(f"relevance contains NaN or Inf for {', '.join(bad)}")
-    replacement = pa.replacement_values(x, options.replace, valid_range, _rngs(seed, index, 0),
-                                        sigma=max(options.perturb) / 2)
-    ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
+    return relevance, targets
 
+
+def _rngs(seed: int, indices, purpose: str) -> list[np.random.Generator]:
+    return [np.random.default_rng([seed, int(i), STREAMS[purpose]]) for i in indices]
+
+
+def _score_fn(scorer, targets, kind: str):
+    """``score(batch, image)``: each perturbed copy's logit (or probability) of its target."""
     def score(batch, image):
         logits = scorer(batch)
-        if options.score == "prob":
+        if kind == "prob":
             logits = np.exp(logits - logits.max(axis=1, keepdims=True))
             logits /= logits.sum(axis=1, keepdims=True)
         return logits[np.arange(len(batch)), targets[image]]
+    return score
 
-    per_image, curves_of, fractions_of = {}, {}, {}
-    for method in tallies:
-        order = RANDOM if method == RANDOM else options.order
-        scores = pa.patch_scores(relevance[method], options.perturb) if method in relevance \
-            else np.zeros((len(x), patches))
-        ranks = pa.pixel_ranks(pa.patch_order(scores, order, _rngs(seed, index, 1)), ids)
-        curves = pa.perturbation_curves(score, x, ranks, replacement, steps, options.chunk)
-        tallies[method].add(curves)
-        curves_of[method], fractions_of[method] = curves, pa.fraction_perturbed(ranks, steps)
-        per_image[method] = pa.aopc(curves)
-    rows.write((s.item.stem, m, k, fractions_of[m][i, k], curves_of[m][i, k],
-                curves_of[m][i, k] / curves_of[m][i, 0])
-               for i, s in enumerate(samples) for m in tallies for k in range(steps + 1))
+
+@dataclass
+class Tally:
+    """Per-image figures and summed relative curves over a run, for summary.csv and curves.png."""
+
+    options: EvaluateOptions
+    values: dict = field(default_factory=lambda: defaultdict(list))   # (figure, method, replace)
+    relative: dict = field(default_factory=dict)                      # (method, replace, order)
+
+    def add(self, result: BatchResult) -> None:
+        for figure in FIGURES:
+            for replace, by_method in getattr(result, figure)().items():
+                for method, values in by_method.items():
+                    self.values[figure, method, replace].extend(values)
+        for key, curves in result.curves.items():
+            self.relative[key] = self.relative.get(key, 0) + (curves / curves[:, :1]).sum(axis=0)
+
+    def rows(self, steps: int, seed: int) -> list[dict]:
+        """summary.csv as dicts: one per (method, replace), LeRF cells None where not run."""
+        methods = (*self.options.methods, RANDOM)
+        rows = [self._row(m, r) for m in methods for r in self.options.replace]
+        random = {row["replace"]: row["aopc"] for row in rows if row["method"] == RANDOM}
+        perturb = "x".join(map(str, self.options.perturb))
+        for row in rows:
+            base = random[row["replace"]]
+            row.update(aopc_vs_random=row["aopc"] / base if base > 0 else None,
+                       order=self.options.orders(row["method"])[0], perturb=perturb,
+                       steps=steps, seed=seed)
+        return rows
+
+    def _row(self, method: str, replace: str) -> dict:
+        row = {"method": method, "replace": replace,
+               "n_images": len(self.values["aopc", method, replace])}
+        for figure in FIGURES:
+            measured = figure == "aopc" or self.options.with_lerf(method)
+            mean, stderr = (pa.mean_and_stderr(self.values[figure, method, replace]) if measured
+                            else (None, None))
+            row.update({figure: mean, f"{figure}_stderr": stderr})
+        return row
+
+    def mean_curves(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+        """Mean relative curve per protocol and (method, order), for `pa.plot_curves`."""
+        panels: dict = {}
+        for (method, replace, order), total in self.relative.items():
+            count = len(self.values["aopc", method, replace])
+            panels.setdefault(f"replace {replace}", {})[method, order] = total / count
+        return panels
+
+
+def run(session: Session, options: EvaluateOptions, report: Report, progress=None) -> list[dict]:
+    """Evaluate every method of ``options`` on the inputs of ``session``; writes curves.csv,
+    summary.csv and curves.png, and returns the summary rows (for `table`)."""
+    graph, seed, out = session.graph, session.options.seed, session.options.out
+    valid_range = session.preprocessing.valid_range(graph.input_shape[-1])
+    if "uniform" in options.replace and valid_range is None:
+        raise XaiError("--replace uniform draws from the input's valid range: choose a "
+                       "--preprocess preset, or use --replace mean or blur")
+    steps = steps_for(graph.input_shape[:2], options)
+    explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
+                                    seed) for m in options.methods}
+    scorer, tally = Scorer(graph), Tally(options)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / "curves.csv", "w") as handle:
+        rows = CsvRows(handle, CURVE_COLUMNS)
+        for samples, index in session.loaded(report, progress=progress):
+            x = np.stack([s.x for s in samples])
+            targets = np.full(len(x), session.target, np.int32)
+            result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
+                                    seed)
+            tally.add(result)
+            rows.write(_curve_rows(samples, result))
+            _record(session, samples, result, report)
+    summary = tally.rows(steps, seed)
+    save_csv(out / "summary.csv", SUMMARY_COLUMNS,
+             ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
+    _plot(out, tally, summary)
+    return summary
+
+
+def _curve_rows(samples, result: BatchResult):
     for i, sample in enumerate(samples):
+        for (method, replace, order), curves in result.curves.items():
+            fractions = result.fractions[method, order][i]
+            for k, score in enumerate(curves[i]):
+                yield (sample.item.stem, method, replace, order, k, fractions[k], score,
+                       score / curves[i, 0])
+
+
+def _record(session: Session, samples, result: BatchResult, report: Report) -> None:
+    """One JSON line per input: AOPC of the first protocol, and of every protocol."""
+    aopc = result.aopc()
+    for i, sample in enumerate(samples):
+        by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
+                      for r, by_method in aopc.items()}
+        target = int(result.targets[i])
         report.record({"input": sample.item.source, "index": sample.item.index, "status": "ok",
-                       "target": int(targets[i]), "target_label": session.label(int(targets[i])),
-                       "aopc": {m: float(v[i]) for m, v in per_image.items()}})
+                       "target": target, "target_label": session.label(target),
+                       "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace})
 
 
-def _write_summary(session, options, steps, tallies):
-    out, perturb = session.options.out, "x".join(map(str, options.perturb))
-    rows = []
-    for method, tally in tallies.items():
-        mean, stderr = pa.mean_and_stderr(tally.aopc)
-        order = RANDOM if method == RANDOM else options.order
-        rows.append((method, len(tally.aopc), mean, stderr, order, perturb, steps, options.replace,
-                     session.options.seed))
-    save_csv(out / "summary.csv", SUMMARY_COLUMNS, rows)
-    curves = {m: t.relative / max(len(t.aopc), 1) for m, t in tallies.items() if t.aopc}
-    if curves:
-        title = f"region perturbation {perturb}, {options.order}, {options.replace} " \
-                f"({len(next(iter(tallies.values())).aopc)} images)"
-        atomic_write(out / "curves.png", lambda f: pa.plot_curves(curves, f, title))
+def _plot(out, tally: Tally, summary: list[dict]) -> None:
+    if not summary[0]["n_images"]:
+        return
+    options = tally.options
+    title = (f"region perturbation {summary[0]['perturb']}, {options.order}"
+             f"{' and lerf' if options.lerf else ''} ({summary[0]['n_images']} images)")
+    atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title))
+
+
+def table(summary: list[dict]) -> str:
+    """The summary as aligned text, one block per protocol: AOPC ± stderr, its ratio to the
+    random baseline's, and the LeRF-MoRF area where it was measured."""
+    lerf = any(row["area"] is not None for row in summary)
+    header = ("method", "aopc", "x random", "area")[:4 if lerf else 3]
+    decimals = _decimals([row["aopc"] for row in summary])
+    cells = [[row["method"], _plus_minus(row, "aopc", decimals),
+              "n/a" if row["aopc_vs_random"] is None else f"{row['aopc_vs_random']:.2f}",
+              _plus_minus(row, "area", decimals)][:len(header)] for row in summary]
+    widths = [max(len(c[j]) for c in [header, *cells]) + 3 for j in range(len(header))]
+
+    def line(values):
+        return "  " + "".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
+    lines = []
+    for replace in dict.fromkeys(row["replace"] for row in summary):
+        block = [i for i, row in enumerate(summary) if row["replace"] == replace]
+        first = summary[block[0]]
+        lines.append(f"replace {replace} ({first['n_images']} images, {first['perturb']} patches, "
+                     f"{first['steps']} steps, {first['order']}{' and lerf' if lerf else ''})")
+        lines += [line(header)] + [line(cells[i]) for i in block]
+        if any(summary[i]["aopc_vs_random"] is None for i in block):
+            lines.append("  (no ratio: the random baseline's AOPC is not positive)")
+    return "\n".join(lines)
+
+
+def _plus_minus(row: dict, figure: str, decimals: int) -> str:
+    if row[figure] is None:
+        return ""
+    return f"{row[figure]:.{decimals}f} ± {row[f'{figure}_stderr']:.{decimals}f}"
+
+
+def _decimals(values) -> int:
+    """Two decimals, more for small figures (probabilities), so three digits show."""
+    top = max((abs(v) for v in values if v is not None and np.isfinite(v) and v != 0), default=1)
+    return int(min(6, max(2, 2 - np.floor(np.log10(top)))))

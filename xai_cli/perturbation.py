@@ -222,6 +222,26 @@ def aopc(curves: np.ndarray) -> np.ndarray:
     return (curves[:, :1] - curves).mean(axis=1)
 
 
+def area_between(morf: np.ndarray, lerf: np.ndarray) -> np.ndarray:
+    """Area between the LeRF and the MoRF curve of each image.
+
+    Harder to game than AOPC alone: AOPC rewards a heatmap that finds the few most relevant
+    patches even if it ranks the rest at random, while the area also asks that removing the
+    patches ranked least relevant leaves the score high (LeRF), so it needs the whole
+    ranking right.
+
+    Parameters
+    ----------
+    morf, lerf : (N, L + 1) scores from `perturbation_curves` in MoRF and LeRF order.
+
+    Returns
+    -------
+    (N,) array, ``1 / (L + 1) * sum_k (f(x_k^lerf) - f(x_k^morf))``, which equals
+    AOPC_morf - AOPC_lerf (both curves start at the same f(x_0)).
+    """
+    return (lerf - morf).mean(axis=1)
+
+
 def mean_and_stderr(values) -> tuple[float, float]:
     """Mean and standard error over images.
 
@@ -240,27 +260,37 @@ def mean_and_stderr(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
-def plot_curves(mean_relative: dict[str, np.ndarray], file: str | BinaryIO, title: str) -> None:
+LINESTYLES = {"morf": "-", "lerf": ":", "random": "--"}
+
+
+def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str | BinaryIO,
+                title: str) -> None:
     """Draw curves.png: mean relative score (score / unperturbed score) per step.
 
     Parameters
     ----------
-    mean_relative : method name -> (L + 1,) curve, one line each; 'random' is dashed.
+    panels : panel title (one per replacement protocol, side by side) ->
+        (method, order) -> (L + 1,) curve. A method keeps its colour across orders;
+        the line style tells the order (MoRF solid, LeRF dotted, random dashed).
     file : path or binary file object the PNG is written to (atomicity is the caller's).
     title : figure title.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    figure = Figure(figsize=(6, 4.2), dpi=100)
+    figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.4), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for method, curve in mean_relative.items():
-        axes.plot(np.arange(len(curve)), curve, label=method,
-                  linestyle="--" if method == "random" else "-")
-    axes.set_xlabel("perturbation step (patches replaced)")
-    axes.set_ylabel("mean score / unperturbed score")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend()
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (name, curves) in zip(axes, panels.items()):
+        colours = {}
+        for (method, order), curve in curves.items():
+            colour = colours.setdefault(method, f"C{len(colours)}")
+            ax.plot(np.arange(len(curve)), curve, color=colour, linestyle=LINESTYLES[order],
+                    label=f"{method} lerf" if order == "lerf" else method)
+        ax.set_xlabel("perturbation step (patches replaced)")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("mean score / unperturbed score")
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(file, format="png")
