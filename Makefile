@@ -18,7 +18,7 @@ lint:
 	$(PYTHON) -m pyflakes xai_cli tests scripts
 
 sample:
-	.venv/bin/xai explain models/digits.keras sample_images/ --labels models/digits_labels.txt \
+	.venv/bin/xai explain models/digits.keras "sample_images/digit_*.png" --labels models/digits_labels.txt \
 	    -m lrp -m sa --grid --out out/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
