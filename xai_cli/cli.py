@@ -115,10 +115,10 @@ def _device(name: str):
     return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
 
 
-def _progress(total: int):
+def _progress(total: int, label: str = "explaining"):
     if not sys.stderr.isatty():
         return None, None
-    bar = click.progressbar(length=total, label="explaining", file=sys.stderr)
+    bar = click.progressbar(length=total, label=label, file=sys.stderr)
     return bar, bar.update
 
 
@@ -206,28 +206,42 @@ def _patch(ctx, param, value):
     return int(parts[0]), int(parts[1])
 
 
+def perturbation_options(replace_default: tuple[str, ...]):
+    """Options of the region-perturbation measurement, shared by evaluate and tune."""
+    def decorate(fn):
+        options = [
+            click.option("--perturb", default="9x9", show_default=True, callback=_patch,
+                         help="Patch size HxW of the non-overlapping regions that are perturbed."),
+            click.option("--steps", type=click.IntRange(min=0),
+                         help="Perturbation steps (one patch each). Default: all patches, at "
+                              "most 100."),
+            click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
+                         default=replace_default, show_default=True,
+                         help="Values of perturbed pixels: uniform over the valid input range, "
+                              "the image mean, or a blurred copy. Repeat to measure several "
+                              "protocols on the same heatmaps."),
+            click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
+                         show_default=True,
+                         help="Track the pre-softmax score or the softmax probability."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
 @main.command(context_settings=CONTEXT,
               short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(list(METHODS)), help="Method to evaluate; repeat for several.")
-@click.option("--perturb", default="9x9", show_default=True, callback=_patch,
-              help="Patch size HxW of the non-overlapping regions that are perturbed.")
-@click.option("--steps", type=click.IntRange(min=0),
-              help="Perturbation steps (one patch each). Default: all patches, at most 100.")
+@perturbation_options(replace_default=("uniform",))
 @click.option("--order", type=click.Choice(["morf", "lerf", "random"]), default="morf",
               show_default=True, help="Most relevant first, least relevant first, or random. "
                                       "A random-order baseline is always added.")
-@click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
-              default=("uniform",), show_default=True,
-              help="Values of perturbed pixels: uniform over the valid input range, the image "
-                   "mean, or a blurred copy. Repeat to evaluate several protocols on the same "
-                   "heatmaps.")
 @click.option("--lerf", is_flag=True,
               help="Also perturb every method least relevant first: summary.csv gets the LeRF "
                    "AOPC and the area between the LeRF and MoRF curves (with --order morf).")
-@click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
-              show_default=True, help="Track the pre-softmax score or the softmax probability.")
 @_handle_errors
 def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
@@ -247,6 +261,46 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwa
     with _device(device) or nullcontext(), bar or nullcontext():
         summary = job.run(session, measure, report, update)
     click.echo(job.table(summary), err=True)
+    return report.exit_code
+
+
+@main.command(context_settings=CONTEXT,
+              short_help="Search rule configs for faithfulness on your images; writes the best.")
+@data_options
+@perturbation_options(replace_default=("uniform", "blur"))
+@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.5,
+              show_default=True, help="Share of the images held out of the search, to check "
+                                      "that the chosen config generalises.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Passes of coordinate ascent over the layer groups.")
+@click.option("--objective", type=click.Choice(["aopc", "area"]), default="aopc",
+              show_default=True, help="What to maximise, averaged over the --replace protocols: "
+                                      "AOPC (most relevant first) or the area between the "
+                                      "least- and most-relevant-first curves.")
+@_handle_errors
+def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **kwargs):
+    """Search LRP rule configs for the most faithful heatmaps on your own images.
+
+    Layers are grouped by graph context (first layer, depthwise convolutions, convolutions
+    feeding a ReLU, convolutions with a linear output, other convolutions, dense layers);
+    each group's rule is chosen in turn by region perturbation on a training split. Writes
+    best.yaml (use it with --rules), candidates.csv (every config tried and its score),
+    holdout.csv (the best config, the --rules config and the random order on the held-out
+    images) and tune.json; --skip-existing resumes a killed search. Candidates go to stdout
+    as JSON lines, the held-out table to stderr.
+    """
+    from . import tune as job
+    from .evaluate import EvaluateOptions
+    from .session import Report, open_session
+    measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
+                              score)
+    options = _session_options(kwargs)
+    session = open_session(options)
+    report = Report(fail_fast=options.fail_fast)
+    settings = job.TuneOptions(measure, holdout, rounds, objective)
+    bar, update = _progress(job.steps_total(session.graph, settings), "tuning")
+    with _device(device) or nullcontext(), bar or nullcontext():
+        job.run(session, settings, report, update)
     return report.exit_code
 
 

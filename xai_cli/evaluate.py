@@ -49,6 +49,7 @@ class EvaluateOptions:
     score: str = "logit"
     lerf: bool = False
     chunk: int = 256
+    baseline: bool = True   # add the random order (callers that measured it once turn it off)
 
     def __post_init__(self):
         if self.lerf and self.order != "morf":
@@ -140,7 +141,8 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     steps = steps_for(x.shape[1:3], options)
     ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
     by_patch = {m: pa.patch_scores(r, options.perturb) for m, r in relevance.items()}
-    by_patch[RANDOM] = np.zeros((len(x), patches))
+    if options.baseline:
+        by_patch[RANDOM] = np.zeros((len(x), patches))
     ranks = {(m, o): pa.pixel_ranks(pa.patch_order(s, o, _rngs(seed, index, "order")), ids)
              for m, s in by_patch.items() for o in options.orders(m)}
     replacements = {r: pa.replacement_values(x, r, valid_range, _rngs(seed, index, r),

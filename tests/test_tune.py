@@ -1,0 +1,116 @@
+"""xai tune: the search space from graph context, coordinate ascent, outputs, resuming."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from xai_cli import composites, tune
+from xai_cli.cli import main
+from xai_cli.model import build_graph, load
+
+MODEL = FIXTURES / "digits.keras"
+FAST = ["--perturb", "8x8", "--steps", "6", "--replace", "mean", "-p", "unit", "-b", "16"]
+
+
+def _inputs(tmp_path, n=12):
+    path = tmp_path / "x.npy"
+    np.save(path, np.load(FIXTURES / "digits_test_x.npy")[:n])
+    return path
+
+
+def _tune(tmp_path, out, *args, n=12):
+    result = CliRunner().invoke(main, ["tune", str(MODEL), str(_inputs(tmp_path, n)), *FAST,
+                                       "-o", str(out), *map(str, args)])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, records
+
+
+def test_slots_follow_the_graph():
+    graph = build_graph(load(MODEL))
+    assert [s.name for s in tune.used_slots(graph)] == ["first", "conv-relu", "dense"]
+
+
+def test_coordinate_ascent_takes_each_slots_best_and_keeps_ties_at_the_start():
+    slots = [tune.Slot("a", {}, ({"rule": "x"}, {"rule": "y"}, {"rule": "z"})),
+             tune.Slot("b", {}, ({"rule": "p"}, {"rule": "q"}))]
+    value = {("x", "p"): 1, ("y", "p"): 3, ("z", "p"): 2, ("y", "q"): 3}
+    calls = []
+
+    def score(choice, round_, slot):
+        calls.append((choice["a"]["rule"], choice["b"]["rule"], slot))
+        return value[choice["a"]["rule"], choice["b"]["rule"]]
+
+    best = tune.search(slots, score, rounds=1)
+    assert best == {"a": {"rule": "y"}, "b": {"rule": "p"}}    # q only ties: the start stays
+    assert calls == [("x", "p", "a"), ("y", "p", "a"), ("z", "p", "a"),
+                     ("y", "p", "b"), ("y", "q", "b")]
+
+
+def test_config_text_round_trips_through_the_parser():
+    graph = build_graph(load(MODEL))
+    slots = tune.used_slots(graph)
+    choice = {"first": {"rule": "flat"}, "conv-relu": {"rule": "gamma", "gamma": 0.5},
+              "dense": {"rule": "epsilon", "epsilon": 0.25}}
+    text = tune.config_text(choice, slots, {"preprocess": "unit"}, "# header\n")
+    config = composites.parse(text, "best.yaml")
+    assignments, warnings = config.resolve(config.canonize(graph))
+    rules = {op.name: a.rule.describe() for op, a in zip(graph.ops, assignments)
+             if op.kind == "linear"}
+    assert rules == {"conv1": "flat", "conv2": "gamma gamma=0.5", "conv3": "gamma gamma=0.5",
+                     "fc1": "epsilon epsilon=0.25", "fc2": "epsilon epsilon=0.25"}
+    assert warnings == [] and config.preprocess == {"preprocess": "unit"}
+
+
+def test_tune_writes_a_usable_best_config_and_is_deterministic(tmp_path):
+    result, records = _tune(tmp_path, tmp_path / "a")
+    assert result.exit_code == 0, result.stderr
+    candidates, final = records[:-1], records[-1]
+    assert [c["candidate"] for c in candidates] == list(range(len(candidates)))
+    # start + 3 more first-layer rules + 6 more conv rules + 2 more dense epsilons
+    assert len(candidates) == 1 + 3 + 6 + 2
+    assert final["train_images"] == 6 and final["held_out_images"] == 6
+    best = min(candidates, key=lambda c: -c["objective"])
+    assert final["config"] == best["config"]
+    rows = list(csv.DictReader(open(tmp_path / "a" / "candidates.csv")))
+    assert [float(r["objective"]) for r in rows] == pytest.approx([c["objective"] for c in candidates])
+    holdout = {r["config"]: r for r in csv.DictReader(open(tmp_path / "a" / "holdout.csv"))}
+    assert set(holdout) == {"tuned", "epsilon-gamma-box (baseline)", "random"}
+    assert "held-out images (6)" in result.stderr
+    again, _ = _tune(tmp_path, tmp_path / "b")
+    for name in ("best.yaml", "candidates.csv", "holdout.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    explained = CliRunner().invoke(main, ["explain", str(MODEL), str(FIXTURES / "digits"),
+                                          "-r", str(tmp_path / "a" / "best.yaml"),
+                                          "-o", str(tmp_path / "explained")])
+    assert explained.exit_code == 0, explained.stderr
+    assert len(list((tmp_path / "explained").glob("*.lrp.png"))) == 3
+
+
+def test_tune_resumes_from_its_candidates_table(tmp_path):
+    out = tmp_path / "run"
+    _tune(tmp_path, out)
+    full = (out / "candidates.csv").read_text()
+    lines = full.splitlines(keepends=True)
+    (out / "candidates.csv").write_text("".join(lines[:5]))     # killed after 4 candidates
+    result, records = _tune(tmp_path, out, "--skip-existing")
+    assert result.exit_code == 0, result.stderr
+    assert [r["candidate"] for r in records[:-1]] == list(range(4, len(lines) - 1))
+    assert (out / "candidates.csv").read_text() == full
+
+
+def test_resuming_with_other_options_is_refused(tmp_path):
+    out = tmp_path / "run"
+    _tune(tmp_path, out, n=8)
+    result, _ = _tune(tmp_path, out, "--skip-existing", "--seed", "3", n=8)
+    assert result.exit_code == 2
+    assert "holds a tune run with other seed" in result.stderr
+
+
+def test_too_few_images_for_the_split_is_a_usage_error(tmp_path):
+    result, _ = _tune(tmp_path, tmp_path / "one", n=1)
+    assert result.exit_code == 2
+    assert "--holdout 0.5 leaves" in result.stderr
