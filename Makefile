@@ -18,8 +18,10 @@ lint:
 	$(PYTHON) -m pyflakes xai_cli tests scripts
 
 sample:
+	.venv/bin/xai explain models/efficientnet_lite0.keras sample_images/photos \
+	    --labels models/imagenet_labels.txt -m lrp -m gradxinput --grid --out out/photos/
 	.venv/bin/xai explain models/digits.keras "sample_images/digit_*.png" --labels models/digits_labels.txt \
-	    -m lrp -m sa --grid --out out/
+	    -m lrp -m sa --grid --out out/digits/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
 

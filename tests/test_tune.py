@@ -78,7 +78,8 @@ def test_tune_writes_a_usable_best_config_and_is_deterministic(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "a" / "candidates.csv")))
     assert [float(r["objective"]) for r in rows] == pytest.approx([c["objective"] for c in candidates])
     holdout = {r["config"]: r for r in csv.DictReader(open(tmp_path / "a" / "holdout.csv"))}
-    assert set(holdout) == {"tuned", "epsilon-gamma-box (baseline)", "random"}
+    assert set(holdout) == {"tuned", "context-gamma-box (default)", "random"}
+    assert float(holdout["context-gamma-box (default)"]["gain_over_default"]) == 0
     assert "held-out images (6)" in result.stderr
     again, _ = _tune(tmp_path, tmp_path / "b")
     for name in ("best.yaml", "candidates.csv", "holdout.csv"):
@@ -100,6 +101,20 @@ def test_tune_resumes_from_its_candidates_table(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert [r["candidate"] for r in records[:-1]] == list(range(4, len(lines) - 1))
     assert (out / "candidates.csv").read_text() == full
+
+
+def test_held_out_check_adds_the_rules_config(tmp_path):
+    result, records = _tune(tmp_path, tmp_path / "r", "-r", "lrp-epsilon", n=8)
+    assert result.exit_code == 0, result.stderr
+    holdout = list(csv.DictReader(open(tmp_path / "r" / "holdout.csv")))
+    assert [r["config"] for r in holdout] == ["tuned", "context-gamma-box (default)",
+                                              "lrp-epsilon (--rules)", "random"]
+    gain = {r["config"]: float(r["gain_over_default"]) for r in holdout}
+    aopc = {r["config"]: float(r["aopc"]) for r in holdout}
+    assert gain["lrp-epsilon (--rules)"] == pytest.approx(
+        aopc["lrp-epsilon (--rules)"] - aopc["context-gamma-box (default)"])
+    assert set(records[-1]["held_out"]) == {"tuned", "context-gamma-box (default)",
+                                            "lrp-epsilon (--rules)", "random"}
 
 
 def test_resuming_with_other_options_is_refused(tmp_path):

@@ -40,7 +40,7 @@ def data_options(fn):
         click.argument("images", nargs=-1, required=True),
         click.option("--rules", "-r", metavar="CFG",
                      help="Rule config for lrp: a built-in name (see `xai rules --list`) or a "
-                          "YAML file. Default: epsilon-gamma-box."),
+                          "YAML file. Default: context-gamma-box."),
         click.option("--preprocess", "-p", metavar="PRESET",
                      help="Input preprocessing: caffe, tf, torch, unit ([0,1]), raw ([0,255]) "
                           "or none (.npy inputs as they are). Overrides the rule config's "

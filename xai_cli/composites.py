@@ -40,7 +40,7 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
 }
-DEFAULT_CONFIG = "epsilon-gamma-box"
+DEFAULT_CONFIG = "context-gamma-box"
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
