@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FIXTURES
+from test_context import _inverted_residual_net
 from xai_cli import composites, tune
 from xai_cli.cli import main
 from xai_cli.model import build_graph, load
@@ -32,6 +33,17 @@ def _tune(tmp_path, out, *args, n=12):
 def test_slots_follow_the_graph():
     graph = build_graph(load(MODEL))
     assert [s.name for s in tune.used_slots(graph)] == ["first", "conv-relu", "dense"]
+
+
+@pytest.mark.parametrize("graph", ["digits", "inverted residual"])
+def test_the_search_starts_at_the_default_config(graph):
+    graph = build_graph(load(MODEL)) if graph == "digits" else _inverted_residual_net()
+    start = composites.parse(tune.config_text({s.name: s.options[0] for s in tune.SLOTS},
+                                              tune.SLOTS), "start")
+    default = composites.load(None)
+    rules = [[a.rule.describe() for a in c.resolve(c.canonize(graph))[0]]
+             for c in (start, default)]
+    assert rules[0] == rules[1]
 
 
 def test_coordinate_ascent_takes_each_slots_best_and_keeps_ties_at_the_start():

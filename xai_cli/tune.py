@@ -57,7 +57,7 @@ ZPLUS = {"rule": "zplus"}
 SLOTS = (
     Slot("first", {"first": True},
          ({"rule": "zbox"}, {"rule": "flat"}, {"rule": "w2"}, *_epsilons(1.0e-6))),
-    Slot("depthwise", {"type": "DepthwiseConvolution"},
+    Slot("depthwise", {"type": "DepthwiseConvolution", "linear_output": False},
          (*_gammas(0.25), *_epsilons(1.0e-6, 0.25), *_gammas(1.0), ZPLUS)),
     Slot("conv-relu", {"type": "Convolution", "followed_by": "relu"},
          (*_gammas(0.25, 0.1, 0.5, 1.0), ZPLUS, *_epsilons(1.0e-6, 0.25))),
