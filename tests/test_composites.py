@@ -72,3 +72,14 @@ def test_first_layers_are_all_layers_fed_by_the_input():
     graph = build_graph(load(ORACLE / "concat.keras"))
     first = {graph.ops[i].name for i in composites.first_layers(graph)}
     assert first == {"conv2d_8", "conv2d_9"}
+
+
+def test_builtin_configs_do_not_warn_about_entries_a_model_does_not_need():
+    graph = build_graph(load(ORACLE / "vgg.keras"))
+    default = composites.load(None)      # its linear-bottleneck entry fits no VGG layer
+    assert default.resolve(default.canonize(graph))[1] == []
+    same_file = composites.parse(
+        composites.resources.files("xai_cli.configs").joinpath("context-gamma-box.yaml")
+        .read_text("utf-8"), "mine.yaml")
+    assert [w.split(": ")[0] for w in same_file.resolve(same_file.canonize(graph))[1]] \
+        == ["mine.yaml:12"]

@@ -103,6 +103,7 @@ class Composite:
     default: Entry
     canonizers: list[str] = field(default_factory=list)
     preprocess: dict = field(default_factory=dict)
+    warn_unused: bool = True   # built-in configs are general: an entry may fit no layer
 
     def canonize(self, graph: Graph) -> Graph:
         for name in self.canonizers:
@@ -134,7 +135,7 @@ class Composite:
             else:
                 out.append(Assignment(R.GRADIENT, "structural: relevance follows the values"))
         warnings = [f"{e.source}: this rule applies to no layer (none matches, or earlier rules took them)"
-                    for e in self.entries if id(e) not in used]
+                    for e in self.entries if id(e) not in used and self.warn_unused]
         return out, warnings
 
 
@@ -163,7 +164,9 @@ def load(spec: str | None) -> Composite:
         return parse(path.read_text(encoding="utf-8"), str(path))
     if spec in builtin_names():
         text = resources.files("xai_cli.configs").joinpath(f"{spec}.yaml").read_text("utf-8")
-        return parse(text, f"{spec}.yaml (built-in)")
+        config = parse(text, f"{spec}.yaml (built-in)")
+        config.warn_unused = False
+        return config
     raise XaiError(f"rule config '{spec}' is neither a file nor a built-in config "
                    f"({', '.join(builtin_names())})")
 
