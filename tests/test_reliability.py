@@ -185,7 +185,8 @@ def test_random_image_bytes_never_crash(tmp_path, data):
 
 
 def test_interrupt_finishes_pending_writes_and_exits_130(tmp_path):
-    np.save(tmp_path / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:300])
+    # enough inputs that an idle machine cannot finish them all before the signal lands
+    np.save(tmp_path / "x.npy", np.tile(np.load(FIXTURES / "digits_test_x.npy"), (8, 1, 1, 1)))
     job = subprocess.Popen(_explain_cmd(tmp_path / "x.npy", tmp_path / "out"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
