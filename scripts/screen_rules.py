@@ -46,7 +46,7 @@ def main() -> None:
     session = open_session(Options(model=str(ROOT / "models" / "efficientnet_lite0.keras"),
                                    images=(str(ROOT / "sample_images" / "photos"),),
                                    batch_size=16))
-    data = tune._load_all(session, Report())
+    data = tune.load_all(session, Report())
     data = data.take(np.arange(0, len(data.x), 3))
     explainers = {name: make_explainer(session.graph, METHODS["lrp"],
                                        composites.parse(config(entries), name),
@@ -55,13 +55,13 @@ def main() -> None:
     explainers["gradxinput"] = make_explainer(session.graph, METHODS["gradxinput"],
                                               session.composite, session.preprocessing)
     options = EvaluateOptions(perturb=(9, 9), steps=50, replace=("uniform", "blur"))
-    figures = tune.measure(explainers, Scorer(session.graph), data, -1, options,
+    tally = tune.measure(explainers, Scorer(session.graph), data, -1, options,
                            session.preprocessing.valid_range(3), seed=0, batch_size=16)
     print(f"{len(data.x)} crops, 9x9 patches, 50 steps; AOPC +- standard error")
     print(f"{'candidate':45s} {'uniform':>16s} {'blur':>16s}")
     for name in [*explainers, "random"]:
         cells = [f"{v.mean():7.2f} +- {v.std(ddof=1) / np.sqrt(len(v)):.2f}"
-                 for v in (figures["aopc"][r][name] for r in options.replace)]
+                 for v in (np.asarray(tally.values["aopc", name, r]) for r in options.replace)]
         print(f"{name:45s} {cells[0]:>16s} {cells[1]:>16s}")
 
 

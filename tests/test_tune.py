@@ -141,3 +141,10 @@ def test_too_few_images_for_the_split_is_a_usage_error(tmp_path):
     result, _ = _tune(tmp_path, tmp_path / "one", n=1)
     assert result.exit_code == 2
     assert "--holdout 0.5 leaves" in result.stderr
+
+
+def test_uniform_noise_without_a_known_input_range_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["tune", str(MODEL), str(_inputs(tmp_path)), "-p", "none",
+                                       "--replace", "uniform", "-o", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "--replace uniform draws from the input's valid range" in result.stderr

@@ -50,8 +50,7 @@ class Context:
 
 
 def _looked_through(op) -> bool:
-    return op.kind == STRUCTURAL or (op.kind == LINEAR and op.layer_type in ELEMENTWISE
-                                     and not op.name.endswith("/standardise"))
+    return op.kind == STRUCTURAL or (op.kind == LINEAR and op.layer_type in ELEMENTWISE)
 
 
 def _category(op) -> frozenset[str]:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import core
+from .context import RELU
 from .layers import ACTIVATION, LINEAR, POOLING, STRUCTURAL
 from .model import Graph
 
@@ -78,9 +79,6 @@ def nonnegative_tensors(graph: Graph) -> set[int]:
     return found
 
 
-_RELU = {"relu", "relu6"}
-
-
 def silent_where_negative(graph: Graph, rules: list) -> set[int]:
     """Ops whose output relevance is exactly zero wherever their output is <= 0.
 
@@ -108,7 +106,7 @@ def silent_where_negative(graph: Graph, rules: list) -> set[int]:
         users = consumers.get(op.output, [])
         if op.kind == LINEAR and len(users) == 1:
             relu = graph.ops[users[0]]
-            if relu.kind == ACTIVATION and relu.activation in _RELU \
+            if relu.kind == ACTIVATION and relu.activation in RELU \
                     and getattr(rules[users[0]], "mode", None) == "pass" \
                     and weighs_by_input(relu.output):
                 found.add(index)

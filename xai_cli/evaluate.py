@@ -71,6 +71,15 @@ class EvaluateOptions:
         return (own, "lerf") if self.with_lerf(method) else (own,)
 
 
+def checked_valid_range(session: Session, options: EvaluateOptions):
+    """The input's valid range, which uniform replacement draws from (None if unknown)."""
+    valid_range = session.preprocessing.valid_range(session.graph.input_shape[-1])
+    if "uniform" in options.replace and valid_range is None:
+        raise XaiError("--replace uniform draws from the input's valid range: choose a "
+                       "--preprocess preset, or use --replace mean or blur")
+    return valid_range
+
+
 def steps_for(shape_hw: tuple[int, int], options: EvaluateOptions) -> int:
     """``--steps``, by default the number of patches (at most 100)."""
     _, patches = pa.patch_ids(shape_hw, options.perturb)
@@ -235,10 +244,7 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
     """Evaluate every method of ``options`` on the inputs of ``session``; writes curves.csv,
     summary.csv and curves.png, and returns the summary rows (for `table`)."""
     graph, seed, out = session.graph, session.options.seed, session.options.out
-    valid_range = session.preprocessing.valid_range(graph.input_shape[-1])
-    if "uniform" in options.replace and valid_range is None:
-        raise XaiError("--replace uniform draws from the input's valid range: choose a "
-                       "--preprocess preset, or use --replace mean or blur")
+    valid_range = checked_valid_range(session, options)
     steps = steps_for(graph.input_shape[:2], options)
     explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
                                     seed) for m in options.methods}

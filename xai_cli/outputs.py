@@ -137,6 +137,14 @@ def save_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Non
         CsvRows(f, header).write(rows)
 
 
+def text_table(rows: Sequence[Sequence], indent: str = "") -> str:
+    """Rows as aligned columns (two spaces apart) for a terminal; cells are shown with str()."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in cells)
+
+
 def _plain(value):
     if isinstance(value, np.generic):
         value = value.item()

@@ -10,6 +10,7 @@ from .context import contexts
 from .engine import output_relevance
 from .errors import XaiError
 from .explainers import apply_composite
+from .outputs import text_table
 from .session import parse_target, resolve_preprocessing
 
 
@@ -19,11 +20,6 @@ def list_configs() -> str:
         config = composites.load(name)
         lines.append(f"{name:20s} {config.description}")
     return "\n".join(lines)
-
-
-def _format(rows: list[tuple]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
@@ -41,7 +37,7 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
     rows += [(op.name, f"{op.activation} ({op.layer_type})" if op.activation else op.layer_type,
               context[i].describe() if i in context else "", a.rule.describe(), a.source)
              for i, (op, a) in enumerate(zip(graph.ops, applied.assignments))]
-    text = "\n".join(header) + "\n\n" + _format(rows)
+    text = "\n".join(header) + "\n\n" + text_table(rows)
     if applied.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
     if check_image:
@@ -73,4 +69,4 @@ def _check(applied, composite, image, preprocessing, target) -> str:
                      f"{in_sum:.6g}", f"{ratio:.4f}"))
     total = float(relevance.sum())
     return (f"conservation on {image} (class {index}, logit {logits[index]:.6g}; "
-            f"input relevance {total:.6g} = {total / logits[index]:.4f} x logit)\n\n" + _format(rows))
+            f"input relevance {total:.6g} = {total / logits[index]:.4f} x logit)\n\n" + text_table(rows))

@@ -24,11 +24,11 @@ import yaml
 
 from . import composites
 from .errors import XaiError
-from .evaluate import EvaluateOptions, RANDOM, evaluate_batch
+from .evaluate import RANDOM, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
 from .engine import Scorer
 from .explainers import apply_composite, make_explainer
 from .methods import METHODS
-from .outputs import atomic_write, save_csv
+from .outputs import atomic_write, save_csv, text_table
 from .perturbation import mean_and_stderr
 from .session import Report, Session
 
@@ -125,27 +125,22 @@ def split(data: Split, holdout: float, seed: int) -> tuple[Split, Split]:
 
 
 def measure(explainers: dict, scorer: Scorer, data: Split, target: int, options: EvaluateOptions,
-            valid_range, seed: int, batch_size: int) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """Per-image figures ``{figure: {replace: {name: (N,) array}}}`` of every explainer and
-    the random baseline; figures are ``aopc`` and, with ``options.lerf``, ``area``."""
-    parts: dict = {}
+            valid_range, seed: int, batch_size: int) -> Tally:
+    """Per-image figures of every explainer (and the random baseline, if ``options`` asks)
+    on ``data``, added up batch by batch as ``xai evaluate`` does."""
+    tally = Tally(options)
     for start in range(0, len(data.x), batch_size):
         rows = slice(start, start + batch_size)
         x = data.x[rows]
-        result = evaluate_batch(explainers, scorer, x, np.full(len(x), target, np.int32),
-                                data.index[rows], options, valid_range, seed)
-        for figure, values in (("aopc", result.aopc()), ("area", result.area())):
-            for replace, by_name in values.items():
-                for name, v in by_name.items():
-                    parts.setdefault(figure, {}).setdefault(replace, {}).setdefault(name, []).append(v)
-    return {f: {r: {n: np.concatenate(v) for n, v in by_name.items()} for r, by_name in rs.items()}
-            for f, rs in parts.items()}
+        tally.add(evaluate_batch(explainers, scorer, x, np.full(len(x), target, np.int32),
+                                 data.index[rows], options, valid_range, seed))
+    return tally
 
 
-def _summary(figures, name: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{figure: {replace: (mean, stderr)}}`` of one explainer."""
-    return {f: {r: mean_and_stderr(by_name[name]) for r, by_name in rs.items() if name in by_name}
-            for f, rs in figures.items()}
+def _summary(tally: Tally, name: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{figure: {replace: (mean, stderr)}}`` of one explainer (area only where measured)."""
+    return {f: {r: mean_and_stderr(tally.values[f, name, r]) for r in tally.options.replace
+                if (f, name, r) in tally.values} for f in ("aopc", "area")}
 
 
 def _objective(summary, kind: str) -> float:
@@ -190,10 +185,10 @@ def run(session: Session, options: TuneOptions, report: Report, progress=None) -
     graph, opts, evaluation = session.graph, session.options, options.evaluation
     if options.objective == "area":
         evaluation = dataclasses.replace(evaluation, lerf=True)
-    valid_range = session.preprocessing.valid_range(graph.input_shape[-1])
+    valid_range = checked_valid_range(session, evaluation)
     preprocess = _preprocess_spec(opts)
     slots = used_slots(graph, preprocess)
-    data = _load_all(session, report)
+    data = load_all(session, report)
     train, held = split(data, options.holdout, opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
     _check_resume(opts, data, options, evaluation)
@@ -265,7 +260,8 @@ def _preprocess_spec(opts) -> dict:
     return spec
 
 
-def _load_all(session: Session, report: Report) -> Split:
+def load_all(session: Session, report: Report) -> Split:
+    """Every input that loads, in memory: tune scores each candidate on the same images."""
     xs, index, sources = [], [], []
     for samples, positions in session.loaded(report):
         xs.extend(s.x for s in samples)
@@ -324,17 +320,17 @@ def _held_out(session, best_text, held, evaluation, valid_range, scorer, report)
         configs[f"{session.composite.name} (--rules)"] = session.composite
     explainers = {name: make_explainer(session.graph, METHODS["lrp"], c, session.preprocessing,
                                        opts.seed) for name, c in configs.items()}
-    figures = measure(explainers, scorer, held, session.target, evaluation, valid_range,
-                      opts.seed, opts.batch_size)
+    tally = measure(explainers, scorer, held, session.target, evaluation, valid_range,
+                    opts.seed, opts.batch_size)
     rows, record = [], {}
-    random = _summary(figures, RANDOM)["aopc"]
+    random = _summary(tally, RANDOM)["aopc"]
     default_name = f"{default.name} (default)"
     for name in [*configs, RANDOM]:
-        summary = _summary(figures, name)
+        summary = _summary(tally, name)
         for replace, (aopc, stderr) in summary["aopc"].items():
             ratio = aopc / random[replace][0] if random[replace][0] > 0 else None
-            per_image = figures["aopc"][replace]
-            gain = mean_and_stderr(per_image[name] - per_image[default_name])
+            gain = mean_and_stderr(np.subtract(tally.values["aopc", name, replace],
+                                               tally.values["aopc", default_name, replace]))
             area = summary.get("area", {}).get(replace, (None, None))
             rows.append((name, replace, len(held.x), aopc, stderr, ratio, *gain, *area))
             record.setdefault(name, {})[replace] = aopc
@@ -346,8 +342,6 @@ def _held_out(session, best_text, held, evaluation, valid_range, scorer, report)
 def _format(rows) -> str:
     def cell(v):
         return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-    table = [("config", "replace", "images", "aopc", "stderr", "x random", "gain", "stderr",
-              "area", "stderr"), *[tuple(cell(v) for v in r) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                     for r in table)
+    header = ("config", "replace", "images", "aopc", "stderr", "x random", "gain", "stderr",
+              "area", "stderr")
+    return text_table([header, *[[cell(v) for v in r] for r in rows]], indent="  ")
