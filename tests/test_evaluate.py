@@ -40,6 +40,30 @@ def _batch(model, x, seed=0, **options):
                           np.arange(len(x)), options, valid_range=(0.0, 1.0), seed=seed)
 
 
+def test_inputs_with_non_finite_relevance_or_scores_are_left_out_with_the_reason():
+    model, x = _linear(n=5)
+    x[1, 0, 0, 0] = np.inf                         # relevance w * x is not finite
+    x[3, 5, 5, 1] = 0.125                          # marks the third image's copies
+
+    def scorer(batch):                             # ... whose perturbed copies score NaN
+        scores = model.scorer(batch)
+        perturbed = (batch != x[3]).reshape(len(batch), -1).any(axis=1)
+        scores[(batch[:, 5, 5, 1] == 0.125) & perturbed] = np.nan
+        return scores
+
+    options = EvaluateOptions(methods=("linear",), perturb=(2, 2), replace=("mean",), steps=2)
+    result = evaluate_batch({"linear": model}, scorer, x, np.full(5, -1, np.int32), np.arange(5),
+                            options)
+    assert result.kept.tolist() == [0, 2, 4]
+    assert sorted(result.faults) == [1, 3]
+    assert "relevance contains NaN or Inf for linear" in result.faults[1]
+    assert "perturbed copy is NaN or Inf (linear mean morf" in result.faults[3]
+    clean = _batch(model, x[[0, 2, 4]], perturb=(2, 2), replace=("mean",), steps=2)
+    assert all(curves.shape == (3, 3) for curves in result.curves.values())
+    np.testing.assert_allclose(result.curves["linear", "mean", "morf"],
+                               clean.curves["linear", "mean", "morf"])
+
+
 def test_area_is_aopc_morf_minus_aopc_lerf_by_hand():
     """Mean replacement on a linear model: step k removes the k first patches' contribution
     and adds their share of the mean image, so both curves and both AOPCs are sums."""
@@ -194,7 +218,9 @@ def test_adding_a_protocol_keeps_the_uniform_rows_and_the_ratio(tmp_path):
         for row in rows:
             assert float(row["aopc_vs_random"]) == pytest.approx(
                 float(row["aopc"]) / random[row["replace"]], rel=1e-6)
-    assert [line.split()[0] for line in result.stderr.splitlines()] == [
+    notes, table = result.stderr.split("\n", 1)
+    assert notes == "xai: the model ends in a softmax: explaining the pre-softmax score (logit)"
+    assert [line.split()[0] for line in table.splitlines()] == [
         "replace", "method", "lrp", "random"] * 2
     assert all(json.loads(line)["status"] == "ok" for line in result.stdout.splitlines())
 

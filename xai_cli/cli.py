@@ -63,7 +63,9 @@ def data_options(fn):
         click.option("--shard", metavar="K/N",
                      help="Process only the K-th of N deterministic slices of the inputs."),
         click.option("--skip-existing", is_flag=True,
-                     help="Skip inputs whose outputs all exist (resume a killed job)."),
+                     help="Resume a killed job: skip inputs whose outputs exist (evaluate "
+                          "and spray: whose batch is stored in OUT/parts/ by a run with the "
+                          "same arguments)."),
         click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for smoothgrad noise and random perturbation orders."),
@@ -183,8 +185,9 @@ def spray(method, clusters, device, **kwargs):
 
     Finds the distinct strategies a model uses for a class, such as a watermark instead of
     the object. Writes clusters.csv, eigenvalues.csv, eigengap.png, embedding.png and, per
-    cluster, cluster_<k>_mean.png and cluster_<k>_members.png. Needs scikit-learn
-    (pip install 'xai[spray]').
+    cluster, cluster_<k>_mean.png and cluster_<k>_members.png. The heatmap features are
+    kept in OUT/parts/: --skip-existing reuses them (after a kill, or for another
+    --clusters). Needs scikit-learn (pip install 'xai[spray]').
     """
     from . import spray_job as job
     from .session import Report, open_session
@@ -247,8 +250,9 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwa
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
-    regions the model really uses. A summary table goes to stderr. Arguments as for
-    `xai explain`.
+    regions the model really uses. A summary table goes to stderr. Each batch is stored in
+    OUT/parts/ as soon as it is done: --skip-existing resumes a killed run. Arguments as
+    for `xai explain`.
     """
     from . import evaluate as job
     from .session import Report, open_session

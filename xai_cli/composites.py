@@ -105,6 +105,14 @@ class Composite:
     preprocess: dict = field(default_factory=dict)
     warn_unused: bool = True   # built-in configs are general: an entry may fit no layer
 
+    def fingerprint(self) -> dict:
+        """What decides the heatmaps (rules, matches, canonizers), comparable across runs."""
+        def entry(e: Entry) -> list:
+            return [e.rule.describe(), e.first, e.types, e.name and e.name.pattern,
+                    sorted(e.followed_by) if e.followed_by else None, e.linear_output]
+        return {"rules": [entry(e) for e in self.entries], "default": entry(self.default),
+                "canonizers": self.canonizers}
+
     def canonize(self, graph: Graph) -> Graph:
         for name in self.canonizers:
             graph = CANONIZERS[name](graph)

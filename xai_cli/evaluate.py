@@ -3,15 +3,20 @@
 `evaluate_batch` is the core, without files, for any caller with a compiled explainer
 (``xai evaluate`` here, ``xai tune`` next): each method's relevance is computed once per
 batch and then perturbed under every replacement protocol, in MoRF (or the chosen) order,
-optionally in LeRF order too, and in random order as the baseline. `run` streams its
-curves to ``curves.csv`` and adds them up in a `Tally` for ``summary.csv``, ``curves.png``
-and the table `table` prints. Randomness (uniform replacement values, random order) is
-seeded per input from ``--seed``, the input's position and a fixed stream per purpose, so
-results depend neither on batching nor on which other protocols run.
+optionally in LeRF order too, and in random order as the baseline. Inputs whose relevance
+or perturbed scores are not finite are left out of the result with the reason.
+
+`run` stores each batch's curves as a part file the moment the batch is done (see
+:mod:`xai_cli.parts`: a killed job resumes with ``--skip-existing``), then builds
+``curves.csv``, ``summary.csv`` and ``curves.png`` from the parts, adding them up in a
+`Tally`; `table` prints the summary. Randomness (uniform replacement values, random order)
+is seeded per input from ``--seed``, the input's position and a fixed stream per purpose,
+so results depend neither on batching nor on which other protocols run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -21,9 +26,8 @@ import numpy as np
 from . import perturbation as pa
 from .engine import Explainer, Scorer
 from .errors import XaiError
-from .explainers import make_explainer
-from .methods import METHODS
 from .outputs import CsvRows, atomic_open, atomic_write, save_csv
+from .parts import Parts
 from .session import Report, Session
 
 CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_perturbed", "score",
@@ -95,12 +99,37 @@ class BatchResult:
 
     ``fractions`` (share of pixels replaced per step) is keyed (method, order): it does not
     depend on the protocol. Per-image figures come as ``{replace: {method: (N,) array}}``.
+    Rows are the inputs in ``kept`` (positions in the batch); ``faults`` gives the reason
+    for each input left out.
     """
 
     options: EvaluateOptions
     targets: np.ndarray
     curves: dict[tuple[str, str, str], np.ndarray]
     fractions: dict[tuple[str, str], np.ndarray]
+    kept: np.ndarray
+    faults: dict[int, str] = field(default_factory=dict)
+
+    def subset(self, rows: np.ndarray, faults: dict[int, str]) -> "BatchResult":
+        """The result for ``rows`` (of this result) only; ``faults`` are by batch position."""
+        return BatchResult(self.options, self.targets[rows],
+                           {k: v[rows] for k, v in self.curves.items()},
+                           {k: v[rows] for k, v in self.fractions.items()},
+                           self.kept[rows], {**self.faults, **faults})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The result as named arrays, for a part file (`from_arrays` reads them back)."""
+        return {"targets": self.targets,
+                **{"curve/" + "/".join(k): v for k, v in self.curves.items()},
+                **{"fraction/" + "/".join(k): v for k, v in self.fractions.items()}}
+
+    @classmethod
+    def from_arrays(cls, options: EvaluateOptions, arrays: dict[str, np.ndarray]) -> "BatchResult":
+        def keyed(prefix):
+            return {tuple(k.split("/")[1:]): v for k, v in arrays.items()
+                    if k.startswith(prefix + "/")}
+        targets = arrays["targets"]
+        return cls(options, targets, keyed("curve"), keyed("fraction"), np.arange(len(targets)))
 
     def aopc(self) -> dict[str, dict[str, np.ndarray]]:
         """AOPC in each method's own order (``--order``; random for the baseline)."""
@@ -144,9 +173,19 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     Returns
     -------
     BatchResult, with the resolved targets; its ``aopc()``, ``aopc_lerf()`` and ``area()``
-    give per-image figures per protocol and method.
+    give per-image figures per protocol and method. Inputs whose relevance or perturbed
+    scores are NaN or Inf are left out, with the reason in its ``faults``.
     """
     relevance, targets = _relevance(explainers, x, targets, index)
+    faults = _faults({m: r.reshape(len(x), -1) for m, r in relevance.items()},
+                     "relevance contains NaN or Inf for {} (a zero denominator? try a larger "
+                     "epsilon)")
+    rows = np.array([i for i in range(len(x)) if i not in faults], np.int64)
+    if faults:
+        x, targets, index = x[rows], targets[rows], index[rows]
+        relevance = {m: r[rows] for m, r in relevance.items()}
+    if not len(rows):
+        return BatchResult(options, targets, {}, {}, rows, faults)
     steps = steps_for(x.shape[1:3], options)
     ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
     by_patch = {m: pa.patch_scores(r, options.perturb) for m, r in relevance.items()}
@@ -162,7 +201,13 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
                                                 options.chunk)
               for m in by_patch for r in options.replace for o in options.orders(m)}
     fractions = {key: pa.fraction_perturbed(r, steps) for key, r in ranks.items()}
-    return BatchResult(options, targets, curves, fractions)
+    result = BatchResult(options, targets, curves, fractions, rows, faults)
+    bad_scores = _faults({" ".join(k): c for k, c in curves.items()},
+                         "the model's score of a perturbed copy is NaN or Inf ({})")
+    if bad_scores:
+        return result.subset(np.array([i for i in range(len(x)) if i not in bad_scores], np.int64),
+                             {int(rows[i]): why for i, why in bad_scores.items()})
+    return result
 
 
 def _relevance(explainers, x, targets, index):
@@ -171,10 +216,15 @@ def _relevance(explainers, x, targets, index):
     for method, explainer in explainers.items():
         result = explainer.explain(x, targets, index)
         relevance[method], targets = result.relevance, result.targets
-    bad = [m for m, r in relevance.items() if not np.all(np.isfinite(r))]
-    if bad:
-        raise XaiError(f"relevance contains NaN or Inf for {', '.join(bad)}")
     return relevance, targets
+
+
+def _faults(rows_by_name: dict[str, np.ndarray], reason: str) -> dict[int, str]:
+    """``{row: reason}`` for the rows that are not finite under some name (named in it)."""
+    bad = {name: ~np.isfinite(rows).all(axis=1) for name, rows in rows_by_name.items()}
+    count = len(next(iter(bad.values()))) if bad else 0
+    return {i: reason.format(", ".join(n for n, b in bad.items() if b[i]))
+            for i in range(count) if any(b[i] for b in bad.values())}
 
 
 def _rngs(seed: int, indices, purpose: str) -> list[np.random.Generator]:
@@ -241,38 +291,50 @@ class Tally:
 
 
 def run(session: Session, options: EvaluateOptions, report: Report, progress=None) -> list[dict]:
-    """Evaluate every method of ``options`` on the inputs of ``session``; writes curves.csv,
-    summary.csv and curves.png, and returns the summary rows (for `table`)."""
-    graph, seed, out = session.graph, session.options.seed, session.options.out
+    """Evaluate every method of ``options`` on the inputs of ``session``; writes a part file
+    per batch, then curves.csv, summary.csv and curves.png from all parts, and returns the
+    summary rows (for `table`)."""
+    graph, opts = session.graph, session.options
     valid_range = checked_valid_range(session, options)
     steps = steps_for(graph.input_shape[:2], options)
-    explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
-                                    seed) for m in options.methods}
-    scorer, tally = Scorer(graph), Tally(options)
-    out.mkdir(parents=True, exist_ok=True)
+    explainers = session.explainers(options.methods, report)
+    parts = session.parts("evaluate", dataclasses.asdict(options))
+    scorer = Scorer(graph)
+    for samples, index, save in session.unfinished(parts, report, progress):
+        x = np.stack([s.x for s in samples])
+        targets = np.full(len(x), session.target, np.int32)
+        result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
+                                opts.seed)
+        for i, reason in result.faults.items():
+            report.error(samples[i].item.source, reason, samples[i].item.index)
+        kept = [samples[i] for i in result.kept]
+        save([s.item for s in kept], result.arrays())
+        _record(session, kept, result, report)
+    return _finish(session, options, parts, steps)
+
+
+def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int) -> list[dict]:
+    """curves.csv, summary.csv and curves.png from the parts, in batch order."""
+    out, tally = session.options.out, Tally(options)
     with atomic_open(out / "curves.csv", "w") as handle:
         rows = CsvRows(handle, CURVE_COLUMNS)
-        for samples, index in session.loaded(report, progress=progress):
-            x = np.stack([s.x for s in samples])
-            targets = np.full(len(x), session.target, np.int32)
-            result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
-                                    seed)
+        for items, arrays in parts.stored(session.items, session.options.batch_size):
+            result = BatchResult.from_arrays(options, arrays)
             tally.add(result)
-            rows.write(_curve_rows(samples, result))
-            _record(session, samples, result, report)
-    summary = tally.rows(steps, seed)
+            rows.write(_curve_rows(items, result))
+    summary = tally.rows(steps, session.options.seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
     _plot(out, tally, summary)
     return summary
 
 
-def _curve_rows(samples, result: BatchResult):
-    for i, sample in enumerate(samples):
+def _curve_rows(items, result: BatchResult):
+    for i, item in enumerate(items):
         for (method, replace, order), curves in result.curves.items():
             fractions = result.fractions[method, order][i]
             for k, score in enumerate(curves[i]):
-                yield (sample.item.stem, method, replace, order, k, fractions[k], score,
+                yield (item.stem, method, replace, order, k, fractions[k], score,
                        score / curves[i, 0])
 
 

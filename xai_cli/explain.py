@@ -12,9 +12,9 @@ import numpy as np
 
 from . import render
 from .diagnostics import vanishing
-from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png
+from .parts import chunks
 from .session import Report, Session
 
 
@@ -42,14 +42,8 @@ def output_names(stem: str, options: ExplainOptions) -> list[str]:
 
 def run(session: Session, options: ExplainOptions, report: Report, progress=None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
-    graph, opts = session.graph, session.options
-    warnings: list[str] = []
-    explainers = {m: make_explainer(graph, METHODS[m], session.composite, session.preprocessing,
-                                    opts.seed, warnings.append) for m in options.methods}
-    if graph.softmax_stripped:
-        report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
-    for warning in warnings:
-        report.note(f"warning: {warning}")
+    opts = session.options
+    explainers = session.explainers(options.methods, report)
     done, todo = _resume(session, options)
     if done:
         report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")
@@ -71,9 +65,8 @@ def _resume(session: Session, options: ExplainOptions):
         return set(), session.items
     done = {item for item in session.items
             if all((opts.out / name).exists() for name in output_names(item.stem, options))}
-    size = opts.batch_size
-    batches = [session.items[i:i + size] for i in range(0, len(session.items), size)]
-    return done, [item for batch in batches if not done.issuperset(batch) for item in batch]
+    return done, [item for batch in chunks(session.items, opts.batch_size)
+                  if not done.issuperset(batch) for item in batch]
 
 
 def _explain_batch(session, options, explainers, samples, index, writer, report, done):

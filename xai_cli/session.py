@@ -7,6 +7,7 @@ reported by :class:`Report` and do not stop the run.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -15,8 +16,11 @@ from typing import TextIO
 
 import numpy as np
 
-from . import composites, inputs, model as models, outputs, preprocess
+from . import composites, inputs, model as models, outputs, parts, preprocess
+from .engine import Explainer
 from .errors import InputError, XaiError
+from .explainers import make_explainer
+from .methods import METHODS
 
 DEFAULT_PREPROCESS = "unit"
 
@@ -57,6 +61,48 @@ class Session:
 
     def label(self, index: int):
         return self.labels[index] if self.labels else None
+
+    def explainers(self, methods, report: Report) -> dict[str, Explainer]:
+        """A compiled explainer per method; what applies to the whole run (a removed softmax,
+        the rule config's warnings) is said once on stderr, as every command does."""
+        warnings: list[str] = []
+        made = {m: make_explainer(self.graph, METHODS[m], self.composite, self.preprocessing,
+                                  self.options.seed, warnings.append) for m in methods}
+        if self.graph.softmax_stripped:
+            report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
+        for warning in dict.fromkeys(warnings):
+            report.note(f"warning: {warning}")
+        return made
+
+    def parts(self, command: str, options: dict) -> parts.Parts:
+        """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
+        with --skip-existing only if it has the same model, config, preprocessing, target,
+        seed, batch size, shard and command ``options``. Shards keep their parts apart."""
+        name = command
+        if self.options.shard is not None:
+            k, n = (int(v) for v in self.options.shard.split("/"))
+            name = f"{command}-shard-{k}-of-{n}"
+        identity = {"model": parts.file_digest(self.options.model),
+                    "rules": self.composite.fingerprint(),
+                    "preprocessing": repr(self.preprocessing), "target": self.target,
+                    "seed": self.options.seed, "batch_size": self.options.batch_size,
+                    "shard": self.options.shard, **options}
+        return parts.Parts(self.options.out / "parts" / name, identity, self.options.skip_existing)
+
+    def unfinished(self, stored: parts.Parts, report: Report, progress=None):
+        """Batches ``(samples, positions, save)`` of the inputs without a complete part;
+        ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
+        size = self.options.batch_size
+        done, todo = stored.todo(self.items, size)
+        if done:
+            report.note(f"{done} inputs were done by an earlier run; computing the other "
+                        f"{len(self.items) - done} (--skip-existing)")
+            if progress is not None:
+                progress(done)
+        batches = parts.chunks(self.items, size)
+        for samples, index in self.loaded(report, todo, progress):
+            number = int(index[0]) // size
+            yield samples, index, functools.partial(stored.save, number, batches[number])
 
     def load(self, item: inputs.InputItem) -> inputs.Sample:
         return inputs.load(item, self.graph.input_shape, self.preprocessing)

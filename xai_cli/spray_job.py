@@ -11,7 +11,6 @@ import numpy as np
 
 from . import render, spectral
 from .errors import XaiError
-from .explainers import make_explainer
 from .methods import METHODS
 from .outputs import atomic_write, save_csv, save_png
 from .session import Report, Session
@@ -26,30 +25,39 @@ def _thumbnail(relevance: np.ndarray, signed: bool) -> np.ndarray:
 
 
 def run(session: Session, method: str, clusters, report: Report, progress=None) -> None:
-    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class."""
+    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class.
+
+    Each batch's features are kept as a part file (`xai_cli.parts`), so that a rerun with
+    ``--skip-existing`` (after a kill, or to try another ``--clusters``) computes only the
+    heatmaps it lacks."""
     if session.target < 0:
         raise XaiError("xai spray explains one class across images: give --target")
     spectral.require_sklearn()
-    explainer = make_explainer(session.graph, METHODS[method], session.composite,
-                               session.preprocessing, session.options.seed)
+    opts = session.options
+    explainer = session.explainers((method,), report)[method]
+    parts = session.parts("spray", {"method": method})
     signed = METHODS[method].signed
-    kept, features, maps, thumbs = [], [], [], []
-    for samples, index in session.loaded(report, progress=progress):
+    for samples, index, save in session.unfinished(parts, report, progress):
         x = np.stack([s.x for s in samples])
-        result = explainer.explain(x, np.full(len(x), session.target, np.int32), index)
-        finite = np.isfinite(result.relevance.reshape(len(x), -1)).all(axis=1)
-        for sample in np.asarray(samples, dtype=object)[~finite]:
-            report.error(sample.item.source, "relevance contains NaN or Inf", sample.item.index)
-        relevance = result.relevance[finite]
-        kept.extend(s.item for s, ok in zip(samples, finite) if ok)
-        features.extend(spectral.prepare(relevance))
-        maps.extend(spectral.prepare(relevance, size=THUMBNAIL))
-        thumbs.extend(_thumbnail(r, signed) for r in relevance)
-    result = spectral.spray(np.stack(features) if features else np.zeros((0, 1)), clusters,
-                            seed=session.options.seed)
-    _write(session, kept, result, np.stack(maps), thumbs, signed)
+        relevance = explainer.explain(x, np.full(len(x), session.target, np.int32),
+                                      index).relevance
+        finite = np.isfinite(relevance.reshape(len(x), -1)).all(axis=1)
+        for sample, ok in zip(samples, finite):
+            if not ok:
+                report.error(sample.item.source, "relevance contains NaN or Inf",
+                             sample.item.index)
+        relevance = relevance[finite]
+        save([s.item for s, ok in zip(samples, finite) if ok],
+             {"features": spectral.prepare(relevance),
+              "maps": spectral.prepare(relevance, size=THUMBNAIL),
+              "thumbs": np.array([_thumbnail(r, signed) for r in relevance], np.uint8)
+              .reshape(-1, THUMBNAIL, THUMBNAIL, 3)})
+    kept, arrays = parts.gather(session.items, opts.batch_size)
+    result = spectral.spray(arrays.get("features", np.zeros((0, 1))), clusters, seed=opts.seed)
+    _write(session, kept, result, arrays["maps"], list(arrays["thumbs"]), signed)
     for item, cluster in zip(kept, result.labels):
         report.record({"input": item.source, "index": item.index, "status": "ok",
+                       "target": session.target, "target_label": session.label(session.target),
                        "cluster": int(cluster)})
 
 

@@ -132,8 +132,11 @@ def measure(explainers: dict, scorer: Scorer, data: Split, target: int, options:
     for start in range(0, len(data.x), batch_size):
         rows = slice(start, start + batch_size)
         x = data.x[rows]
-        tally.add(evaluate_batch(explainers, scorer, x, np.full(len(x), target, np.int32),
-                                 data.index[rows], options, valid_range, seed))
+        result = evaluate_batch(explainers, scorer, x, np.full(len(x), target, np.int32),
+                                data.index[rows], options, valid_range, seed)
+        for i, reason in result.faults.items():   # every candidate must score the same images
+            raise XaiError(f"{data.sources[start + i]}: {reason}")
+        tally.add(result)
     return tally
 
 
@@ -186,6 +189,7 @@ def run(session: Session, options: TuneOptions, report: Report, progress=None) -
     if options.objective == "area":
         evaluation = dataclasses.replace(evaluation, lerf=True)
     valid_range = checked_valid_range(session, evaluation)
+    rules_explainer = session.explainers(("lrp",), report)["lrp"]
     preprocess = _preprocess_spec(opts)
     slots = used_slots(graph, preprocess)
     data = load_all(session, report)
@@ -226,8 +230,8 @@ def run(session: Session, options: TuneOptions, report: Report, progress=None) -
              "config": {s.name: describe(best[s.name]) for s in slots},
              "train_images": len(train.x), "held_out_images": len(held.x)}
     if len(held.x):
-        final["held_out"] = _held_out(session, best_text, held, evaluation, valid_range, scorer,
-                                      report)
+        final["held_out"] = _held_out(session, best_text, rules_explainer, held, evaluation,
+                                      valid_range, scorer, report)
     report.record(final)
     return final
 
@@ -305,7 +309,8 @@ HOLDOUT_COLUMNS = ("config", "replace", "n_images", "aopc", "aopc_stderr", "aopc
                    "gain_over_default", "gain_stderr", "area", "area_stderr")
 
 
-def _held_out(session, best_text, held, evaluation, valid_range, scorer, report) -> dict:
+def _held_out(session, best_text, rules_explainer, held, evaluation, valid_range, scorer,
+              report) -> dict:
     """The tuned config, the default config, the --rules config (if another) and the random
     order on the held-out images: holdout.csv, a table on stderr, and the record's part.
 
@@ -316,16 +321,16 @@ def _held_out(session, best_text, held, evaluation, valid_range, scorer, report)
     default = composites.load(None)
     configs = {"tuned": composites.parse(best_text, "best.yaml"),
                f"{default.name} (default)": default}
-    if opts.rules and session.composite.name != default.name:
-        configs[f"{session.composite.name} (--rules)"] = session.composite
     explainers = {name: make_explainer(session.graph, METHODS["lrp"], c, session.preprocessing,
                                        opts.seed) for name, c in configs.items()}
+    if opts.rules and session.composite.name != default.name:
+        explainers[f"{session.composite.name} (--rules)"] = rules_explainer
     tally = measure(explainers, scorer, held, session.target, evaluation, valid_range,
                     opts.seed, opts.batch_size)
     rows, record = [], {}
     random = _summary(tally, RANDOM)["aopc"]
     default_name = f"{default.name} (default)"
-    for name in [*configs, RANDOM]:
+    for name in [*explainers, RANDOM]:
         summary = _summary(tally, name)
         for replace, (aopc, stderr) in summary["aopc"].items():
             ratio = aopc / random[replace][0] if random[replace][0] > 0 else None

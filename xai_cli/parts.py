@@ -1,0 +1,134 @@
+"""Per-batch part files: what makes a long evaluate or spray job resumable.
+
+Such a job writes one part per batch into ``OUT/parts/<job>/`` the moment the batch is
+done (atomically: a kill leaves whole parts or none), beside ``job.json``, which says
+what was asked. A rerun with ``--skip-existing`` that asks the same question computes
+only the batches without a complete part; a rerun that asks something else is refused,
+so results of two questions never mix. The job's final files are always built from the
+parts, in batch order, so a resumed job writes the same bytes as an uninterrupted one.
+
+Batches keep the composition they have in an uninterrupted run (a batch with any input
+missing is run whole): convolutions round differently in other batch sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .errors import XaiError
+from .inputs import InputItem
+from .outputs import atomic_write
+
+_SOURCES = "_sources"   # every input of the batch, in order
+_KEPT = "_kept"         # those that produced a result (the others failed)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file: a part is only reused for the very same model."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunks(items: Sequence, size: int) -> list:
+    """``items`` in consecutive batches of ``size`` (the last may be shorter)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class Parts:
+    """The part files of one job in ``folder``.
+
+    Parameters
+    ----------
+    folder : Path
+        ``OUT/parts/<job>``; created if missing.
+    identity : dict
+        JSON-serialisable: everything that determines a batch's result.
+    resume : bool
+        ``--skip-existing``: keep the parts of an earlier run that asked the same (and
+        refuse if it asked something else); otherwise start from an empty folder.
+    """
+
+    def __init__(self, folder: Path, identity: dict, resume: bool):
+        self.folder = folder
+        manifest = folder / "job.json"
+        identity = json.loads(json.dumps(identity))   # as it reads back from disk
+        if resume and manifest.is_file():
+            earlier = json.loads(manifest.read_text(encoding="utf-8"))
+            changed = sorted(k for k in {*identity, *earlier} if earlier.get(k) != identity.get(k))
+            if changed:
+                raise XaiError(f"--skip-existing: {folder} holds the parts of a run with other "
+                               f"{', '.join(changed)}; use another --out, or drop "
+                               "--skip-existing to start over")
+        elif folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(manifest, lambda f: f.write(json.dumps(identity, indent=1).encode("utf-8")))
+
+    def _path(self, batch: int) -> Path:
+        return self.folder / f"batch-{batch:06d}.npz"
+
+    def save(self, batch: int, items: Sequence[InputItem], kept: Sequence[InputItem],
+             arrays: dict[str, np.ndarray]) -> None:
+        """Store batch ``batch``: its inputs, those ``kept`` (with results) and their arrays."""
+        sources = np.array([_key(i) for i in items], dtype=str)
+        mask = np.isin(sources, [_key(i) for i in kept])
+        atomic_write(self._path(batch), lambda f: np.savez(f, **arrays, **{_SOURCES: sources,
+                                                                          _KEPT: mask}))
+
+    def load(self, batch: int, items: Sequence[InputItem]) -> dict[str, np.ndarray] | None:
+        """The arrays of batch ``batch`` if its part is of exactly ``items``, else None.
+
+        The arrays have one row per kept input; ``kept`` says which of ``items`` they are.
+        """
+        path = self._path(batch)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as part:
+            if part[_SOURCES].tolist() != [_key(i) for i in items]:
+                return None
+            arrays = {k: part[k] for k in part.files if k not in (_SOURCES, _KEPT)}
+            arrays["kept"] = part[_KEPT]
+        return arrays
+
+    def complete(self, batch: int, items: Sequence[InputItem]) -> bool:
+        """Whether batch ``batch`` has a part of ``items`` in which every input succeeded."""
+        part = self.load(batch, items)
+        return part is not None and bool(part["kept"].all())
+
+    def todo(self, items: Sequence[InputItem], batch_size: int) -> tuple[int, list[InputItem]]:
+        """How many inputs are done, and the inputs of the batches still to run."""
+        batches = chunks(list(items), batch_size)
+        done = [self.complete(b, batch) for b, batch in enumerate(batches)]
+        return (sum(len(b) for b, ok in zip(batches, done) if ok),
+                [item for b, ok in zip(batches, done) if not ok for item in b])
+
+    def stored(self, items: Sequence[InputItem], batch_size: int
+               ) -> Iterator[tuple[list[InputItem], dict[str, np.ndarray]]]:
+        """``(kept inputs, arrays)`` of every batch that has a part, in batch order."""
+        for b, batch in enumerate(chunks(list(items), batch_size)):
+            part = self.load(b, batch)
+            if part is not None:
+                yield [item for item, ok in zip(batch, part.pop("kept")) if ok], part
+
+    def gather(self, items: Sequence[InputItem], batch_size: int
+               ) -> tuple[list[InputItem], dict[str, np.ndarray]]:
+        """The kept inputs of all stored batches, and each array concatenated over them."""
+        kept, arrays = [], {}
+        for batch_kept, part in self.stored(items, batch_size):
+            kept.extend(batch_kept)
+            for name, array in part.items():
+                arrays.setdefault(name, []).append(array)
+        return kept, {name: np.concatenate(a) for name, a in arrays.items()}
+
+
+def _key(item: InputItem) -> str:
+    return item.source if item.index is None else f"{item.source}[{item.index}]"
