@@ -19,7 +19,7 @@ lint:
 
 sample:
 	.venv/bin/xai explain models/efficientnet_lite0.keras sample_images/photos \
-	    --labels models/imagenet_labels.txt -m lrp -m gradxinput --grid --out out/photos/
+	    --labels imagenet -m lrp -m gradxinput --grid --out out/photos/
 	.venv/bin/xai explain models/digits.keras "sample_images/digit_*.png" --labels models/digits_labels.txt \
 	    -m lrp -m sa --grid --out out/digits/
 

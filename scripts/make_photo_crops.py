@@ -114,7 +114,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "sample_images", "photos"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "efficientnet_lite0.keras"))
-    ap.add_argument("--labels", default=os.path.join(ROOT, "models", "imagenet_labels.txt"))
+    ap.add_argument("--labels", default=os.path.join(ROOT, "xai_cli", "labels", "imagenet.txt"))
     ap.add_argument("--no-predict", action="store_true", help="only write the crops")
     args = ap.parse_args()
     paths = make_crops(args.out)

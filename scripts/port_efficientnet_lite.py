@@ -16,7 +16,7 @@ GlobalAveragePooling2D, Dropout, Dense), channels_last, with a fixed 224x224x3 i
 - first layer ``input_scaling`` = Rescaling(255/128, -127/128), i.e. (pixel - 127) / 128,
   the normalisation the Lite checkpoints were trained with (MEAN_RGB = 127,
   STDDEV_RGB = 128 in the original efficientnet_lite_builder.py);
-- output: 1000 ImageNet logits (no softmax), class order of ``models/imagenet_labels.txt``.
+- output: 1000 ImageNet logits (no softmax), class order of ``xai_cli/labels/imagenet.txt`` (shipped as ``--labels imagenet``).
 
 Padding: the PyTorch package pads like TensorFlow's 'SAME' (``Conv2dStaticSamePadding``:
 total = max((ceil(i/s)-1)*s + k - i, 0), total // 2 before, the rest after), which is
@@ -27,9 +27,9 @@ BatchNormalization: epsilon 1e-3 as in the PyTorch modules (checked), inference
 statistics copied. Kernels: Conv2D OIHW -> HWIO, depthwise (C,1,kh,kw) -> (kh,kw,C,1),
 Linear (out,in) -> (in,out).
 
-The script also writes ``models/imagenet_labels.txt`` (the 1000 short class names,
-torchvision's ``_IMAGENET_CATEGORIES``, read from the installed torchvision's source
-without importing it), then checks the Keras logits against PyTorch's on random images
+The script also writes ``xai_cli/labels/imagenet.txt`` (the 1000 short class names that
+``--labels imagenet`` gives: torchvision's ``_IMAGENET_CATEGORIES``, read from the
+installed torchvision's source without importing it), then checks the Keras logits against PyTorch's on random images
 and on every ``sample_images/photos/*.jpg`` (max |diff| <= 1e-4, same top-1) and checks
 that the saved file reloads (safe_mode) to the same logits.
 
@@ -269,7 +269,7 @@ def compare(kmodel, tmodel, x, names, labels, verbose=True):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "efficientnet_lite0.keras"))
-    ap.add_argument("--labels", default=os.path.join(ROOT, "models", "imagenet_labels.txt"))
+    ap.add_argument("--labels", default=os.path.join(ROOT, "xai_cli", "labels", "imagenet.txt"))
     ap.add_argument("--photos", default=os.path.join(ROOT, "sample_images", "photos"))
     args = ap.parse_args()
 

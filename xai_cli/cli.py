@@ -54,8 +54,10 @@ def data_options(fn):
                      help="Explicit preprocessing: divide per channel after the mean."),
         click.option("--target", "-t", default="top1", show_default=True,
                      help="Class to explain: top1, a class index, or a class name (with --labels)."),
-        click.option("--labels", type=click.Path(dir_okay=False),
-                     help="Text file with one class name per line, in output order."),
+        click.option("--labels", metavar="FILE|imagenet",
+                     help="Class names: a text file with one per line, in output order, or "
+                          "imagenet (the 1,000 ILSVRC-2012 classes in the order of "
+                          "keras.applications, built in)."),
         click.option("--batch-size", "-b", type=int, default=32, show_default=True,
                      help="Inputs per compiled call (the last batch may be shorter)."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),

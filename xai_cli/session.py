@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from importlib import resources
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,17 +161,25 @@ def resolve_preprocessing(composite, name=None, scale=None, mean=None,
     return preprocess.resolve(DEFAULT_PREPROCESS)
 
 
-def _labels(path: str | None, num_classes: int) -> list[str] | None:
-    if path is None:
+BUILTIN_LABELS = ("imagenet",)   # xai_cli/labels/<name>.txt
+
+
+def _labels(spec: str | None, num_classes: int) -> list[str] | None:
+    """Class names from a file, or a built-in list by name (a file of that name wins)."""
+    if spec is None:
         return None
-    try:
-        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    except OSError as exc:
-        raise XaiError(f"cannot read labels file '{path}': {exc.strerror}") from exc
-    names = [n for n in names if n]
+    if spec in BUILTIN_LABELS and not Path(spec).is_file():
+        text, what = resources.files("xai_cli").joinpath(f"labels/{spec}.txt").read_text(
+            "utf-8"), f"built-in labels '{spec}'"
+    else:
+        try:
+            text, what = Path(spec).read_text(encoding="utf-8"), f"labels file '{spec}'"
+        except OSError as exc:
+            raise XaiError(f"cannot read labels file '{spec}': {exc.strerror} (built-in "
+                           f"lists: {', '.join(BUILTIN_LABELS)})") from exc
+    names = [n for n in (line.strip() for line in text.splitlines()) if n]
     if len(names) != num_classes:
-        raise XaiError(f"labels file '{path}' has {len(names)} names but the model has "
-                       f"{num_classes} outputs")
+        raise XaiError(f"{what} has {len(names)} names but the model has {num_classes} outputs")
     return names
 
 
