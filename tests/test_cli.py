@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -188,3 +190,19 @@ def test_pass_rule_on_a_layer_that_changes_shape_is_a_config_error(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"xai: error: {tmp_path / 'pass.yaml'}:1: rule pass on 'conv1' (Conv2D)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["explain", "--help"],
+                                  ["evaluate", "--help"], ["rules", "--list"]])
+def test_help_version_and_the_config_list_do_not_import_tensorflow(args):
+    """They must answer at once; TensorFlow alone takes seconds to import."""
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom xai_cli.cli import main\n"
+            f"result = CliRunner().invoke(main, {args!r})\n"
+            "assert result.exit_code == 0, result.output\n"
+            "print(result.output)\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False"
+    assert len(done.stdout.splitlines()) > 1

@@ -4,6 +4,7 @@ import pytest
 
 from conftest import ORACLE
 from xai_cli import composites
+from xai_cli.catalogue import builtin_config_text, builtin_configs, list_configs
 from xai_cli.errors import XaiError
 from xai_cli.model import build_graph, load
 
@@ -35,12 +36,14 @@ def test_errors_name_line_and_key(text, expected):
 
 
 def test_every_builtin_config_loads_by_name():
-    names = composites.builtin_names()
+    names = builtin_configs()
     for expected in ("lrp-0", "lrp-epsilon", "lrp-alpha1beta0", "lrp-alpha2beta1", "dtd-zplus",
                      "dtd-zbox", "epsilon-plus-flat", "epsilon-gamma-box", "w2-first"):
         assert expected in names
+    listed = dict(line.split(None, 1) for line in list_configs().splitlines())
     for name in names:
-        assert composites.load(name).name == name
+        config = composites.load(name)
+        assert config.name == name and listed[name] == config.description
 
 
 def test_unknown_config_lists_the_builtins():
@@ -78,8 +81,6 @@ def test_builtin_configs_do_not_warn_about_entries_a_model_does_not_need():
     graph = build_graph(load(ORACLE / "vgg.keras"))
     default = composites.load(None)      # its linear-bottleneck entry fits no VGG layer
     assert default.resolve(default.canonize(graph))[1] == []
-    same_file = composites.parse(
-        composites.resources.files("xai_cli.configs").joinpath("context-gamma-box.yaml")
-        .read_text("utf-8"), "mine.yaml")
+    same_file = composites.parse(builtin_config_text("context-gamma-box"), "mine.yaml")
     assert [w.split(": ")[0] for w in same_file.resolve(same_file.canonize(graph))[1]] \
         == ["mine.yaml:12"]

@@ -7,6 +7,7 @@ configuration error (nothing written; also unexpected internal errors), 130 inte
 from __future__ import annotations
 
 import functools
+import importlib
 from contextlib import nullcontext
 import sys
 import traceback
@@ -15,11 +16,8 @@ from pathlib import Path
 import click
 
 from . import __version__, tfsetup
+from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, list_configs as list_configs_text
 from .errors import XaiError
-
-tfsetup.import_tensorflow()
-
-from .methods import METHODS  # noqa: E402  (after the quiet TensorFlow import)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -77,6 +75,13 @@ def data_options(fn):
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _job(name: str):
+    """The job module ``name``, imported when a command runs, with TensorFlow's start-up
+    noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
+    tfsetup.import_tensorflow()
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def _session_options(kwargs):
@@ -141,9 +146,9 @@ def main(debug):
 @main.command(context_settings=CONTEXT)
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
-              type=click.Choice(list(METHODS)),
+              type=click.Choice(METHOD_NAMES),
               help="Explanation method; repeat for several. " + "; ".join(
-                  f"{m.name}: {m.description}" for m in METHODS.values()))
+                  f"{name}: {text}" for name, text in METHOD_DESCRIPTIONS.items()))
 @click.option("--overlay", is_flag=True, help="Also write the heatmap over the image "
                                               "(<stem>.<method>.overlay.png).")
 @click.option("--save-raw", is_flag=True, help="Also write the relevance array, shaped like "
@@ -158,7 +163,7 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     .npy arrays of preprocessed inputs ((H,W,C) or a batch (N,H,W,C)), or - to read
     paths from stdin.
     """
-    from . import explain as job
+    job = _job("explain")
     from .session import Report, open_session
     options = _session_options(kwargs)
     session = open_session(options)
@@ -178,7 +183,7 @@ def _clusters(ctx, param, value):
 
 @main.command(context_settings=CONTEXT)
 @data_options
-@click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(list(METHODS)))
+@click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
 @click.option("--clusters", default="auto", show_default=True, callback=_clusters,
               help="Number of clusters, or auto (largest eigengap).")
 @_handle_errors
@@ -191,7 +196,7 @@ def spray(method, clusters, device, **kwargs):
     kept in OUT/parts/: --skip-existing reuses them (after a kill, or for another
     --clusters). Needs scikit-learn (pip install 'xai[spray]').
     """
-    from . import spray_job as job
+    job = _job("spray_job")
     from .session import Report, open_session
     options = _session_options(kwargs)
     session = open_session(options)
@@ -239,7 +244,7 @@ def perturbation_options(replace_default: tuple[str, ...]):
               short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
-              type=click.Choice(list(METHODS)), help="Method to evaluate; repeat for several.")
+              type=click.Choice(METHOD_NAMES), help="Method to evaluate; repeat for several.")
 @perturbation_options(replace_default=("uniform",))
 @click.option("--order", type=click.Choice(["morf", "lerf", "random"]), default="morf",
               show_default=True, help="Most relevant first, least relevant first, or random. "
@@ -256,7 +261,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwa
     OUT/parts/ as soon as it is done: --skip-existing resumes a killed run. Arguments as
     for `xai explain`.
     """
-    from . import evaluate as job
+    job = _job("evaluate")
     from .session import Report, open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf)
@@ -295,7 +300,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
     images) and tune.json; --skip-existing resumes a killed search. Candidates go to stdout
     as JSON lines, the held-out table to stderr.
     """
-    from . import tune as job
+    job = _job("tune")
     from .evaluate import EvaluateOptions
     from .session import Report, open_session
     measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
@@ -318,7 +323,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
               help="Input size for --arch.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp", "sa"), show_default=True,
-              type=click.Choice(list(METHODS)))
+              type=click.Choice(METHOD_NAMES))
 @click.option("--rules", "-r", "configs", multiple=True, default=("lrp-epsilon", "epsilon-gamma-box"),
               show_default=True, help="Rule configs to time lrp with; repeat for several.")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
@@ -327,7 +332,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient (medians after warm-up, one process)."""
-    from . import bench as job
+    job = _job("bench")
     from .outputs import emit
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
@@ -351,10 +356,10 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, as_jso
 @_handle_errors
 def rules(model, rules, list_configs, check_image, preprocess, target):
     """Print which rule each layer of MODEL gets from the rule config, and why."""
-    from . import ruleinfo
     if list_configs:
-        click.echo(ruleinfo.list_configs())
+        click.echo(list_configs_text())
         return 0
+    ruleinfo = _job("ruleinfo")
     if model is None:
         raise XaiError("give a MODEL (or --list)")
     click.echo(ruleinfo.table(model, rules, check_image, preprocess, target))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from . import rules as R
+from .catalogue import builtin_config_text, builtin_configs
 from .canonizers import CANONIZERS
 from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .errors import XaiError
@@ -159,24 +159,19 @@ def first_layers(graph: Graph) -> set[int]:
     return first
 
 
-def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("xai_cli.configs").iterdir()
-                  if p.name.endswith(".yaml"))
-
-
 def load(spec: str | None) -> Composite:
     """A config by built-in name or by file path (``None``: the default config)."""
     spec = spec or DEFAULT_CONFIG
     path = Path(spec)
     if path.is_file():
         return parse(path.read_text(encoding="utf-8"), str(path))
-    if spec in builtin_names():
-        text = resources.files("xai_cli.configs").joinpath(f"{spec}.yaml").read_text("utf-8")
+    if spec in builtin_configs():
+        text = builtin_config_text(spec)
         config = parse(text, f"{spec}.yaml (built-in)")
         config.warn_unused = False
         return config
     raise XaiError(f"rule config '{spec}' is neither a file nor a built-in config "
-                   f"({', '.join(builtin_names())})")
+                   f"({', '.join(builtin_configs())})")
 
 
 class _Reader:

@@ -12,11 +12,10 @@ from typing import Callable
 
 import tensorflow as tf
 
+from .catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_SAMPLES
 from .layers import ACTIVATION
 from .rules import DECONVNET, GRADIENT, GUIDED
 
-IG_STEPS = 32
-SMOOTHGRAD_SAMPLES = 32
 SMOOTHGRAD_NOISE = 0.15  # noise standard deviation, as a fraction of each input's value range
 
 
@@ -33,7 +32,6 @@ class Method:
     compute: Callable
     signed: bool = True
     activation_rule: object = GRADIENT
-    description: str = ""
 
     @property
     def uses_composite(self) -> bool:
@@ -85,18 +83,13 @@ def _smoothgrad(e, x, values, targets, index):
 
 
 METHODS = {m.name: m for m in (
-    Method("lrp", _lrp, activation_rule=None,
-           description="layer-wise relevance propagation with the rule config (--rules)"),
-    Method("sa", _sensitivity, signed=False,
-           description="sensitivity analysis: squared gradient (its channel sum is shown)"),
-    Method("gradient", _gradient, description="gradient of the explained score"),
-    Method("gradxinput", _gradxinput, description="gradient times input"),
-    Method("integrated-gradients", _integrated_gradients,
-           description=f"integrated gradients from a zero baseline, {IG_STEPS} steps"),
-    Method("smoothgrad", _smoothgrad,
-           description=f"mean gradient over {SMOOTHGRAD_SAMPLES} noisy copies (seeded)"),
-    Method("guided-backprop", _gradient, activation_rule=GUIDED,
-           description="gradient with only positive signals through ReLUs"),
-    Method("deconvnet", _gradient, activation_rule=DECONVNET,
-           description="gradient with ReLU applied to the backward signal"),
+    Method("lrp", _lrp, activation_rule=None),
+    Method("sa", _sensitivity, signed=False),
+    Method("gradient", _gradient),
+    Method("gradxinput", _gradxinput),
+    Method("integrated-gradients", _integrated_gradients),
+    Method("smoothgrad", _smoothgrad),
+    Method("guided-backprop", _gradient, activation_rule=GUIDED),
+    Method("deconvnet", _gradient, activation_rule=DECONVNET),
 )}
+assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line

@@ -14,14 +14,6 @@ from .outputs import text_table
 from .session import parse_target, resolve_preprocessing
 
 
-def list_configs() -> str:
-    lines = []
-    for name in composites.builtin_names():
-        config = composites.load(name)
-        lines.append(f"{name:20s} {config.description}")
-    return "\n".join(lines)
-
-
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
           target: str) -> str:
     """The rule table; with ``check_image``, also relevance in and out of every op."""
