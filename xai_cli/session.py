@@ -64,11 +64,16 @@ class Session:
         return self.labels[index] if self.labels else None
 
     def explainers(self, methods, report: Report) -> dict[str, Explainer]:
-        """A compiled explainer per method; what applies to the whole run (a removed softmax,
-        the rule config's warnings) is said once on stderr, as every command does."""
+        """A compiled explainer per method; what applies to the whole run (a Keras 2 file
+        loaded by rewriting, a removed softmax, the rule config's warnings) is said once on
+        stderr, as every command does."""
         warnings: list[str] = []
         made = {m: make_explainer(self.graph, METHODS[m], self.composite, self.preprocessing,
                                   self.options.seed, warnings.append) for m in methods}
+        rewrites = getattr(self.graph.model, "legacy_h5_rewrites", None)
+        if rewrites is not None:
+            report.note("a Keras 2 .h5 file: loaded by rewriting its config for Keras 3 ("
+                        + "; ".join(rewrites or ("nothing to change",)) + ")")
         if self.graph.softmax_stripped:
             report.note("the model ends in a softmax: explaining the pre-softmax score (logit)")
         for warning in dict.fromkeys(warnings):
