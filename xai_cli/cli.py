@@ -1,7 +1,8 @@
 """The command line: parses options and delegates; errors become messages and exit codes here.
 
 Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 usage or
-configuration error (nothing written; also unexpected internal errors), 130 interrupted.
+configuration error (nothing written; also unexpected internal errors), 3 a --require was
+not met (outputs written), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from . import __version__, tfsetup
 from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, list_configs as list_configs_text
+from .gates import EVALUATE_HELP, SPRAY_HELP
 from .errors import XaiError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -139,7 +141,8 @@ def main(debug):
     how good the explanations are.
 
     JSON lines go to stdout, messages to stderr. Exit codes: 0 all done, 1 some inputs
-    failed (the rest were written), 2 usage or configuration error (nothing written).
+    failed (the rest were written), 2 usage or configuration error (nothing written), 3 a
+    --require was not met (outputs written), 130 interrupted.
     """
 
 
@@ -186,8 +189,9 @@ def _clusters(ctx, param, value):
 @click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
 @click.option("--clusters", default="auto", show_default=True, callback=_clusters,
               help="Number of clusters, or auto (largest eigengap).")
+@click.option("--require", "requirements", multiple=True, metavar="EXPR", help=SPRAY_HELP)
 @_handle_errors
-def spray(method, clusters, device, **kwargs):
+def spray(method, clusters, requirements, device, **kwargs):
     """Cluster the heatmaps of one class (--target) over many images: SpRAy.
 
     Finds the distinct strategies a model uses for a class, such as a watermark instead of
@@ -197,14 +201,16 @@ def spray(method, clusters, device, **kwargs):
     --clusters). Needs scikit-learn (pip install 'xai[spray]').
     """
     job = _job("spray_job")
+    from . import gates
     from .session import Report, open_session
+    gated = gates.spray_requirements(requirements)
     options = _session_options(kwargs)
     session = open_session(options)
     report = Report(fail_fast=options.fail_fast)
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
-        job.run(session, method, clusters, report, update)
-    return report.exit_code
+        labels = job.run(session, method, clusters, report, update)
+    return gates.verdict(gated, gates.spray_lookup(labels), report) or report.exit_code
 
 
 def _patch(ctx, param, value):
@@ -252,8 +258,20 @@ def perturbation_options(replace_default: tuple[str, ...]):
 @click.option("--lerf", is_flag=True,
               help="Also perturb every method least relevant first: summary.csv gets the LeRF "
                    "AOPC and the area between the LeRF and MoRF curves (with --order morf).")
+@click.option("--masks", metavar="DIR|CSV",
+              help="Where the object is: a folder with a mask per input (image or .npy named "
+                   "like the input's outputs, non-zero = object) or a CSV of boxes "
+                   "image,x0,y0,x1,y1 in pixels of the original image. Adds the pointing game, "
+                   "relevance mass and rank accuracy (summary.csv, localisation.csv).")
+@click.option("--sanity", is_flag=True,
+              help="Also randomise the learned layers from the top down and report how much "
+                   "each method's heatmaps still correlate with the original (sanity.csv, "
+                   "sanity.png); a method that does not change explains the input, not the "
+                   "model.")
+@click.option("--require", "requirements", multiple=True, metavar="EXPR", help=EVALUATE_HELP)
 @_handle_errors
-def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwargs):
+def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity, requirements,
+             device, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
@@ -262,17 +280,22 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, device, **kwa
     for `xai explain`.
     """
     job = _job("evaluate")
+    from . import gates, localisation
     from .session import Report, open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
-                                  tuple(dict.fromkeys(replace)), score, lerf)
+                                  tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
+    gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
+                                        masks is not None, sanity)
+    located = localisation.Masks(masks) if masks else None
     options = _session_options(kwargs)
     session = open_session(options)
     report = Report(fail_fast=options.fail_fast)
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
-        summary = job.run(session, measure, report, update)
-    click.echo(job.table(summary), err=True)
-    return report.exit_code
+        summary, checked = job.run(session, measure, report, update, located)
+    click.echo(job.table(summary, checked), err=True)
+    return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
+        or report.exit_code
 
 
 @main.command(context_settings=CONTEXT,

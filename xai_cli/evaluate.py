@@ -23,10 +23,10 @@ from typing import Mapping
 
 import numpy as np
 
-from . import perturbation as pa
+from . import localisation, perturbation as pa, sanity
 from .engine import Explainer, Scorer
-from .errors import XaiError
-from .outputs import CsvRows, atomic_open, atomic_write, save_csv
+from .errors import InputError, XaiError
+from .outputs import CsvRows, atomic_open, atomic_write, save_csv, text_table
 from .parts import Parts
 from .session import Report, Session
 
@@ -34,7 +34,12 @@ CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_pertur
                  "relative_score")
 SUMMARY_COLUMNS = ("method", "replace", "n_images", "aopc", "aopc_stderr", "aopc_vs_random",
                    "aopc_lerf", "aopc_lerf_stderr", "area", "area_stderr", "order", "perturb",
-                   "steps", "seed")
+                   "steps", "seed", "n_masked", *(c for f in localisation.FIGURES
+                                                   for c in (f, f"{f}_stderr")))
+LOCALISATION_COLUMNS = ("image", "method", *localisation.FIGURES, "mask_fraction")
+SANITY_COLUMNS = ("method", "step", "randomised_layers", "down_to", "n_images",
+                  "rank_correlation", "rank_correlation_stderr", "abs_rank_correlation",
+                  "abs_rank_correlation_stderr")
 RANDOM = "random"
 FIGURES = ("aopc", "aopc_lerf", "area")   # per-image figures: BatchResult methods, summary columns
 # Seed streams, fixed per purpose: a protocol's draws do not depend on the others asked for.
@@ -54,6 +59,7 @@ class EvaluateOptions:
     lerf: bool = False
     chunk: int = 256
     baseline: bool = True   # add the random order (callers that measured it once turn it off)
+    sanity: bool = False    # also the model-randomisation check (`xai_cli.sanity`)
 
     def __post_init__(self):
         if self.lerf and self.order != "morf":
@@ -109,13 +115,15 @@ class BatchResult:
     fractions: dict[tuple[str, str], np.ndarray]
     kept: np.ndarray
     faults: dict[int, str] = field(default_factory=dict)
+    relevance: dict[str, np.ndarray] = field(default_factory=dict)   # summed over channels
 
     def subset(self, rows: np.ndarray, faults: dict[int, str]) -> "BatchResult":
         """The result for ``rows`` (of this result) only; ``faults`` are by batch position."""
         return BatchResult(self.options, self.targets[rows],
                            {k: v[rows] for k, v in self.curves.items()},
                            {k: v[rows] for k, v in self.fractions.items()},
-                           self.kept[rows], {**self.faults, **faults})
+                           self.kept[rows], {**self.faults, **faults},
+                           {k: v[rows] for k, v in self.relevance.items()})
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The result as named arrays, for a part file (`from_arrays` reads them back)."""
@@ -172,9 +180,10 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
 
     Returns
     -------
-    BatchResult, with the resolved targets; its ``aopc()``, ``aopc_lerf()`` and ``area()``
-    give per-image figures per protocol and method. Inputs whose relevance or perturbed
-    scores are NaN or Inf are left out, with the reason in its ``faults``.
+    BatchResult, with the resolved targets and each method's relevance summed over
+    channels; its ``aopc()``, ``aopc_lerf()`` and ``area()`` give per-image figures per
+    protocol and method. Inputs whose relevance or perturbed scores are NaN or Inf are
+    left out, with the reason in its ``faults``.
     """
     relevance, targets = _relevance(explainers, x, targets, index)
     faults = _faults({m: r.reshape(len(x), -1) for m, r in relevance.items()},
@@ -201,7 +210,8 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
                                                 options.chunk)
               for m in by_patch for r in options.replace for o in options.orders(m)}
     fractions = {key: pa.fraction_perturbed(r, steps) for key, r in ranks.items()}
-    result = BatchResult(options, targets, curves, fractions, rows, faults)
+    result = BatchResult(options, targets, curves, fractions, rows, faults,
+                         {m: r.sum(axis=-1) for m, r in relevance.items()})
     bad_scores = _faults({" ".join(k): c for k, c in curves.items()},
                          "the model's score of a perturbed copy is NaN or Inf ({})")
     if bad_scores:
@@ -249,14 +259,44 @@ class Tally:
     options: EvaluateOptions
     values: dict = field(default_factory=lambda: defaultdict(list))   # (figure, method, replace)
     relative: dict = field(default_factory=dict)                      # (method, replace, order)
+    extra: dict = field(default_factory=lambda: defaultdict(list))    # loc/..., sanity/...
 
-    def add(self, result: BatchResult) -> None:
+    def add(self, result: BatchResult, extra: Mapping[str, np.ndarray] = ()) -> None:
+        """Add a batch; ``extra`` are its localisation and sanity arrays (part-file names)."""
         for figure in FIGURES:
             for replace, by_method in getattr(result, figure)().items():
                 for method, values in by_method.items():
                     self.values[figure, method, replace].extend(values)
         for key, curves in result.curves.items():
             self.relative[key] = self.relative.get(key, 0) + (curves / curves[:, :1]).sum(axis=0)
+        for key in extra:
+            self.extra[key].append(extra[key])
+
+    def localisation(self, method: str) -> dict[str, tuple[float, float]] | None:
+        """Mean and stderr of each localisation figure over the masked inputs (for the
+        random baseline: the mask's share of the image); None without masks."""
+        if "loc/mask_fraction" not in self.extra:
+            return None
+        def stat(key):
+            values = np.concatenate(self.extra[key])
+            return pa.mean_and_stderr(values[np.isfinite(values)])
+        if method == RANDOM:
+            return dict.fromkeys(localisation.FIGURES, stat("loc/mask_fraction"))
+        return {f: stat(f"loc/{f}/{method}") for f in localisation.FIGURES}
+
+    def sanity_rows(self, steps: list) -> list[dict]:
+        """sanity.csv as dicts: per method and cascade step, the mean rank correlations."""
+        rows = []
+        for method in self.options.methods:
+            correlations = np.concatenate(self.extra[f"sanity/{method}"])   # (N, steps, 2)
+            for s, step in enumerate(steps):
+                signed, absolute = (pa.mean_and_stderr(correlations[:, s, k]) for k in (0, 1))
+                rows.append({"method": method, "step": s + 1, "randomised_layers": step.count,
+                             "down_to": step.down_to, "n_images": len(correlations),
+                             "rank_correlation": signed[0], "rank_correlation_stderr": signed[1],
+                             "abs_rank_correlation": absolute[0],
+                             "abs_rank_correlation_stderr": absolute[1]})
+        return rows
 
     def rows(self, steps: int, seed: int) -> list[dict]:
         """summary.csv as dicts: one per (method, replace), LeRF cells None where not run."""
@@ -279,6 +319,12 @@ class Tally:
             mean, stderr = (pa.mean_and_stderr(self.values[figure, method, replace]) if measured
                             else (None, None))
             row.update({figure: mean, f"{figure}_stderr": stderr})
+        located = self.localisation(method)
+        row["n_masked"] = None if located is None else int(np.isfinite(
+            np.concatenate(self.extra["loc/mask_fraction"])).sum())
+        for figure in localisation.FIGURES:
+            mean, stderr = (None, None) if located is None else located[figure]
+            row.update({figure: mean, f"{figure}_stderr": stderr})
         return row
 
     def mean_curves(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
@@ -290,17 +336,26 @@ class Tally:
         return panels
 
 
-def run(session: Session, options: EvaluateOptions, report: Report, progress=None) -> list[dict]:
+def run(session: Session, options: EvaluateOptions, report: Report, progress=None,
+        masks: localisation.Masks | None = None) -> tuple[list[dict], list[dict]]:
     """Evaluate every method of ``options`` on the inputs of ``session``; writes a part file
-    per batch, then curves.csv, summary.csv and curves.png from all parts, and returns the
-    summary rows (for `table`)."""
+    per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
+    scores. Returns the summary rows and the sanity rows (empty without ``sanity``)."""
     graph, opts = session.graph, session.options
     valid_range = checked_valid_range(session, options)
     steps = steps_for(graph.input_shape[:2], options)
     explainers = session.explainers(options.methods, report)
-    parts = session.parts("evaluate", dataclasses.asdict(options))
+    randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \
+        if options.sanity else None
+    parts = session.parts("evaluate", {**dataclasses.asdict(options),
+                                       "masks": masks and masks.spec})
     scorer = Scorer(graph)
     for samples, index, save in session.unfinished(parts, report, progress):
+        object_masks = {}
+        if masks is not None:
+            samples, index, object_masks = _with_masks(samples, index, masks, graph, report)
+            if not samples:
+                continue
         x = np.stack([s.x for s in samples])
         targets = np.full(len(x), session.target, np.int32)
         result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
@@ -308,25 +363,74 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
         for i, reason in result.faults.items():
             report.error(samples[i].item.source, reason, samples[i].item.index)
         kept = [samples[i] for i in result.kept]
-        save([s.item for s in kept], result.arrays())
-        _record(session, kept, result, report)
-    return _finish(session, options, parts, steps)
+        arrays = result.arrays()
+        if masks is not None:
+            arrays.update(localisation.part_arrays(result.relevance,
+                                                   [object_masks.get(s.item) for s in kept]))
+        if randomised is not None:
+            arrays.update(randomised.part_arrays(result.relevance, x[result.kept],
+                                                 result.targets, index[result.kept]))
+        save([s.item for s in kept], arrays)
+        _record(session, kept, result, arrays, report)
+    return _finish(session, options, parts, steps, randomised)
 
 
-def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int) -> list[dict]:
-    """curves.csv, summary.csv and curves.png from the parts, in batch order."""
+def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report):
+    """The samples whose mask (if any) could be read, their positions, and their masks;
+    an unreadable mask is that input's error."""
+    kept, found = [], {}
+    for sample, position in zip(samples, index):
+        try:
+            found[sample.item] = masks.mask(sample, graph.input_shape[:2])
+            kept.append((sample, position))
+        except InputError as exc:
+            report.error(sample.item.source, str(exc), sample.item.index)
+    return [s for s, _ in kept], np.array([p for _, p in kept], np.int64), found
+
+
+def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
+            randomised: sanity.Randomised | None) -> tuple[list[dict], list[dict]]:
+    """curves.csv, summary.csv, curves.png (and localisation.csv, sanity.csv, sanity.png)
+    from the parts, in batch order."""
     out, tally = session.options.out, Tally(options)
-    with atomic_open(out / "curves.csv", "w") as handle:
-        rows = CsvRows(handle, CURVE_COLUMNS)
+    with atomic_open(out / "curves.csv", "w") as curves_file, \
+            atomic_open(out / "localisation.csv", "w") as located_file:
+        curve_rows = CsvRows(curves_file, CURVE_COLUMNS)
+        located_rows = CsvRows(located_file, LOCALISATION_COLUMNS)
         for items, arrays in parts.stored(session.items, session.options.batch_size):
             result = BatchResult.from_arrays(options, arrays)
-            tally.add(result)
-            rows.write(_curve_rows(items, result))
+            tally.add(result, {k: v for k, v in arrays.items()
+                               if k.startswith(("loc/", "sanity/"))})
+            curve_rows.write(_curve_rows(items, result))
+            located_rows.write(_localisation_rows(items, options.methods, arrays))
+    if "loc/mask_fraction" not in tally.extra:
+        (out / "localisation.csv").unlink()
     summary = tally.rows(steps, session.options.seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
     _plot(out, tally, summary)
-    return summary
+    checked = []
+    if randomised is not None and tally.values["aopc", options.methods[0], options.replace[0]]:
+        checked = tally.sanity_rows(randomised.steps)
+        save_csv(out / "sanity.csv", SANITY_COLUMNS, ([r[c] for c in SANITY_COLUMNS]
+                                                      for r in checked))
+        means = {m: np.array([[r["rank_correlation"], r["abs_rank_correlation"]]
+                              for r in checked if r["method"] == m]) for m in options.methods}
+        atomic_write(out / "sanity.png", lambda f: sanity.plot(
+            randomised.steps, means, f, f"cascading randomisation ({checked[0]['n_images']} "
+                                        "images)"))
+    return summary, checked
+
+
+def _localisation_rows(items, methods, arrays):
+    if "loc/mask_fraction" not in arrays:
+        return
+    for i, item in enumerate(items):
+        if np.isfinite(arrays["loc/mask_fraction"][i]):
+            for method in methods:
+                yield (item.stem, method, *(arrays[f"loc/{f}/{method}"][i]
+                                            for f in localisation.FIGURES),
+                       arrays["loc/mask_fraction"][i])
 
 
 def _curve_rows(items, result: BatchResult):
@@ -338,16 +442,23 @@ def _curve_rows(items, result: BatchResult):
                        score / curves[i, 0])
 
 
-def _record(session: Session, samples, result: BatchResult, report: Report) -> None:
-    """One JSON line per input: AOPC of the first protocol, and of every protocol."""
+def _record(session: Session, samples, result: BatchResult, arrays, report: Report) -> None:
+    """One JSON line per input: AOPC of the first protocol, and of every protocol; with
+    masks, each method's localisation scores."""
     aopc = result.aopc()
     for i, sample in enumerate(samples):
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
-        report.record({"input": sample.item.source, "index": sample.item.index, "status": "ok",
-                       "target": target, "target_label": session.label(target),
-                       "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace})
+        record = {"input": sample.item.source, "index": sample.item.index, "status": "ok",
+                  "target": target, "target_label": session.label(target),
+                  "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace}
+        fraction = arrays.get("loc/mask_fraction")
+        if fraction is not None and np.isfinite(fraction[i]):
+            record["localisation"] = {m: {f: float(arrays[f"loc/{f}/{m}"][i])
+                                          for f in localisation.FIGURES}
+                                      for m in result.relevance}
+        report.record(record)
 
 
 def _plot(out, tally: Tally, summary: list[dict]) -> None:
@@ -359,9 +470,10 @@ def _plot(out, tally: Tally, summary: list[dict]) -> None:
     atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title))
 
 
-def table(summary: list[dict]) -> str:
+def table(summary: list[dict], sanity_rows: list[dict] = ()) -> str:
     """The summary as aligned text, one block per protocol: AOPC ± stderr, its ratio to the
-    random baseline's, and the LeRF-MoRF area where it was measured."""
+    random baseline's, and the LeRF-MoRF area where it was measured; then the localisation
+    scores and the sanity check's last step, where measured."""
     lerf = any(row["area"] is not None for row in summary)
     header = ("method", "aopc", "x random", "area")[:4 if lerf else 3]
     decimals = _decimals([row["aopc"] for row in summary])
@@ -382,7 +494,29 @@ def table(summary: list[dict]) -> str:
         lines += [line(header)] + [line(cells[i]) for i in block]
         if any(summary[i]["aopc_vs_random"] is None for i in block):
             lines.append("  (no ratio: the random baseline's AOPC is not positive)")
-    return "\n".join(lines)
+    return "\n".join(lines + _localisation_table(summary) + _sanity_table(sanity_rows))
+
+
+def _localisation_table(summary: list[dict]) -> list[str]:
+    rows = [r for r in summary if r["replace"] == summary[0]["replace"]]
+    if rows[0]["n_masked"] is None:
+        return []
+    header = ("method", *localisation.FIGURES)
+    cells = [[r["method"], *(_plus_minus(r, f, 3) for f in localisation.FIGURES)] for r in rows]
+    return [f"localisation ({rows[0]['n_masked']} inputs with a mask; random: the mask's share "
+            "of the image)", text_table([header, *cells], indent="  ")]
+
+
+def _sanity_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    last = [r for r in rows if r["step"] == max(q["step"] for q in rows)]
+    header = ("method", "|rank corr|", "rank corr")
+    cells = [[r["method"], _plus_minus(r, "abs_rank_correlation", 3),
+              _plus_minus(r, "rank_correlation", 3)] for r in last]
+    return [f"sanity: correlation with the original heatmaps once all {last[0]['randomised_layers']}"
+            f" learned layers are randomised ({last[0]['n_images']} images; low is good)",
+            text_table([header, *cells], indent="  ")]
 
 
 def _plus_minus(row: dict, figure: str, decimals: int) -> str:

@@ -60,11 +60,15 @@ class Sample:
         float32 ``(H, W, C)`` model input, preprocessed.
     display : ndarray
         uint8 ``(H, W, 3)`` RGB picture for overlays and grids.
+    source_size : (width, height)
+        Of the picture before it was resized to the model's input (``.npy``: the input's),
+        so that coordinates in the original (bounding boxes) can be mapped onto the input.
     """
 
     item: InputItem
     x: np.ndarray
     display: np.ndarray
+    source_size: tuple[int, int]
 
 
 def _is_npy(path: str) -> bool:
@@ -182,8 +186,9 @@ def shard(items: list[InputItem], spec: str | None) -> list[InputItem]:
     return items[k - 1::n]
 
 
-def _open(path: str, channels: int, size: tuple[int, int]) -> Image.Image:
-    """Decoded, converted and resized image; ``size`` is ``(width, height)``."""
+def _open(path: str, channels: int, size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
+    """Decoded, converted and resized image, and its size before resizing; sizes are
+    ``(width, height)``."""
     try:
         if os.path.getsize(path) == 0:
             raise InputError("empty file")
@@ -203,7 +208,7 @@ def _open(path: str, channels: int, size: tuple[int, int]) -> Image.Image:
         raise InputError(f"truncated or corrupt image: {exc}") from None
     except (ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"truncated or corrupt image: {exc}") from None
-    return image if image.size == size else image.resize(size, Image.BILINEAR)
+    return (image if image.size == size else image.resize(size, Image.BILINEAR)), image.size
 
 
 def _convert(image: Image.Image, channels: int) -> Image.Image:
@@ -256,9 +261,9 @@ def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocess
                        "channels: pass preprocessed .npy arrays")
     if preprocessing.name == "none":
         raise XaiError("--preprocess none is only for .npy inputs; images need a preset")
-    image = _open(item.source, channels, (width, height))
+    image, source_size = _open(item.source, channels, (width, height))
     pixels = np.asarray(image, np.float32).reshape(height, width, channels)
-    return Sample(item, preprocessing.apply(pixels), _rgb(pixels))
+    return Sample(item, preprocessing.apply(pixels), _rgb(pixels), source_size)
 
 
 def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
@@ -281,7 +286,7 @@ def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Pre
         pixels = (x - x.min()) / (x.max() - x.min()) * 255
     else:
         pixels = np.zeros_like(x)
-    return Sample(item, x, _rgb(pixels))
+    return Sample(item, x, _rgb(pixels), (shape[1], shape[0]))
 
 
 def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], batch_size: int,

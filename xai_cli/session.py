@@ -80,6 +80,12 @@ class Session:
             report.note(f"warning: {warning}")
         return made
 
+    def explainer(self, graph: models.Graph, method: str) -> Explainer:
+        """An explainer of ``method`` with this run's config on another ``graph`` (the
+        sanity check's randomised copies)."""
+        return make_explainer(graph, METHODS[method], self.composite, self.preprocessing,
+                              self.options.seed)
+
     def parts(self, command: str, options: dict) -> parts.Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
         with --skip-existing only if it has the same model, config, preprocessing, target,

@@ -24,8 +24,9 @@ def _thumbnail(relevance: np.ndarray, signed: bool) -> np.ndarray:
     return np.asarray(Image.fromarray(heat).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST))
 
 
-def run(session: Session, method: str, clusters, report: Report, progress=None) -> None:
-    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class.
+def run(session: Session, method: str, clusters, report: Report, progress=None) -> np.ndarray:
+    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class;
+    returns the cluster of each input that was clustered.
 
     Each batch's features are kept as a part file (`xai_cli.parts`), so that a rerun with
     ``--skip-existing`` (after a kill, or to try another ``--clusters``) computes only the
@@ -59,6 +60,7 @@ def run(session: Session, method: str, clusters, report: Report, progress=None) 
         report.record({"input": item.source, "index": item.index, "status": "ok",
                        "target": session.target, "target_label": session.label(session.target),
                        "cluster": int(cluster)})
+    return result.labels
 
 
 def _write(session, items, result, maps, thumbs, signed):
