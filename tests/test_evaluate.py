@@ -133,7 +133,7 @@ def test_table_is_aligned_across_protocols():
         return {"method": method, "replace": replace, "n_images": 30, "aopc": aopc,
                 "aopc_stderr": 0.3, "aopc_vs_random": ratio, "area": area,
                 "area_stderr": None if area is None else 0.21, "order": "morf", "perturb": "9x9",
-                "steps": 100}
+                "steps": 100, "n_masked": None}
 
     text = table([row("lrp", "uniform", 2.71, 1.2844, 1.93), row("integrated-gradients", "uniform",
                                                                   12.5, 5.92, -0.5),
@@ -173,7 +173,10 @@ def test_protocols_and_lerf_rows_columns_json_and_table(tmp_path):
                                "score", "relative_score"]
     assert list(summary[0]) == ["method", "replace", "n_images", "aopc", "aopc_stderr",
                                 "aopc_vs_random", "aopc_lerf", "aopc_lerf_stderr", "area",
-                                "area_stderr", "order", "perturb", "steps", "seed"]
+                                "area_stderr", "order", "perturb", "steps", "seed", "n_masked",
+                                "pointing", "pointing_stderr", "mass", "mass_stderr",
+                                "rank_accuracy", "rank_accuracy_stderr"]
+    assert all(row["n_masked"] == row["pointing"] == "" for row in summary)   # no --masks
     assert [(r["method"], r["replace"]) for r in summary] == [
         (m, r) for m in ("lrp", "sa", "random") for r in ("mean", "blur")]
     assert len(curves) == 4 * (2 * 2 * 2 + 2) * 5          # images x curves x steps 0..4

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -372,7 +373,7 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
                                                  result.targets, index[result.kept]))
         save([s.item for s in kept], arrays)
         _record(session, kept, result, arrays, report)
-    return _finish(session, options, parts, steps, randomised)
+    return _finish(session, options, parts, steps, randomised, masks is not None)
 
 
 def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report):
@@ -389,22 +390,25 @@ def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report
 
 
 def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
-            randomised: sanity.Randomised | None) -> tuple[list[dict], list[dict]]:
+            randomised: sanity.Randomised | None, masked: bool) -> tuple[list[dict], list[dict]]:
     """curves.csv, summary.csv, curves.png (and localisation.csv, sanity.csv, sanity.png)
-    from the parts, in batch order."""
+    from the parts, in batch order; what this run did not measure is not left behind
+    from an earlier run in the same folder."""
     out, tally = session.options.out, Tally(options)
+    for name in (() if masked else ("localisation.csv",)) + \
+            (() if randomised else ("sanity.csv", "sanity.png")):
+        (out / name).unlink(missing_ok=True)
     with atomic_open(out / "curves.csv", "w") as curves_file, \
-            atomic_open(out / "localisation.csv", "w") as located_file:
+            (atomic_open(out / "localisation.csv", "w") if masked else nullcontext()) as located:
         curve_rows = CsvRows(curves_file, CURVE_COLUMNS)
-        located_rows = CsvRows(located_file, LOCALISATION_COLUMNS)
+        located_rows = CsvRows(located, LOCALISATION_COLUMNS) if masked else None
         for items, arrays in parts.stored(session.items, session.options.batch_size):
             result = BatchResult.from_arrays(options, arrays)
             tally.add(result, {k: v for k, v in arrays.items()
                                if k.startswith(("loc/", "sanity/"))})
             curve_rows.write(_curve_rows(items, result))
-            located_rows.write(_localisation_rows(items, options.methods, arrays))
-    if "loc/mask_fraction" not in tally.extra:
-        (out / "localisation.csv").unlink()
+            if masked:
+                located_rows.write(_localisation_rows(items, options.methods, arrays))
     summary = tally.rows(steps, session.options.seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
@@ -423,8 +427,6 @@ def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int
 
 
 def _localisation_rows(items, methods, arrays):
-    if "loc/mask_fraction" not in arrays:
-        return
     for i, item in enumerate(items):
         if np.isfinite(arrays["loc/mask_fraction"][i]):
             for method in methods:
