@@ -145,8 +145,10 @@ def test_sanity_drives_the_gradients_correlation_down(tmp_path):
     np.save(x, np.load(FIXTURES / "digits_test_x.npy")[:8])
     result, _ = _evaluate(MODEL, x, "-p", "unit", "-m", "gradient", "-m", "lrp", "--sanity",
                           "--steps", "1", "--replace", "mean", "-o", tmp_path / "out",
-                          "--require", "sanity(gradient) < 0.5")
+                          "--require", "sanity(gradient) < 0.5",
+                          "--require", "sanity_mean(gradient) > sanity(gradient)")
     assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("requirement met") == 2
     rows = list(csv.DictReader(open(tmp_path / "out" / "sanity.csv")))
     gradient = [float(r["abs_rank_correlation"]) for r in rows if r["method"] == "gradient"]
     assert len(gradient) == 5 and gradient[-1] < 0.5 and gradient[-1] < gradient[0]

@@ -28,14 +28,14 @@ RANDOM = "random"
 EVALUATE_FUNCTIONS = {
     "aopc": (2, None), "ratio": (2, None), "aopc_lerf": (2, "--lerf"), "area": (2, "--lerf"),
     **{figure: (1, "--masks") for figure in LOCALISATION_FIGURES},
-    "sanity": (1, "--sanity"),
+    "sanity": (1, "--sanity"), "sanity_mean": (1, "--sanity"),
 }
 EVALUATE_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'lrp > random', "
                  "'aopc(lrp) >= 1.2 * aopc(random)', 'pointing(lrp) >= 0.8', "
                  "'sanity(lrp) < 0.5'. Repeatable. Names: aopc, ratio (to random), aopc_lerf, "
                  "area (method[, replace]); pointing, mass, rank_accuracy (--masks); sanity "
-                 "(|rank correlation| with everything randomised, --sanity); a bare method "
-                 "name is its aopc; n_images.")
+                 "(|rank correlation| with everything randomised), sanity_mean (its mean over "
+                 "the cascade) (--sanity); a bare method name is its aopc; n_images.")
 SPRAY_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'clusters <= 1' (one strategy "
               "only) or 'largest >= 0.9' (share of the largest cluster). Repeatable. Names: "
               "clusters, largest, n_images.")
@@ -61,7 +61,7 @@ def evaluate_requirements(texts, methods, replace, lerf: bool, masks: bool,
                 raise XaiError(f"--require '{requirement.text}': {name}({', '.join(args)}): "
                                f"the second argument is a --replace protocol of this run "
                                f"({', '.join(replace)})")
-            if name == "sanity" and args[0] == RANDOM:
+            if name.startswith("sanity") and args[0] == RANDOM:
                 raise XaiError(f"--require '{requirement.text}': the random baseline has no "
                                "heatmap to randomise")
     return parsed
@@ -77,9 +77,12 @@ def evaluate_lookup(summary: list[dict], sanity_rows: list[dict]) -> Callable:
             name, args = "aopc", (name,)
         if name == "n_images":
             return float(summary[0]["n_images"])
-        if name == "sanity":
-            last = [r for r in sanity_rows if r["method"] == args[0]]
-            return _number(last[-1]["abs_rank_correlation"]) if last else float("nan")
+        if name.startswith("sanity"):
+            steps = [_number(r["abs_rank_correlation"]) for r in sanity_rows
+                     if r["method"] == args[0]]
+            if not steps:
+                return float("nan")
+            return float(np.mean(steps)) if name == "sanity_mean" else steps[-1]
         replace = args[1] if len(args) > 1 else first_replace
         row = next(r for r in summary if r["method"] == args[0] and r["replace"] == replace)
         return _number(row["aopc_vs_random" if name == "ratio" else name])
