@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import FIXTURES
 from xai_cli import localisation, sanity
 from xai_cli.cli import main
+from xai_cli.errors import InputError, XaiError
 from xai_cli.inputs import InputItem, Sample
 from xai_cli.model import build_graph, load
 
@@ -59,7 +60,7 @@ def test_boxes_are_mapped_like_the_picture(tmp_path):
 ])
 def test_malformed_boxes_name_the_line(tmp_path, text, message):
     (tmp_path / "boxes.csv").write_text(text)
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(XaiError, match=message):
         localisation.Masks(str(tmp_path / "boxes.csv"))
 
 
@@ -70,7 +71,7 @@ def test_mask_folder_images_and_arrays(tmp_path):
     masks = localisation.Masks(str(tmp_path))
     a = masks.mask(_sample("a"), (4, 4))
     np.testing.assert_array_equal(a, np.kron(np.eye(2, dtype=bool), np.ones((2, 2), bool)))
-    with pytest.raises(Exception, match="marks no pixel"):
+    with pytest.raises(InputError, match="marks no pixel"):
         masks.mask(_sample("b"), (4, 4))
     assert masks.mask(_sample("c"), (4, 4)) is None
 

@@ -140,8 +140,8 @@ def scores(relevance: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
                      where=total > 0)
     count = inside.sum(axis=1)
     order = np.argsort(-flat, axis=1, kind="stable")
-    ranked = np.take_along_axis(inside, order, axis=1)
-    rank = np.array([ranked[i, :k].sum() / k for i, k in enumerate(count)])
+    hits = np.cumsum(np.take_along_axis(inside, order, axis=1), axis=1)   # inside among top k
+    rank = hits[np.arange(len(flat)), count - 1] / count
     return {"pointing": pointing.astype(np.float64), "mass": mass, "rank_accuracy": rank}
 
 

@@ -100,9 +100,13 @@ class Parts:
         return arrays
 
     def complete(self, batch: int, items: Sequence[InputItem]) -> bool:
-        """Whether batch ``batch`` has a part of ``items`` in which every input succeeded."""
-        part = self.load(batch, items)
-        return part is not None and bool(part["kept"].all())
+        """Whether batch ``batch`` has a part of ``items`` in which every input succeeded
+        (reads only the part's list of inputs, not its arrays)."""
+        path = self._path(batch)
+        if not path.is_file():
+            return False
+        with np.load(path, allow_pickle=False) as part:
+            return part[_SOURCES].tolist() == [_key(i) for i in items] and bool(part[_KEPT].all())
 
     def todo(self, items: Sequence[InputItem], batch_size: int) -> tuple[int, list[InputItem]]:
         """How many inputs are done, and the inputs of the batches still to run."""

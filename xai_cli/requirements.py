@@ -281,20 +281,18 @@ class _Parser:
         self.fail(pos, f"unexpected {self.text[pos:].rstrip()!r} after the requirement")
 
     def expr(self):
-        node = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.text[self.pos]
-            self.pos += 1
-            right = self.term()
-            node = _Bin(node.start, right.end, op, node, right)
-        return node
+        return self.left_associative(("+", "-"), self.term)
 
     def term(self):
-        node = self.unary()
-        while self.peek() in ("*", "/"):
+        return self.left_associative(("*", "/"), self.unary)
+
+    def left_associative(self, operators, operand):
+        """``operand (op operand)*`` for ``op`` in ``operators``, grouped from the left."""
+        node = operand()
+        while self.peek() in operators:
             op = self.text[self.pos]
             self.pos += 1
-            right = self.unary()
+            right = operand()
             node = _Bin(node.start, right.end, op, node, right)
         return node
 
