@@ -1,0 +1,43 @@
+"""xai bench: the shape of its result and table (no timing thresholds: CI machines vary)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from xai_cli import bench
+from xai_cli.cli import main
+
+MODEL = str(FIXTURES / "digits.keras")  # small, and grayscale: the photos are converted
+
+
+def test_bench_ratios_and_end_to_end_figures():
+    result = bench.run(MODEL, None, 32, 2, ("lrp", "sa"), ("lrp-epsilon",), repeats=1,
+                       evaluate_steps=2)
+    methods = result["methods"]
+    assert list(methods) == ["forward", "gradient", "lrp:lrp-epsilon", "sa"]
+    forward = methods["forward"]["seconds"]
+    assert methods["forward"]["ratio_to_forward"] == 1.0
+    for figures in methods.values():
+        ratio = figures["ratio_to_forward"]
+        # both figures are rounded in the JSON: seconds to 5 decimals, ratios to 3
+        assert ratio * forward == pytest.approx(figures["seconds"],
+                                                abs=1e-5 * (ratio + 1) + 1e-3 * forward)
+    job = result["end_to_end"]
+    assert (job["method"], job["files"], job["photo_size"]) == ("lrp:lrp-epsilon", 8, [500, 375])
+    for key in ("trivial_model", "model"):
+        assert job[key]["seconds"] > 0 and job[key]["images_per_s"] > 0
+    text = bench.table(result)
+    assert "x forward" in text.splitlines()[1]
+    assert "end to end, explain with lrp:lrp-epsilon on 8 JPEG/PNG files of 500x375:" in text
+    assert "  trivial model: " in text and f"  {MODEL}: " in text
+
+
+def test_bench_no_end_to_end_json():
+    result = CliRunner().invoke(main, ["bench", MODEL, "-m", "sa", "-b", "2", "--repeats", "1",
+                                       "--no-end-to-end", "--json"])
+    assert result.exit_code == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["end_to_end"] is None
+    assert figures["methods"]["sa"]["ratio_to_forward"] > 0
