@@ -116,6 +116,12 @@ def test_shards_are_disjoint_and_complete():
     assert inputs.shard(items, "12/12") == []
 
 
+def test_shards_take_whole_batches():
+    items = [inputs.InputItem(str(i), str(i)) for i in range(10)]
+    shards = [inputs.shard(items, f"{k}/2", batch_size=3) for k in (1, 2)]
+    assert [[int(i.stem) for i in s] for s in shards] == [[0, 1, 2, 6, 7, 8], [3, 4, 5, 9]]
+
+
 @pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "1-3", "", "1/0", "-1/2", "1/2/3", "1.0/2"])
 def test_bad_shard_specs(bad):
     with pytest.raises(XaiError, match=f"invalid --shard '{bad}': expected K/N"):
@@ -301,3 +307,75 @@ def test_batches_load_a_bounded_number_ahead():
     for k, _ in enumerate(inputs.batches(items, load, 2, workers=8)):
         time.sleep(0.002)
         assert len(started) <= 2 * (k + 3)
+
+
+def _thirds(path, size=(60, 30)):
+    """A wide picture: red, green and blue vertical thirds."""
+    width, height = size
+    pixels = np.zeros((height, width, 3), np.uint8)
+    for third, channel in enumerate((0, 1, 2)):
+        pixels[:, third * width // 3:(third + 1) * width // 3, channel] = 255
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _load_fit(path, resize, shape=(12, 12, 3)):
+    return inputs.load(inputs.InputItem(str(path), "x"), shape, UNIT, resize)
+
+
+def test_squash_keeps_the_whole_picture_distorted(tmp_path):
+    sample = _load_fit(_thirds(tmp_path / "w.png"), "squash")
+    assert sample.fit.mode == "squash" and sample.fit.source_size == (60, 30)
+    row = sample.display[6]
+    assert row[0].tolist() == [255, 0, 0] and row[6].tolist() == [0, 255, 0] \
+        and row[-1].tolist() == [0, 0, 255]
+
+
+def test_crop_keeps_the_centre_at_the_right_aspect(tmp_path):
+    sample = _load_fit(_thirds(tmp_path / "w.png"), "crop")
+    # shorter side 30 -> 12: the centre 30x30 (x 15..45) of the picture; green is x 20..40
+    assert sample.fit.box == (15.0, 0.0, 45.0, 30.0)
+    row = sample.display[6]
+    assert row[0][0] > 200 and row[-1][2] > 200            # a sliver of red and blue
+    assert (row[3:9] == [0, 255, 0]).all()                   # the middle two thirds: green
+    assert (sample.display == sample.display[:1]).all()      # rows undistorted, identical
+
+
+def test_pad_keeps_everything_on_black(tmp_path):
+    sample = _load_fit(_thirds(tmp_path / "w.png"), "pad")
+    # longer side 60 -> 12: the picture becomes 12x6 on rows 3..8
+    assert sample.fit.frame == (0, 3, 12, 9)
+    assert (sample.display[:3] == 0).all() and (sample.display[9:] == 0).all()
+    assert sample.display[6, 0].tolist() == [255, 0, 0] and sample.display[6, -1].tolist() == [0, 0, 255]
+    assert (sample.x[:3] == 0).all()                         # black after preprocessing too
+
+
+@pytest.mark.parametrize("resize", ["squash", "crop", "pad"])
+def test_square_pictures_fit_the_same_way_in_every_mode(tmp_path, resize):
+    gradient = np.tile(np.arange(0, 240, 10, np.uint8), (24, 1))
+    Image.fromarray(gradient).save(tmp_path / "g.png")
+    expected = _load_fit(tmp_path / "g.png", "squash", (12, 12, 1)).x
+    np.testing.assert_array_equal(_load_fit(tmp_path / "g.png", resize, (12, 12, 1)).x, expected)
+
+
+def test_tall_pictures_crop_and_pad_vertically(tmp_path):
+    Image.fromarray(np.rot90(np.asarray(Image.open(_thirds(tmp_path / "w.png")))).copy()).save(
+        tmp_path / "t.png")                                  # 30 wide, 60 tall
+    cropped = _load_fit(tmp_path / "t.png", "crop")
+    assert cropped.fit.box == (0.0, 15.0, 30.0, 45.0)
+    padded = _load_fit(tmp_path / "t.png", "pad")
+    assert padded.fit.frame == (3, 0, 9, 12) and (padded.display[:, :3] == 0).all()
+
+
+def test_fit_maps_picture_coordinates_like_the_pixels():
+    fit = inputs.Fit.of("crop", (60, 30), (12, 12))
+    x, y = fit.to_input(np.array([15.0, 45.0, 30.0]), np.array([0.0, 30.0, 15.0]))
+    np.testing.assert_allclose(x, [0, 12, 6])
+    np.testing.assert_allclose(y, [0, 12, 6])
+    with pytest.raises(XaiError, match="unknown resize mode 'stretch'"):
+        inputs.Fit.of("stretch", (60, 30), (12, 12))
+
+
+def test_arrays_are_not_resized(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((8, 8, 3), np.float32))
+    assert _load(tmp_path / "a.npy").fit.mode == "none"

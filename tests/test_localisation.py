@@ -13,7 +13,7 @@ from conftest import FIXTURES
 from xai_cli import localisation, sanity
 from xai_cli.cli import main
 from xai_cli.errors import InputError, XaiError
-from xai_cli.inputs import InputItem, Sample
+from xai_cli.inputs import Fit, InputItem, Sample
 from xai_cli.model import build_graph, load
 
 MARKED = FIXTURES / "digits_marked.keras"
@@ -34,23 +34,40 @@ def test_scores_by_hand():
     np.testing.assert_allclose(localisation.mask_fraction(masks), [0.5] * 4)
 
 
-def _sample(stem, size=(64, 32), source=None):
+def _sample(stem, size=(64, 32), source=None, resize="squash", input_size=(8, 8)):
     return Sample(InputItem(source or f"/data/{stem}.png", stem), np.zeros((8, 8, 1)),
-                  np.zeros((8, 8, 3), np.uint8), size)
+                  np.zeros((8, 8, 3), np.uint8), Fit.of(resize, size, input_size))
 
 
 def test_boxes_are_mapped_like_the_picture(tmp_path):
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("image,x0,y0,x1,y1\ncat.png,0,0,16,8\ncat,48,24,64,32\ndog,30,10,31,11\n")
     masks = localisation.Masks(str(boxes))
-    cat = masks.mask(_sample("cat"), (8, 8))             # 64x32 picture squashed to 8x8
+    cat = masks.mask(_sample("cat"))                     # 64x32 picture squashed to 8x8
     expected = np.zeros((8, 8), bool)
     expected[0:2, 0:2] = True                            # x 0..16 -> columns 0, 1; y 0..8 -> rows 0, 1
     expected[6:8, 6:8] = True                            # the second row of the same image
     np.testing.assert_array_equal(cat, expected)
-    dog = masks.mask(_sample("dog"), (8, 8))             # smaller than a pixel: its centre's pixel
+    dog = masks.mask(_sample("dog"))                     # smaller than a pixel: its centre's pixel
     assert dog.sum() == 1 and dog[2, 3]
-    assert masks.mask(_sample("bird"), (8, 8)) is None
+    assert masks.mask(_sample("bird")) is None
+
+
+def test_boxes_follow_crop_and_pad(tmp_path):
+    (tmp_path / "boxes.csv").write_text("image,x0,y0,x1,y1\ncat,16,0,32,16\nedge,0,0,8,32\n")
+    masks = localisation.Masks(str(tmp_path / "boxes.csv"))
+    # crop: the 64x32 picture's centre 32x32 (x 16..48) scaled by 1/4 onto 8x8
+    cropped = masks.mask(_sample("cat", resize="crop"))
+    expected = np.zeros((8, 8), bool)
+    expected[0:4, 0:4] = True
+    np.testing.assert_array_equal(cropped, expected)
+    with pytest.raises(InputError, match="marks no pixel"):   # cut off by the crop
+        masks.mask(_sample("edge", resize="crop"))
+    # pad: the picture scaled by 1/8 to 8x4, placed on rows 2..5
+    padded = masks.mask(_sample("cat", resize="pad"))
+    expected = np.zeros((8, 8), bool)
+    expected[2:4, 2:4] = True
+    np.testing.assert_array_equal(padded, expected)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -69,11 +86,21 @@ def test_mask_folder_images_and_arrays(tmp_path):
         tmp_path / "a.png")
     np.save(tmp_path / "b.npy", np.zeros((4, 4)))
     masks = localisation.Masks(str(tmp_path))
-    a = masks.mask(_sample("a"), (4, 4))
+    a = masks.mask(_sample("a", size=(16, 16), input_size=(4, 4)))
     np.testing.assert_array_equal(a, np.kron(np.eye(2, dtype=bool), np.ones((2, 2), bool)))
+    # a 16x16 mask (object: columns 4..7) of a 32x16 picture, at any resolution
+    stripe = np.zeros((16, 16), np.uint8)
+    stripe[:, 4:8] = 255
+    Image.fromarray(stripe).save(tmp_path / "w.png")
+    squashed = masks.mask(_sample("w", size=(32, 16), input_size=(4, 4)))
+    assert squashed.all(axis=0).tolist() == [False, True, False, False]
+    # crop keeps the picture's centre half, mask columns 4..11: the stripe is its left half
+    cropped = masks.mask(_sample("w", size=(32, 16), resize="crop", input_size=(4, 4)))
+    assert cropped.all(axis=0).tolist() == [True, True, False, False]
+    assert not cropped.any(axis=0)[2:].any()
     with pytest.raises(InputError, match="marks no pixel"):
-        masks.mask(_sample("b"), (4, 4))
-    assert masks.mask(_sample("c"), (4, 4)) is None
+        masks.mask(_sample("b", size=(16, 16), input_size=(4, 4)))
+    assert masks.mask(_sample("c", input_size=(4, 4))) is None
 
 
 def _marked(tmp_path, marked: bool, n=12):

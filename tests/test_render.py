@@ -72,7 +72,8 @@ def test_grid_writes_a_png_and_frees_its_figures(monkeypatch):
     display = np.zeros((32, 32, 3), np.uint8)
     for title in ("x", None):
         buffer = io.BytesIO()
-        render.grid(display, [("lrp", heat), ("sa", heat)], buffer, title=title)
+        panels = [render.Panel(n, heat, True, 1.0, "bwr") for n in ("lrp", "sa")]
+        render.grid(display, panels, buffer, title=title)
         png = Image.open(io.BytesIO(buffer.getvalue()))
         assert png.format == "PNG" and png.size[0] > 3 * 256 and png.size[1] > 256
     gc.collect()
@@ -83,5 +84,66 @@ def test_grid_writes_a_png_and_frees_its_figures(monkeypatch):
 
 def test_grid_writes_to_a_path(tmp_path):
     heat = render.heatmap(np.ones((8, 8)), False)
-    render.grid(np.zeros((8, 8, 3), np.uint8), [("sa", heat)], tmp_path / "g.png")
+    render.grid(np.zeros((8, 8, 3), np.uint8), [render.Panel("sa", heat, False, 1.0, "afmhot")],
+                tmp_path / "g.png")
     assert Image.open(tmp_path / "g.png").size[1] > 256
+
+
+def test_the_scale_is_a_percentile_so_outliers_do_not_pale_the_map():
+    r = np.full((20, 20), 0.1)
+    r[0, 0] = 100.0                                          # one extreme pixel
+    assert render.scale(r, 100) == 100.0
+    assert render.scale(r, 99.5) == pytest.approx(0.1)
+    pale = render.heatmap(r, False, render.Style(clip=100))
+    clipped = render.heatmap(r, False, render.Style(clip=99.5))
+    assert pale[5, 5].sum() < 60                             # near black: 0.1 % of the scale
+    assert (clipped[5, 5] == clipped[0, 0]).all()            # at the scale, as strong as the outlier
+    assert clipped[0, 0].tolist() == render._lut("afmhot", False)[-1].tolist()
+
+
+def test_sparse_maps_fall_back_to_the_maximum():
+    r = np.zeros((20, 20))
+    r[3, 4] = -2.0                                           # the 99.5th percentile is zero
+    assert render.scale(r, 99.5) == 2.0
+    assert render.heatmap(r, True)[3, 4].tolist() == render._lut("bwr", True)[0].tolist()
+
+
+def test_clipping_is_symmetric_for_signed_maps():
+    r = np.linspace(-1, 1, 201)[None] ** 3
+    heat = render.heatmap(r, True, render.Style(clip=90))
+    lut = render._lut("bwr", True)
+    beyond = np.abs(r[0]) >= render.scale(r, 90)
+    assert (heat[0][beyond & (r[0] > 0)] == lut[-1]).all()
+    assert (heat[0][beyond & (r[0] < 0)] == lut[0]).all()
+
+
+def test_colour_maps_replace_the_default_of_their_kind():
+    style = render.Style.choose(99.5, ("viridis", "PuOr_r"))
+    assert (style.diverging, style.sequential) == ("PuOr_r", "viridis")
+    assert render.Style.choose(99.5, ("cividis",)).diverging == "bwr"
+    with pytest.raises(ValueError, match="two diverging colour maps given: bwr and RdBu_r"):
+        render.Style.choose(99.5, ("bwr", "RdBu_r"))
+    r = np.linspace(0, 1, 9)[None]
+    low, high = render.heatmap(r, False, style)[0, [0, -1]].tolist()
+    assert low == render._lut("viridis", False)[0].tolist() != [0, 0, 0]
+    assert high == render._lut("viridis", False)[-1].tolist()
+
+
+def test_overlay_opacity():
+    display = np.full((2, 2, 3), 100, np.uint8)
+    r = np.array([[1.0, 0.0], [0.0, 0.0]])
+    heat = render.heatmap(r, True)
+    hidden = render.overlay(heat, display, r, True, render.Style(opacity=0))
+    assert (hidden == 100).all()
+    opaque = render.overlay(heat, display, r, True, render.Style(opacity=1))
+    assert opaque[0, 0].tolist() == heat[0, 0].tolist()
+
+
+def test_grid_draws_a_colour_bar_per_heatmap(tmp_path):
+    white = render.heatmap(np.zeros((32, 32)), True)         # no blue in the heatmap itself
+    panel = render.Panel("lrp", white, True, 0.5, "bwr")
+    render.grid(np.zeros((32, 32, 3), np.uint8), [panel], tmp_path / "g.png")
+    pixels = np.asarray(Image.open(tmp_path / "g.png").convert("RGB")).astype(int)
+    blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 40) & (pixels[..., 1] < 40)
+    rows = np.flatnonzero(blue.any(axis=1))
+    assert len(rows) > 0 and rows.min() > 256                # below the 256-pixel panels

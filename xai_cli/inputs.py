@@ -49,6 +49,69 @@ class InputItem:
     index: int | None = None
 
 
+RESIZE_MODES = ("squash", "crop", "pad")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a picture of ``source_size`` became the model's input of ``size`` (both
+    ``(width, height)``): the region ``box`` of the picture (its pixels) was scaled onto
+    the region ``frame`` of the input (its pixels); outside ``frame`` the input is black.
+
+    ``squash`` scales the whole picture to the input, changing its aspect ratio; ``crop``
+    (the ImageNet convention) scales the shorter side to the input and cuts the centre;
+    ``pad`` scales the longer side to the input and centres the picture on black. Boxes
+    and masks given in the picture's pixels follow the same mapping.
+    """
+
+    mode: str
+    source_size: tuple[int, int]
+    size: tuple[int, int]
+    box: tuple[float, float, float, float]
+    frame: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, mode: str, source_size: tuple[int, int], size: tuple[int, int]) -> Fit:
+        (w, h), (width, height) = source_size, size
+        box, frame = (0.0, 0.0, float(w), float(h)), (0, 0, width, height)
+        if mode == "crop" and w * height != h * width:
+            seen = min(w, h * width / height), min(h, w * height / width)
+            box = ((w - seen[0]) / 2, (h - seen[1]) / 2, (w + seen[0]) / 2, (h + seen[1]) / 2)
+        elif mode == "pad" and w * height != h * width:
+            scale = min(width / w, height / h)
+            inner = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
+            left, top = (width - inner[0]) // 2, (height - inner[1]) // 2
+            frame = (left, top, left + inner[0], top + inner[1])
+        elif mode not in RESIZE_MODES:
+            raise XaiError(f"unknown resize mode '{mode}'; expected {', '.join(RESIZE_MODES)}")
+        return cls(mode, tuple(source_size), tuple(size), box, frame)
+
+    @classmethod
+    def identity(cls, size: tuple[int, int]) -> Fit:
+        """The fit of an input given at the model's size (``.npy``): nothing resized."""
+        return cls("none", tuple(size), tuple(size), (0.0, 0.0, *map(float, size)), (0, 0, *size))
+
+    def apply(self, image: Image.Image, resample=Image.BILINEAR) -> Image.Image:
+        """``image`` (the picture, or a mask of it at any resolution) as the model sees it."""
+        sx, sy = image.width / self.source_size[0], image.height / self.source_size[1]
+        box = (self.box[0] * sx, self.box[1] * sy, self.box[2] * sx, self.box[3] * sy)
+        inner = (self.frame[2] - self.frame[0], self.frame[3] - self.frame[1])
+        if inner == self.size and box == (0, 0, *image.size):
+            return image if image.size == self.size else image.resize(self.size, resample)
+        placed = image.resize(inner, resample, box=box)
+        if inner == self.size:
+            return placed
+        canvas = Image.new(image.mode, self.size)
+        canvas.paste(placed, self.frame[:2])
+        return canvas
+
+    def to_input(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Picture coordinates (pixels) to input coordinates (pixels)."""
+        sx = (self.frame[2] - self.frame[0]) / (self.box[2] - self.box[0])
+        sy = (self.frame[3] - self.frame[1]) / (self.box[3] - self.box[1])
+        return self.frame[0] + (x - self.box[0]) * sx, self.frame[1] + (y - self.box[1]) * sy
+
+
 @dataclass
 class Sample:
     """A loaded input.
@@ -60,15 +123,15 @@ class Sample:
         float32 ``(H, W, C)`` model input, preprocessed.
     display : ndarray
         uint8 ``(H, W, 3)`` RGB picture for overlays and grids.
-    source_size : (width, height)
-        Of the picture before it was resized to the model's input (``.npy``: the input's),
-        so that coordinates in the original (bounding boxes) can be mapped onto the input.
+    fit : Fit
+        How the picture was mapped onto the model's input (``.npy``: the identity), so
+        that coordinates in the original (bounding boxes, masks) can be mapped too.
     """
 
     item: InputItem
     x: np.ndarray
     display: np.ndarray
-    source_size: tuple[int, int]
+    fit: Fit
 
 
 def _is_npy(path: str) -> bool:
@@ -168,14 +231,20 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
     return items, problems
 
 
-def shard(items: list[InputItem], spec: str | None) -> list[InputItem]:
-    """The K-th of N interleaved slices: item ``i`` goes to slice ``i % N + 1``.
+def shard(items: list[InputItem], spec: str | None, batch_size: int = 1) -> list[InputItem]:
+    """The K-th of N interleaved slices of whole batches: batch ``b`` (of ``batch_size``
+    consecutive inputs) goes to slice ``b % N + 1``.
+
+    Whole batches, so that every batch a shard runs is a batch of the unsharded job: the
+    shards' results are then exactly the unsharded run's (convolutions round differently
+    in other batch compositions), and their part files merge into it.
 
     Parameters
     ----------
     items : list of InputItem
     spec : str or None
         ``'K/N'`` with ``1 <= K <= N``; ``None`` keeps every item.
+    batch_size : int
     """
     if spec is None:
         return items
@@ -183,12 +252,11 @@ def shard(items: list[InputItem], spec: str | None) -> list[InputItem]:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise XaiError(f"invalid --shard '{spec}': expected K/N with 1 <= K <= N")
     k, n = int(match[1]), int(match[2])
-    return items[k - 1::n]
+    return [item for i, item in enumerate(items) if (i // batch_size) % n == k - 1]
 
 
-def _open(path: str, channels: int, size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
-    """Decoded, converted and resized image, and its size before resizing; sizes are
-    ``(width, height)``."""
+def _open(path: str, channels: int) -> Image.Image:
+    """Decoded image, converted to grey or RGB."""
     try:
         if os.path.getsize(path) == 0:
             raise InputError("empty file")
@@ -208,7 +276,7 @@ def _open(path: str, channels: int, size: tuple[int, int]) -> tuple[Image.Image,
         raise InputError(f"truncated or corrupt image: {exc}") from None
     except (ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"truncated or corrupt image: {exc}") from None
-    return (image if image.size == size else image.resize(size, Image.BILINEAR)), image.size
+    return image
 
 
 def _convert(image: Image.Image, channels: int) -> Image.Image:
@@ -229,11 +297,13 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
-def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
+def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing,
+         resize: str = "squash") -> Sample:
     """Decode, resize and preprocess one input.
 
-    Images are converted to grey or RGB, resized bilinearly to the model's size and
-    preprocessed; ``.npy`` arrays must have the model's shape and are used as they are.
+    Images are converted to grey or RGB, resized bilinearly to the model's size (see
+    :class:`Fit`) and preprocessed; ``.npy`` arrays must have the model's shape and are
+    used as they are.
 
     Parameters
     ----------
@@ -241,6 +311,8 @@ def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocess
     shape : (H, W, C)
         The model's input shape.
     preprocessing : Preprocessing
+    resize : str
+        squash, crop or pad: how pictures of another aspect ratio fit the input.
 
     Returns
     -------
@@ -261,9 +333,10 @@ def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocess
                        "channels: pass preprocessed .npy arrays")
     if preprocessing.name == "none":
         raise XaiError("--preprocess none is only for .npy inputs; images need a preset")
-    image, source_size = _open(item.source, channels, (width, height))
-    pixels = np.asarray(image, np.float32).reshape(height, width, channels)
-    return Sample(item, preprocessing.apply(pixels), _rgb(pixels), source_size)
+    image = _open(item.source, channels)
+    fit = Fit.of(resize, image.size, (width, height))
+    pixels = np.asarray(fit.apply(image), np.float32).reshape(height, width, channels)
+    return Sample(item, preprocessing.apply(pixels), _rgb(pixels), fit)
 
 
 def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
@@ -286,7 +359,7 @@ def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Pre
         pixels = (x - x.min()) / (x.max() - x.min()) * 255
     else:
         pixels = np.zeros_like(x)
-    return Sample(item, x, _rgb(pixels), (shape[1], shape[0]))
+    return Sample(item, x, _rgb(pixels), Fit.identity((shape[1], shape[0])))
 
 
 def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], batch_size: int,

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, XaiError
-from .inputs import Sample
+from .inputs import Fit, Sample
 
 FIGURES = ("pointing", "mass", "rank_accuracy")
 MASK_SUFFIXES = (".png", ".npy", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -47,7 +47,7 @@ class Masks:
             raise XaiError(f"--masks '{spec}' is neither a folder of masks nor a .csv of "
                            f"boxes ({','.join(BOX_COLUMNS)})")
 
-    def mask(self, sample: Sample, shape_hw: tuple[int, int]) -> np.ndarray | None:
+    def mask(self, sample: Sample) -> np.ndarray | None:
         """(H, W) bool mask of ``sample`` on the model's input; None if it has none.
 
         Raises InputError for a mask that cannot be read or marks no pixel.
@@ -56,17 +56,19 @@ class Masks:
             source = Path(sample.item.source)
             names = dict.fromkeys((sample.item.stem, source.name, source.stem, str(source)))
             boxes = [box for name in names for box in self.boxes.get(name, ())]
-            mask = _box_mask(boxes, sample.source_size, shape_hw) if boxes else None
+            mask = _box_mask(boxes, sample.fit) if boxes else None
         else:
             found = [p for p in (Path(self.spec) / f"{sample.item.stem}{s}" for s in MASK_SUFFIXES)
                      if p.is_file()]
-            mask = _read_mask(found[0], shape_hw) if found else None
+            mask = _read_mask(found[0], sample.fit) if found else None
         if mask is not None and not mask.any():
             raise InputError("its mask marks no pixel as the object")
         return mask
 
 
-def _read_mask(path: Path, shape_hw: tuple[int, int]) -> np.ndarray:
+def _read_mask(path: Path, fit: Fit) -> np.ndarray:
+    """A mask of the original picture (at any resolution) mapped onto the input as the
+    picture was."""
     try:
         if path.suffix.lower() == ".npy":
             array = np.load(path, allow_pickle=False)
@@ -79,8 +81,7 @@ def _read_mask(path: Path, shape_hw: tuple[int, int]) -> np.ndarray:
                 image = opened.convert("L")
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise InputError(f"cannot read mask {path}: {exc}") from None
-    height, width = shape_hw
-    return np.asarray(image.resize((width, height), Image.NEAREST)) != 0
+    return np.asarray(fit.apply(image, Image.NEAREST)) != 0
 
 
 def _read_boxes(path: Path) -> dict[str, list[tuple[float, ...]]]:
@@ -108,16 +109,20 @@ def _read_boxes(path: Path) -> dict[str, list[tuple[float, ...]]]:
     return boxes
 
 
-def _box_mask(boxes, source_size: tuple[int, int], shape_hw: tuple[int, int]) -> np.ndarray:
-    """The input pixels whose centres fall in a box (at least the one under its centre)."""
-    height, width = shape_hw
-    sx, sy = width / source_size[0], height / source_size[1]
-    cols, rows = (np.arange(width) + 0.5) / sx, (np.arange(height) + 0.5) / sy
-    mask = np.zeros(shape_hw, bool)
-    for x0, y0, x1, y1 in boxes:
-        inside = ((rows >= y0) & (rows < y1))[:, None] & ((cols >= x0) & (cols < x1))[None]
+def _box_mask(boxes, fit: Fit) -> np.ndarray:
+    """The input pixels whose centres fall in a box (at least the one under its centre),
+    with the boxes mapped from the picture onto the input as the picture was."""
+    width, height = fit.size
+    mask = np.zeros((height, width), bool)
+    centres_x, centres_y = np.arange(width) + 0.5, np.arange(height) + 0.5
+    for box in boxes:
+        (x0, x1), (y0, y1) = fit.to_input(np.array(box[::2]), np.array(box[1::2]))
+        inside = ((centres_y >= y0) & (centres_y < y1))[:, None] \
+            & ((centres_x >= x0) & (centres_x < x1))[None]
         if not inside.any():
-            inside[min(int((y0 + y1) / 2 * sy), height - 1), min(int((x0 + x1) / 2 * sx), width - 1)] = True
+            row, col = int((y0 + y1) / 2), int((x0 + x1) / 2)
+            if 0 <= row < height and 0 <= col < width:
+                inside[row, col] = True
         mask |= inside
     return mask
 
