@@ -107,6 +107,25 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
+THUMBNAIL = 160   # pixels on the long side of an input's thumbnail
+
+
+def thumbnail_path(out_dir: Path, stem: str) -> Path:
+    """``OUT/thumbs/<stem>.jpg``, the picture of an input on the report page."""
+    return out_path(Path(out_dir) / "thumbs", stem, ".jpg")
+
+
+def save_thumbnail(out_dir: Path, stem: str, image: np.ndarray) -> str:
+    """Write the input as the model saw it (uint8 ``(H, W, 3)``) as a small JPEG at
+    :func:`thumbnail_path`, so that the report page shows it wherever the original lies;
+    returns the path for the input's record."""
+    picture = Image.fromarray(image)
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))
+    path = thumbnail_path(out_dir, stem)
+    atomic_write(path, lambda f: picture.save(f, format="JPEG", quality=85))
+    return str(path)
+
+
 def _cell(value):
     return format(value, ".9g") if isinstance(value, (float, np.floating)) else value
 
@@ -171,6 +190,37 @@ def emit(record: dict, stream: TextIO | None = None) -> None:
     stream = sys.stdout if stream is None else stream
     stream.write(json.dumps(_plain(record), separators=(",", ":"), allow_nan=False) + "\n")
     stream.flush()
+
+
+class JsonLines:
+    """A JSON-lines file that a run adds its records to as they come (see :func:`emit`).
+
+    Each record is written as one whole line and flushed, so a killed run leaves whole
+    lines and at most a partial last one, which a resumed run cuts off before it appends.
+    The first record starts the file (anew, unless ``resume``): a run that stops before
+    any record leaves an earlier file as it was.
+
+    Parameters
+    ----------
+    path : Path
+        The file; missing parent folders are created.
+    resume : bool
+        Append to what an earlier run wrote (``--skip-existing``).
+    """
+
+    def __init__(self, path: Path, resume: bool = False):
+        self.path, self._resume, self._started = Path(path), resume, False
+
+    def write(self, record: dict) -> None:
+        """Append ``record`` as one line."""
+        if not self._started:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            earlier = self.path.read_bytes() if self._resume and self.path.is_file() else b""
+            with open(self.path, "ab") as f:
+                f.truncate(earlier.rfind(b"\n") + 1)
+            self._started = True
+        with open(self.path, "a", encoding="utf-8") as f:
+            emit(record, f)
 
 
 class BackgroundWriter:
