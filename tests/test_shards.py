@@ -1,0 +1,78 @@
+"""Shards of one job, written into one folder, come back as the unsharded run's results."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from xai_cli.cli import main
+
+MODEL = str(FIXTURES / "digits.keras")
+RESULTS = ("curves.csv", "summary.csv", "localisation.csv", "sanity.csv")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """11 inputs in batches of 3 (the last batch short, one input failing), evaluated once
+    unsharded and once as 3 shards into one folder."""
+    root = tmp_path_factory.mktemp("shards")
+    np.save(root / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:10])
+    (root / "broken.png").write_bytes(b"not an image")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    (root / "masks").mkdir()
+    for i in range(10):
+        np.save(root / "masks" / f"x-{i}.npy", mask)
+    args = ["evaluate", MODEL, root / "x.npy", root / "broken.png", "-p", "unit", "-b", "3",
+            "-m", "lrp", "-m", "smoothgrad", "--perturb", "8x8", "--steps", "5",
+            "--replace", "uniform", "--replace", "mean", "--lerf", "--masks", root / "masks",
+            "--sanity"]
+    whole = run(*args, "-o", root / "whole")
+    assert whole.exit_code == 1, whole.output                 # the broken input
+    for k in (1, 2, 3):
+        shard = run(*args, "--shard", f"{k}/3", "-o", root / "sharded")
+        assert shard.exit_code in (0, 1), shard.output
+    return root, args
+
+
+def test_merged_shards_are_the_unsharded_results_byte_for_byte(job):
+    root, _ = job
+    merged = run("report", root / "sharded")
+    assert merged.exit_code == 0, merged.output
+    assert "merged 3 evaluate shards" in merged.stderr
+    for name in RESULTS:
+        assert (root / "sharded" / name).read_bytes() == (root / "whole" / name).read_bytes(), name
+    # the shards' own tables went to their subfolders, not over the merged ones
+    assert (root / "sharded" / "shards" / "evaluate-shard-2-of-3" / "summary.csv").is_file()
+
+
+def test_a_missing_shard_is_named(job, tmp_path):
+    root, args = job
+    result = run(*args, "--shard", "1/2", "-o", tmp_path)
+    assert result.exit_code in (0, 1)
+    merged = run("report", tmp_path)
+    assert merged.exit_code == 2
+    assert "evaluate shard 2/2 has not started" in merged.stderr
+
+
+def test_shards_of_different_jobs_are_refused(job, tmp_path):
+    root, args = job
+    run(*args, "--shard", "1/2", "-o", tmp_path)
+    run(*[a if a != "5" else "4" for a in args], "--shard", "2/2", "-o", tmp_path)
+    merged = run("report", tmp_path)
+    assert merged.exit_code == 2
+    assert "ran different jobs (other steps)" in merged.stderr
+
+
+def test_the_shards_records_cover_every_input(job):
+    root, _ = job
+    records = [json.loads(line) for f in sorted((root / "sharded" / "records").glob("*.jsonl"))
+               for line in f.read_text().splitlines()]
+    ok = sorted(r["index"] for r in records if r["status"] == "ok")
+    assert ok == list(range(10))
