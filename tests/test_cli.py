@@ -193,7 +193,8 @@ def test_pass_rule_on_a_layer_that_changes_shape_is_a_config_error(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["explain", "--help"],
-                                  ["evaluate", "--help"], ["rules", "--list"]])
+                                  ["evaluate", "--help"], ["report", "--help"],
+                                  ["rules", "--list"]])
 def test_help_version_and_the_config_list_do_not_import_tensorflow(args):
     """They must answer at once; TensorFlow alone takes seconds to import."""
     code = ("import sys\nfrom click.testing import CliRunner\nfrom xai_cli.cli import main\n"

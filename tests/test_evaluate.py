@@ -221,9 +221,11 @@ def test_adding_a_protocol_keeps_the_uniform_rows_and_the_ratio(tmp_path):
         for row in rows:
             assert float(row["aopc_vs_random"]) == pytest.approx(
                 float(row["aopc"]) / random[row["replace"]], rel=1e-6)
-    notes, table = result.stderr.split("\n", 1)
-    assert notes == "xai: the model ends in a softmax: explaining the pre-softmax score (logit)"
-    assert [line.split()[0] for line in table.splitlines()] == [
+    lines = result.stderr.splitlines()
+    notes, table = lines[:2], lines[2:]
+    assert notes == ["xai: the model ends in a softmax: explaining the pre-softmax score (logit)",
+                     f"xai: report: {tmp_path / 'b' / 'index.html'}"]
+    assert [line.split()[0] for line in table] == [
         "replace", "method", "lrp", "random"] * 2
     assert all(json.loads(line)["status"] == "ok" for line in result.stdout.splitlines())
 

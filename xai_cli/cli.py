@@ -20,6 +20,7 @@ from . import __version__, tfsetup
 from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, list_configs as list_configs_text
 from .gates import EVALUATE_HELP, SPRAY_HELP
 from .errors import XaiError
+from .render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DIVERGING_MAPS, SEQUENTIAL_MAPS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -46,6 +47,13 @@ def data_options(fn):
                           "or none (.npy inputs as they are). Overrides the rule config's "
                           "input.preprocess. Default: unit. It also fixes the valid input "
                           "range used by zbox and by evaluate's uniform replacement."),
+        click.option("--resize", type=click.Choice(["squash", "crop", "pad"]), default="squash",
+                     show_default=True,
+                     help="How pictures whose aspect ratio differs from the model's input are "
+                          "fitted: squash (scale both sides, distorting), crop (scale the "
+                          "shorter side, cut the centre: the ImageNet convention) or pad "
+                          "(scale the longer side, centre on black). Heatmaps, overlays and "
+                          "--masks follow what the model saw."),
         click.option("--scale", type=float, help="Explicit preprocessing: multiply pixels "
                                                  "in [0,255] by this."),
         click.option("--mean", callback=_floats, metavar="M[,M,M]",
@@ -77,6 +85,46 @@ def data_options(fn):
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _style(kwargs):
+    """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
+    from .render import Style
+    try:
+        return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"), kwargs.pop("opacity", 0.85))
+    except ValueError as exc:
+        raise click.UsageError(f"--cmap: {exc}") from None
+
+
+def render_options(overlay: bool):
+    """How heatmaps are drawn: options of the commands that draw them."""
+    maps = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in DIVERGING_MAPS)
+    sequential = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in SEQUENTIAL_MAPS)
+    options = [
+        click.option("--clip", type=click.FloatRange(50, 100, min_open=True),
+                     default=DEFAULT_CLIP, show_default=True, metavar="PERCENTILE",
+                     help="The percentile of |relevance| that gets the strongest colour; "
+                          "stronger pixels are clipped to it (100: the maximum). Below 100 a "
+                          "few extreme pixels no longer make the rest of the map pale. The "
+                          ".npy files stay unclipped."),
+        click.option("--cmap", "cmaps", multiple=True, metavar="NAME",
+                     type=click.Choice(DIVERGING_MAPS + SEQUENTIAL_MAPS),
+                     help=f"Colour map; repeat for both kinds. Diverging, for signed methods: "
+                          f"{maps}. Sequential, for magnitudes: {sequential}. Default: "
+                          f"{DIVERGING_MAPS[0]} and {SEQUENTIAL_MAPS[0]}; * = safe for "
+                          "colour-blind readers."),
+    ]
+    if overlay:
+        options.append(click.option(
+            "--opacity", type=click.FloatRange(0, 1), default=0.85, show_default=True, metavar="ALPHA",
+            help="Opacity of --overlay heatmaps where relevance is strongest (weaker "
+                 "relevance is more transparent)."))
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
 
 
 def _job(name: str):
@@ -133,6 +181,12 @@ def _progress(total: int, label: str = "explaining"):
     return bar, bar.update
 
 
+def _write_page(out: Path) -> None:
+    """OUT/index.html from every record and picture in OUT (needs no TensorFlow)."""
+    from .report import write
+    click.echo(f"xai: report: {write(out)}", err=True)
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="xai")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -157,7 +211,9 @@ def main(debug):
 @click.option("--save-raw", is_flag=True, help="Also write the relevance array, shaped like "
                                                "the input (<stem>.<method>.npy).")
 @click.option("--grid", is_flag=True, help="Also write one figure with the image and every "
-                                           "method side by side (<stem>.grid.png).")
+                                           "method side by side, with colour bars "
+                                           "(<stem>.grid.png).")
+@render_options(overlay=True)
 @_handle_errors
 def explain(methods, overlay, save_raw, grid, device, **kwargs):
     """Write heatmaps <stem>.<method>.png explaining MODEL's decision on each image.
@@ -167,14 +223,16 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     paths from stdin.
     """
     job = _job("explain")
-    from .session import Report, open_session
+    from .session import open_session
+    style = _style(kwargs)
     options = _session_options(kwargs)
     session = open_session(options)
-    report = Report(fail_fast=options.fail_fast)
+    report = session.report("explain")
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
-        job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid),
-                report, update)
+        job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid,
+                                            style), report, update)
+    _write_page(options.out)
     return report.exit_code
 
 
@@ -190,6 +248,7 @@ def _clusters(ctx, param, value):
 @click.option("--clusters", default="auto", show_default=True, callback=_clusters,
               help="Number of clusters, or auto (largest eigengap).")
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=SPRAY_HELP)
+@render_options(overlay=False)
 @_handle_errors
 def spray(method, clusters, requirements, device, **kwargs):
     """Cluster the heatmaps of one class (--target) over many images: SpRAy.
@@ -202,14 +261,16 @@ def spray(method, clusters, requirements, device, **kwargs):
     """
     job = _job("spray_job")
     from . import gates
-    from .session import Report, open_session
+    from .session import open_session
     gated = gates.spray_requirements(requirements)
+    style = _style(kwargs)
     options = _session_options(kwargs)
     session = open_session(options)
-    report = Report(fail_fast=options.fail_fast)
+    report = session.report("spray")
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
-        labels = job.run(session, method, clusters, report, update)
+        labels = job.run(session, method, clusters, report, update, style)
+    _write_page(options.out)
     return gates.verdict(gated, gates.spray_lookup(labels), report) or report.exit_code
 
 
@@ -281,7 +342,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     """
     job = _job("evaluate")
     from . import gates, localisation
-    from .session import Report, open_session
+    from .session import open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
     gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
@@ -289,10 +350,11 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     located = localisation.Masks(masks) if masks else None
     options = _session_options(kwargs)
     session = open_session(options)
-    report = Report(fail_fast=options.fail_fast)
+    report = session.report("evaluate")
     bar, update = _progress(len(session.items))
     with _device(device) or nullcontext(), bar or nullcontext():
         summary, checked = job.run(session, measure, report, update, located)
+    _write_page(options.out)
     click.echo(job.table(summary, checked), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
         or report.exit_code
@@ -350,17 +412,24 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
 @click.option("--rules", "-r", "configs", multiple=True, default=("lrp-epsilon", "epsilon-gamma-box"),
               show_default=True, help="Rule configs to time lrp with; repeat for several.")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--end-to-end/--no-end-to-end", default=True, show_default=True,
+              help="Also time the explain job (decode, explain, render, write) on generated "
+                   "photos, with a trivial model and with MODEL.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @_handle_errors
-def bench(model, arch, input_size, batch_size, methods, configs, repeats, as_json):
+def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
-    method's time as a ratio to the gradient (medians after warm-up, one process)."""
+    method's time as a ratio to the gradient and to the forward pass (medians after
+    warm-up, one process). End to end, the explain job with the first method runs on 4
+    batches of generated 500x375 JPEG/PNG files twice: with a trivial model, which gives
+    the rate decoding, rendering and writing allow, and with MODEL; the nearer MODEL's rate
+    is to it, the more the input pipeline and not the model bounds a job."""
     job = _job("bench")
     from .outputs import emit
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
-                     tuple(dict.fromkeys(configs)), repeats)
+                     tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end)
     if as_json:
         emit(result, sys.stdout)
     else:
@@ -388,3 +457,26 @@ def rules(model, rules, list_configs, check_image, preprocess, target):
     click.echo(ruleinfo.table(model, rules, check_image, preprocess, target))
     return 0
 
+
+@main.command(context_settings=CONTEXT, short_help="Rebuild DIR/index.html from the records in DIR.")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False,
+                                                          path_type=Path))
+@_handle_errors
+def report(folder):
+    """Rebuild DIR/index.html, the page of the inputs, heatmaps, tables and figures that
+    explain, evaluate and spray runs with --out DIR wrote: for instance once several
+    --shard runs have written into DIR. Open it in a browser; it needs no server.
+
+    Evaluate shards (--shard K/N, all N into DIR) are merged first: DIR/curves.csv,
+    summary.csv and the figures become those of one unsharded run, byte for byte (same
+    arguments and --batch-size in every shard)."""
+    from .parts import shards
+    found = shards(folder / "parts", "evaluate")   # TensorFlow only if there is a merge
+    if found is not None:
+        job = _job("evaluate")
+        summary, checked = job.merge_shards(folder, *found)
+        click.echo(f"xai: merged {len(found[1])} evaluate shards into {folder}", err=True)
+    _write_page(folder)
+    if found is not None:
+        click.echo(job.table(summary, checked), err=True)
+    return 0

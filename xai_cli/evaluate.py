@@ -20,15 +20,16 @@ import dataclasses
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Mapping
+from pathlib import Path
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from . import localisation, perturbation as pa, sanity
 from .engine import Explainer, Scorer
 from .errors import InputError, XaiError
-from .outputs import CsvRows, atomic_open, atomic_write, save_csv, text_table
-from .parts import Parts
+from .outputs import CsvRows, atomic_open, atomic_write, save_csv, save_thumbnail, text_table
+from .parts import Parts, merged
 from .session import Report, Session
 
 CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_perturbed", "score",
@@ -348,8 +349,10 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
     explainers = session.explainers(options.methods, report)
     randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \
         if options.sanity else None
-    parts = session.parts("evaluate", {**dataclasses.asdict(options),
-                                       "masks": masks and masks.spec})
+    parts = session.parts("evaluate", {**dataclasses.asdict(options), "steps": steps,
+                                       "masks": masks and masks.spec,
+                                       "sanity_steps": randomised and [
+                                           [step.count, step.down_to] for step in randomised.steps]})
     scorer = Scorer(graph)
     for samples, index, save in session.unfinished(parts, report, progress):
         object_masks = {}
@@ -371,8 +374,8 @@ def run(session: Session, options: EvaluateOptions, report: Report, progress=Non
         if randomised is not None:
             arrays.update(randomised.part_arrays(result.relevance, x[result.kept],
                                                  result.targets, index[result.kept]))
-        save([s.item for s in kept], arrays)
         _record(session, kept, result, arrays, report)
+        save([s.item for s in kept], arrays)   # last: a batch without its records is not done
     return _finish(session, options, parts, steps, randomised, masks is not None)
 
 
@@ -382,7 +385,7 @@ def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report
     kept, found = [], {}
     for sample, position in zip(samples, index):
         try:
-            found[sample.item] = masks.mask(sample, graph.input_shape[:2])
+            found[sample.item] = masks.mask(sample)
             kept.append((sample, position))
         except InputError as exc:
             report.error(sample.item.source, str(exc), sample.item.index)
@@ -391,68 +394,99 @@ def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report
 
 def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
             randomised: sanity.Randomised | None, masked: bool) -> tuple[list[dict], list[dict]]:
+    """The run's results from its parts; a shard's go to ``OUT/shards/<job>/``, so that
+    shards writing into one folder leave its top level to the merged results of
+    `xai report`."""
+    stored = (([item.stem for item in items], arrays)
+              for items, arrays in parts.stored(session.batches()))
+    out = session.options.out
+    if session.options.shard is not None:
+        out = out / "shards" / session.job("evaluate")
+        out.mkdir(parents=True, exist_ok=True)
+    return write_results(out, options, stored, steps, session.options.seed,
+                         randomised and randomised.steps, masked)
+
+
+def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps: int, seed: int,
+                  sanity_steps: list | None, masked: bool) -> tuple[list[dict], list[dict]]:
     """curves.csv, summary.csv, curves.png (and localisation.csv, sanity.csv, sanity.png)
-    from the parts, in batch order; what this run did not measure is not left behind
-    from an earlier run in the same folder."""
-    out, tally = session.options.out, Tally(options)
+    from stored batches ``(kept stems, arrays)`` in batch order; what this run did not
+    measure is not left behind from an earlier run in the same folder. Returns the
+    summary rows and the sanity rows."""
+    tally = Tally(options)
     for name in (() if masked else ("localisation.csv",)) + \
-            (() if randomised else ("sanity.csv", "sanity.png")):
+            (() if sanity_steps else ("sanity.csv", "sanity.png")):
         (out / name).unlink(missing_ok=True)
     with atomic_open(out / "curves.csv", "w") as curves_file, \
             (atomic_open(out / "localisation.csv", "w") if masked else nullcontext()) as located:
         curve_rows = CsvRows(curves_file, CURVE_COLUMNS)
         located_rows = CsvRows(located, LOCALISATION_COLUMNS) if masked else None
-        for items, arrays in parts.stored(session.items, session.options.batch_size):
+        for stems, arrays in batches:
             result = BatchResult.from_arrays(options, arrays)
             tally.add(result, {k: v for k, v in arrays.items()
                                if k.startswith(("loc/", "sanity/"))})
-            curve_rows.write(_curve_rows(items, result))
+            curve_rows.write(_curve_rows(stems, result))
             if masked:
-                located_rows.write(_localisation_rows(items, options.methods, arrays))
-    summary = tally.rows(steps, session.options.seed)
+                located_rows.write(_localisation_rows(stems, options.methods, arrays))
+    summary = tally.rows(steps, seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
     _plot(out, tally, summary)
     checked = []
-    if randomised is not None and tally.values["aopc", options.methods[0], options.replace[0]]:
-        checked = tally.sanity_rows(randomised.steps)
+    if sanity_steps and tally.values["aopc", options.methods[0], options.replace[0]]:
+        checked = tally.sanity_rows(sanity_steps)
         save_csv(out / "sanity.csv", SANITY_COLUMNS, ([r[c] for c in SANITY_COLUMNS]
                                                       for r in checked))
         means = {m: np.array([[r["rank_correlation"], r["abs_rank_correlation"]]
                               for r in checked if r["method"] == m]) for m in options.methods}
         atomic_write(out / "sanity.png", lambda f: sanity.plot(
-            randomised.steps, means, f, f"cascading randomisation ({checked[0]['n_images']} "
-                                        "images)"))
+            sanity_steps, means, f, f"cascading randomisation ({checked[0]['n_images']} "
+                                    "images)"))
     return summary, checked
 
 
-def _localisation_rows(items, methods, arrays):
-    for i, item in enumerate(items):
+def merge_shards(out: Path, identity: dict, folders: list[Path]) -> tuple[list[dict], list[dict]]:
+    """The results of an evaluate job run as shards (their part ``folders``, all with
+    ``identity`` but for the shard): the files one unsharded run writes, byte for byte."""
+    fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
+    options = EvaluateOptions(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in identity.items() if k in fields})
+    steps = [sanity.Step(count, down_to, None) for count, down_to in identity["sanity_steps"]] \
+        if identity["sanity_steps"] else None
+    batches = -(-identity["inputs"] // identity["batch_size"])
+    return write_results(out, options, merged(folders, batches), options.steps,
+                         identity["seed"], steps, identity["masks"] is not None)
+
+
+def _localisation_rows(stems, methods, arrays):
+    for i, stem in enumerate(stems):
         if np.isfinite(arrays["loc/mask_fraction"][i]):
             for method in methods:
-                yield (item.stem, method, *(arrays[f"loc/{f}/{method}"][i]
+                yield (stem, method, *(arrays[f"loc/{f}/{method}"][i]
                                             for f in localisation.FIGURES),
                        arrays["loc/mask_fraction"][i])
 
 
-def _curve_rows(items, result: BatchResult):
-    for i, item in enumerate(items):
+def _curve_rows(stems, result: BatchResult):
+    for i, stem in enumerate(stems):
         for (method, replace, order), curves in result.curves.items():
             fractions = result.fractions[method, order][i]
             for k, score in enumerate(curves[i]):
-                yield (item.stem, method, replace, order, k, fractions[k], score,
+                yield (stem, method, replace, order, k, fractions[k], score,
                        score / curves[i, 0])
 
 
 def _record(session: Session, samples, result: BatchResult, arrays, report: Report) -> None:
-    """One JSON line per input: AOPC of the first protocol, and of every protocol; with
-    masks, each method's localisation scores."""
+    """One JSON line per input, once its thumbnail is written: AOPC of the first protocol,
+    and of every protocol; with masks, each method's localisation scores."""
     aopc = result.aopc()
     for i, sample in enumerate(samples):
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
         record = {"input": sample.item.source, "index": sample.item.index, "status": "ok",
+                  "outputs": [save_thumbnail(session.options.out, sample.item.stem,
+                                             sample.display)],
                   "target": target, "target_label": session.label(target),
                   "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace}
         fraction = arrays.get("loc/mask_fraction")

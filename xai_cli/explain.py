@@ -13,7 +13,7 @@ import numpy as np
 from . import render
 from .diagnostics import vanishing
 from .methods import METHODS
-from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png
+from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png, save_thumbnail
 from .parts import chunks
 from .session import Report, Session
 
@@ -24,6 +24,7 @@ class ExplainOptions:
     overlay: bool = False
     save_raw: bool = False
     grid: bool = False
+    style: render.Style = render.Style()
 
 
 def output_names(stem: str, options: ExplainOptions) -> list[str]:
@@ -37,7 +38,7 @@ def output_names(stem: str, options: ExplainOptions) -> list[str]:
             names.append(f"{stem}.{method}.npy")
     if options.grid:
         names.append(f"{stem}.grid.png")
-    return names
+    return names + [f"thumbs/{stem}.jpg"]
 
 
 def run(session: Session, options: ExplainOptions, report: Report, progress=None) -> None:
@@ -103,6 +104,7 @@ def _record(session, sample, logits, target, maps) -> dict:
         "target_label": session.label(target), "explained_score": float(logits[target]),
         "explained": "logit (softmax removed)" if session.graph.softmax_stripped else "model output",
         "relevance_sum": {m: float(r.sum()) for m, r in maps.items()},
+        "resize": sample.fit.mode, "source_size": list(sample.fit.source_size),
     }
 
 
@@ -114,18 +116,21 @@ def _write(out, sample, maps, options: ExplainOptions, record, report: Report) -
         saver(path, data)
         written.append(str(path))
 
-    heats = {}
+    style, panels = options.style, []
     for method, relevance in maps.items():
         signed = METHODS[method].signed
-        heats[method] = render.heatmap(relevance, signed)
-        save(f".{method}.png", save_png, heats[method])
+        heat = render.heatmap(relevance, signed, style)
+        save(f".{method}.png", save_png, heat)
         if options.overlay:
             save(f".{method}.overlay.png", save_png,
-                 render.overlay(heats[method], sample.display, relevance, signed))
+                 render.overlay(heat, sample.display, relevance, signed, style))
         if options.save_raw:
             save(f".{method}.npy", save_npy, relevance.astype(np.float32))
+        panels.append(render.Panel(method, heat, signed, render.scale(relevance, style.clip),
+                                   style.cmap(signed)))
     if options.grid:
         path = out_path(out, stem, ".grid.png")
-        atomic_write(path, lambda f: render.grid(sample.display, list(heats.items()), f, title=stem))
+        atomic_write(path, lambda f: render.grid(sample.display, panels, f, title=stem))
         written.append(str(path))
+    written.append(save_thumbnail(out, stem, sample.display))
     report.record({**record, "outputs": written})

@@ -22,6 +22,7 @@ from .engine import Explainer
 from .errors import InputError, XaiError
 from .explainers import make_explainer
 from .methods import METHODS
+from .report import records_path
 
 DEFAULT_PREPROCESS = "unit"
 
@@ -45,6 +46,7 @@ class Options:
     skip_existing: bool = False
     fail_fast: bool = False
     seed: int = 0
+    resize: str = "squash"
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Session:
     labels: list[str] | None
     items: list[inputs.InputItem]
     problems: list[tuple[str, str]]
+    positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
 
     def label(self, index: int):
         return self.labels[index] if self.labels else None
@@ -86,48 +89,65 @@ class Session:
         return make_explainer(graph, METHODS[method], self.composite, self.preprocessing,
                               self.options.seed)
 
+    def job(self, command: str) -> str:
+        """``command``, or ``<command>-shard-K-of-N`` with --shard: the name of this run's
+        parts and records, so that shards writing into one folder keep them apart."""
+        if self.options.shard is None:
+            return command
+        k, n = (int(v) for v in self.options.shard.split("/"))
+        return f"{command}-shard-{k}-of-{n}"
+
+    def report(self, command: str) -> Report:
+        """The run's :class:`Report`; it also keeps every record in ``OUT/records/`` for the
+        report page, appending to an earlier run's with --skip-existing."""
+        return Report(fail_fast=self.options.fail_fast, keep=outputs.JsonLines(
+            records_path(self.options.out, self.job(command)), self.options.skip_existing))
+
     def parts(self, command: str, options: dict) -> parts.Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
-        with --skip-existing only if it has the same model, config, preprocessing, target,
-        seed, batch size, shard and command ``options``. Shards keep their parts apart."""
-        name = command
-        if self.options.shard is not None:
-            k, n = (int(v) for v in self.options.shard.split("/"))
-            name = f"{command}-shard-{k}-of-{n}"
+        with --skip-existing only if it has the same model, config, preprocessing, resize,
+        target, seed, batch size, number of inputs, shard and command ``options``. Shards keep their parts apart."""
         identity = {"model": parts.file_digest(self.options.model),
                     "rules": self.composite.fingerprint(),
-                    "preprocessing": repr(self.preprocessing), "target": self.target,
+                    "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
+                    "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
-                    "shard": self.options.shard, **options}
-        return parts.Parts(self.options.out / "parts" / name, identity, self.options.skip_existing)
+                    "inputs": len(self.positions), "shard": self.options.shard, **options}
+        return parts.Parts(self.options.out / "parts" / self.job(command), identity,
+                           self.options.skip_existing)
 
     def unfinished(self, stored: parts.Parts, report: Report, progress=None):
         """Batches ``(samples, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
-        size = self.options.batch_size
-        done, todo = stored.todo(self.items, size)
+        batches = dict(self.batches())
+        done, todo = stored.todo(self.batches())
         if done:
             report.note(f"{done} inputs were done by an earlier run; computing the other "
                         f"{len(self.items) - done} (--skip-existing)")
             if progress is not None:
                 progress(done)
-        batches = parts.chunks(self.items, size)
         for samples, index in self.loaded(report, todo, progress):
-            number = int(index[0]) // size
+            number = int(index[0]) // self.options.batch_size
             yield samples, index, functools.partial(stored.save, number, batches[number])
 
+    def batches(self) -> list[tuple[int, list[inputs.InputItem]]]:
+        """This run's batches, each with its number in the whole job: a shard's batches are
+        batches of the unsharded job (see :func:`inputs.shard`)."""
+        size = self.options.batch_size
+        return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
+
     def load(self, item: inputs.InputItem) -> inputs.Sample:
-        return inputs.load(item, self.graph.input_shape, self.preprocessing)
+        return inputs.load(item, self.graph.input_shape, self.preprocessing, self.options.resize)
 
     def loaded(self, report: Report, items=None, progress=None):
         """Batches of ``(samples, positions)``; inputs that fail are reported and left out.
 
-        ``positions`` number the inputs over the whole run, so that seeded methods do not
-        depend on batching. ``items`` defaults to all inputs.
+        ``positions`` number the inputs over the whole, unsharded job, so that seeded
+        methods depend neither on batching nor on sharding. ``items`` defaults to all
+        inputs.
         """
         for source, reason in self.problems:
             report.error(source, reason)
-        position = {item: i for i, item in enumerate(self.items)}
         todo = self.items if items is None else items
         for batch in inputs.batches(todo, self.load, self.options.batch_size):
             samples = []
@@ -137,7 +157,7 @@ class Session:
                 else:
                     samples.append(sample)
             if samples:
-                yield samples, np.array([position[s.item] for s in samples], np.int64)
+                yield samples, np.array([self.positions[s.item] for s in samples], np.int64)
             if progress is not None:
                 progress(len(batch))
 
@@ -154,9 +174,10 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
         raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
     labels = _labels(options.labels, graph.num_classes)
     target = parse_target(options.target, labels, graph.num_classes)
-    items, problems = inputs.discover(options.images, stdin or sys.stdin)
-    items = inputs.shard(items, options.shard)
-    return Session(options, graph, composite, preprocessing, target, labels, items, problems)
+    everything, problems = inputs.discover(options.images, stdin or sys.stdin)
+    items = inputs.shard(everything, options.shard, options.batch_size)
+    return Session(options, graph, composite, preprocessing, target, labels, items, problems,
+                   {item: i for i, item in enumerate(everything)})
 
 
 def resolve_preprocessing(composite, name=None, scale=None, mean=None,
@@ -213,12 +234,14 @@ def parse_target(spec: str, labels, num_classes: int) -> int:
 
 @dataclass
 class Report:
-    """JSON lines on stdout, one-line messages on stderr, and the exit code they add up to."""
+    """JSON lines on stdout (and in ``keep``), one-line messages on stderr, and the exit code
+    they add up to."""
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     failed: int = 0
     fail_fast: bool = False
+    keep: outputs.JsonLines | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _warned: set = field(default_factory=set, repr=False)
 
@@ -226,14 +249,18 @@ class Report:
         with self._lock:
             self.failed += 1
             print(f"xai: {source}: {reason}", file=self.stderr)
-            outputs.emit({"input": source, "index": index, "status": "error", "error": reason},
-                         self.stdout)
+            self._emit({"input": source, "index": index, "status": "error", "error": reason})
         if self.fail_fast:
             raise _FailFast(f"stopping at the first failed input (--fail-fast): {source}")
 
     def record(self, record: dict) -> None:
         with self._lock:
-            outputs.emit(record, self.stdout)
+            self._emit(record)
+
+    def _emit(self, record: dict) -> None:
+        outputs.emit(record, self.stdout)
+        if self.keep is not None:
+            self.keep.write(record)
 
     def note(self, message: str) -> None:
         print(f"xai: {message}", file=self.stderr)

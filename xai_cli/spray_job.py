@@ -12,25 +12,20 @@ import numpy as np
 from . import render, spectral
 from .errors import XaiError
 from .methods import METHODS
-from .outputs import atomic_write, save_csv, save_png
+from .outputs import atomic_write, save_csv, save_png, save_thumbnail, thumbnail_path
 from .session import Report, Session
 
 THUMBNAIL = 48
 
 
-def _thumbnail(relevance: np.ndarray, signed: bool) -> np.ndarray:
-    from PIL import Image
-    heat = render.heatmap(relevance, signed)
-    return np.asarray(Image.fromarray(heat).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST))
-
-
-def run(session: Session, method: str, clusters, report: Report, progress=None) -> np.ndarray:
+def run(session: Session, method: str, clusters, report: Report, progress=None,
+        style: render.Style = render.Style()) -> np.ndarray:
     """Cluster the heatmaps of every input of ``session`` for its (fixed) target class;
     returns the cluster of each input that was clustered.
 
     Each batch's features are kept as a part file (`xai_cli.parts`), so that a rerun with
-    ``--skip-existing`` (after a kill, or to try another ``--clusters``) computes only the
-    heatmaps it lacks."""
+    ``--skip-existing`` (after a kill, or to try another ``--clusters`` or ``style``)
+    computes only the heatmaps it lacks: pictures are drawn from the stored maps."""
     if session.target < 0:
         raise XaiError("xai spray explains one class across images: give --target")
     spectral.require_sklearn()
@@ -44,26 +39,29 @@ def run(session: Session, method: str, clusters, report: Report, progress=None) 
                                       index).relevance
         finite = np.isfinite(relevance.reshape(len(x), -1)).all(axis=1)
         for sample, ok in zip(samples, finite):
-            if not ok:
+            if ok:
+                save_thumbnail(opts.out, sample.item.stem, sample.display)
+            else:
                 report.error(sample.item.source, "relevance contains NaN or Inf",
                              sample.item.index)
         relevance = relevance[finite]
         save([s.item for s, ok in zip(samples, finite) if ok],
              {"features": spectral.prepare(relevance),
-              "maps": spectral.prepare(relevance, size=THUMBNAIL),
-              "thumbs": np.array([_thumbnail(r, signed) for r in relevance], np.uint8)
-              .reshape(-1, THUMBNAIL, THUMBNAIL, 3)})
-    kept, arrays = parts.gather(session.items, opts.batch_size)
+              "maps": spectral.prepare(relevance, size=THUMBNAIL)})
+    kept, arrays = parts.gather(session.batches())
     result = spectral.spray(arrays.get("features", np.zeros((0, 1))), clusters, seed=opts.seed)
-    _write(session, kept, result, arrays["maps"], list(arrays["thumbs"]), signed)
+    maps = arrays["maps"].reshape(-1, THUMBNAIL, THUMBNAIL)
+    _write(session, kept, result, maps, [render.heatmap(m, signed, style) for m in maps],
+           signed, style)
     for item, cluster in zip(kept, result.labels):
         report.record({"input": item.source, "index": item.index, "status": "ok",
+                       "outputs": [str(thumbnail_path(opts.out, item.stem))],
                        "target": session.target, "target_label": session.label(session.target),
                        "cluster": int(cluster)})
     return result.labels
 
 
-def _write(session, items, result, maps, thumbs, signed):
+def _write(session, items, result, maps, thumbs, signed, style):
     out = session.options.out
     out.mkdir(parents=True, exist_ok=True)
     dims = result.embedding.shape[1]
@@ -78,7 +76,7 @@ def _write(session, items, result, maps, thumbs, signed):
                  lambda f: spectral.plot_embedding(result.embedding, result.labels, f))
     for cluster in range(result.n_clusters):
         members = np.flatnonzero(result.labels == cluster)
-        mean = maps[members].mean(axis=0).reshape(THUMBNAIL, THUMBNAIL)
-        save_png(out / f"cluster_{cluster}_mean.png", render.upscale(render.heatmap(mean, signed)))
+        save_png(out / f"cluster_{cluster}_mean.png",
+                 render.upscale(render.heatmap(maps[members].mean(axis=0), signed, style)))
         save_png(out / f"cluster_{cluster}_members.png",
                  spectral.contact_sheet([thumbs[i] for i in members]))
