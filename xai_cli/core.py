@@ -46,15 +46,34 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     """
     if isinstance(rule, LinearRule):
         return _linear(op, rule, inputs, output, relevance, bounds, facts)
-    return _flow(op, rule, inputs, relevance)
+    return _flow(op, rule, inputs, output, relevance)
 
 
-def _vjp(op: Op, inputs: list, params: dict, forward=None):
-    """Forward under a tape; returns the output and a function mapping a gradient to VJPs."""
+def _weights(fn, weights):
+    """``fn(weights)``, computed once when the explainer is traced (``tf.init_scope``),
+    not again for every batch: modified and transposed kernels depend on nothing else."""
+    with tf.init_scope():
+        return fn(tf.convert_to_tensor(weights))
+
+
+def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
+    """The op's output and a function mapping a gradient to the inputs' VJPs.
+
+    The one place that picks the VJP: an op with an ``input_vjp`` (a LINEAR op's
+    transposed map) needs no tape, and runs its forward pass only where ``output`` (the
+    output, where the caller knows it) is not given; any other op runs its forward pass
+    under a tape.
+    """
+    forward = forward or op.forward
+    if op.input_vjp is not None:
+        kernel, shape = _weights(op.input_vjp.kernel, params["kernel"]), inputs[0].shape
+        z = output if output is not None else forward(inputs, params)
+        return z, lambda grad: [op.input_vjp.apply(grad, kernel, shape)]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(inputs)
-        z = (forward or op.forward)(inputs, params)
-    return z, lambda grad: tape.gradient(z, inputs, output_gradients=grad)
+        z = forward(inputs, params)
+    return (output if output is not None else z), \
+        lambda grad: tape.gradient(z, inputs, output_gradients=grad)
 
 
 def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: Facts):
@@ -69,10 +88,11 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
             vjps.append(None)
             continue
         xs = [term.input(x, low, high) for x in inputs]
-        modified = {k: (term.bias if k == "bias" else term.kernel)(tf.convert_to_tensor(v))
+        modified = {k: _weights(term.bias if k == "bias" else term.kernel, v)
                     for k, v in params.items()}
-        z, vjp = _vjp(op, xs, modified, op.linear_forward)
-        outputs.append(output if term.is_identity and reuse_output else z)
+        z, vjp = _vjp(op, xs, modified, op.linear_forward,
+                      output if term.is_identity and reuse_output else None)
+        outputs.append(z)
         term_inputs.append(xs)
         vjps.append(vjp)
     grads = rule.mapper(relevance, outputs)
@@ -82,7 +102,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
             for j in range(len(inputs))]
 
 
-def _flow(op: Op, rule: FlowRule, inputs, relevance):
+def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
     if rule.mode == "pass":
         signal = next((j for j, x in enumerate(inputs)
                        if x.shape.is_compatible_with(relevance.shape)), None)
@@ -93,6 +113,6 @@ def _flow(op: Op, rule: FlowRule, inputs, relevance):
     if rule.mode == "deconvnet":
         return [tf.nn.relu(relevance)]
     grad = tf.nn.relu(relevance) if rule.mode == "guided" else relevance
-    _, vjp = _vjp(op, list(inputs), op.params)
+    _, vjp = _vjp(op, list(inputs), op.params, output=output)
     return vjp(grad)
 

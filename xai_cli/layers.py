@@ -13,6 +13,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from . import transpose
 from .errors import XaiError
 
 LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
@@ -36,6 +37,9 @@ class Op:
     ``linear_forward``, where set, is the op as a linear map around the current input
     (LayerNormalization with its scale held constant) for the LRP rules, while gradient
     methods differentiate ``forward``.
+    ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
+    (:class:`~xai_cli.transpose.Transpose`); it replaces the gradient tape, which is
+    slower on CPU.
     """
 
     layer: str
@@ -48,17 +52,16 @@ class Op:
     params: dict = field(default_factory=dict)
     activation: str | None = None
     linear_forward: Forward | None = None
+    input_vjp: transpose.Transpose | None = None
 
 
-def _bias_reshape(bias, rank):
-    return tf.reshape(bias, (1,) * (rank - 1) + (-1,))
-
-
-def _with_bias(linear: Callable, rank: int) -> Forward:
+def _with_bias(linear: Callable) -> Forward:
+    """``linear(x, kernel)`` plus the bias; ``bias_add`` lets TensorFlow fuse it into a
+    preceding convolution (one pass less over the output)."""
     def forward(xs, params):
         z = linear(xs[0], params["kernel"])
         if "bias" in params:
-            z = z + _bias_reshape(params["bias"], rank)
+            z = tf.nn.bias_add(z, params["bias"])
         return z
     return forward
 
@@ -128,10 +131,11 @@ class Builder:
         return self._next_id - 1
 
     def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
-             linear_forward=None) -> int:
+             linear_forward=None, input_vjp=None) -> int:
         out = self.tensor()
         self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
-                           list(inputs), out, dict(params or {}), activation, linear_forward))
+                           list(inputs), out, dict(params or {}), activation, linear_forward,
+                           input_vjp))
         return out
 
     def add_layer(self, layer, inputs: list[int]) -> int:
@@ -161,22 +165,35 @@ def _check_layout(layer):
                        "only the channel axis (last) is supported")
 
 
-def _linear(fn_factory, rank_of=lambda layer: len(layer.output.shape)):
+def _conv_transpose(layer):
+    """The transposed map of a Conv2D; None (the tape) for dilated, grouped, other ranks,
+    and for fewer than 8 input channels (first layers on images), where TensorFlow's
+    backprop kernel beats a forward convolution with so few output channels."""
+    if len(layer.kernel_size) != 2 or layer.padding not in ("same", "valid") \
+            or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1 \
+            or layer.kernel.shape[2] < 8:
+        return None
+    return transpose.conv2d(layer.kernel_size, layer.strides, layer.padding)
+
+
+def _linear(fn_factory, transpose_of=lambda layer: None):
     def convert(b: Builder, layer, inputs):
         params = {"kernel": layer.kernel}
         if getattr(layer, "use_bias", False):
             params["bias"] = layer.bias
-        return b.emit(layer, LINEAR, _with_bias(fn_factory(layer), rank_of(layer)), inputs, params)
+        return b.emit(layer, LINEAR, _with_bias(fn_factory(layer)), inputs, params,
+                      input_vjp=transpose_of(layer))
     return convert
 
 
 def _separable(b: Builder, layer, inputs):
-    mid = b.emit(layer, LINEAR, _with_bias(_depthwise(layer), 4), inputs,
+    mid = b.emit(layer, LINEAR, _with_bias(_depthwise(layer)), inputs,
                  {"kernel": layer.depthwise_kernel}, suffix="/depthwise")
     params = {"kernel": layer.pointwise_kernel}
     if layer.use_bias:
         params["bias"] = layer.bias
-    return b.emit(layer, LINEAR, _with_bias(_pointwise, 4), [mid], params, suffix="/pointwise")
+    return b.emit(layer, LINEAR, _with_bias(_pointwise), [mid], params, suffix="/pointwise",
+                  input_vjp=transpose.conv2d((1, 1), (1, 1), "valid"))
 
 
 def batchnorm_affine(layer):
@@ -191,10 +208,14 @@ def batchnorm_affine(layer):
     return scale, shift
 
 
+def _scale(x, kernel):
+    return x * kernel
+
+
 def _batchnorm(b: Builder, layer, inputs):
     scale, shift = batchnorm_affine(layer)
-    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), inputs,
-                  {"kernel": scale, "bias": shift})
+    return b.emit(layer, LINEAR, _with_bias(_scale), inputs, {"kernel": scale, "bias": shift},
+                  input_vjp=transpose.SCALE)
 
 
 def _standardise(epsilon, hold_scale: bool) -> Forward:
@@ -220,13 +241,12 @@ def _layernorm(b: Builder, layer, inputs):
     params = {"kernel": layer.gamma} if layer.scale else {"kernel": tf.ones(layer.output.shape[-1])}
     if layer.center:
         params["bias"] = layer.beta
-    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), [out],
-                  params)
+    return b.emit(layer, LINEAR, _with_bias(_scale), [out], params, input_vjp=transpose.SCALE)
 
 
 def _layer_scale(b: Builder, layer, inputs):
-    return b.emit(layer, LINEAR, _with_bias(lambda x, k: x * k, len(layer.output.shape)), inputs,
-                  {"kernel": layer.gamma})
+    return b.emit(layer, LINEAR, _with_bias(_scale), inputs, {"kernel": layer.gamma},
+                  input_vjp=transpose.SCALE)
 
 
 def _kind(kind):
@@ -257,8 +277,8 @@ def _multiply(b: Builder, layer, inputs):
 _ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 
 _CONVERTERS = {
-    "Dense": _linear(_dense),
-    "Conv1D": _linear(_conv), "Conv2D": _linear(_conv), "Conv3D": _linear(_conv),
+    "Dense": _linear(_dense, lambda layer: transpose.DENSE),
+    "Conv1D": _linear(_conv), "Conv2D": _linear(_conv, _conv_transpose), "Conv3D": _linear(_conv),
     "DepthwiseConv2D": _linear(_depthwise), "DepthwiseConv1D": _linear(_depthwise),
     "SeparableConv2D": _separable,
     "BatchNormalization": _batchnorm,

@@ -1,0 +1,130 @@
+"""The transposed maps that replace the gradient tape for linear ops (xai_cli/transpose.py).
+
+Each formulation is checked against TensorFlow's own gradient of the op's forward pass,
+through the op the layer converter emits (so strides and padding are wired as Keras
+reads them); a small ResNet-like model gives the same LRP relevance with and without them.
+"""
+
+import dataclasses
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import relative_max_diff
+from xai_cli import composites, preprocess
+from xai_cli.explainers import make_explainer
+from xai_cli.layers import Builder
+from xai_cli.methods import METHODS
+from xai_cli.model import build_graph
+
+L = keras.layers
+TOLERANCE = 1e-5
+
+
+def _ops(layer, input_shape):
+    """The ops the converter emits for ``layer`` on an input of ``input_shape`` (no batch)."""
+    layer(keras.Input(input_shape))
+    builder = Builder()
+    builder.add_layer(layer, [0])
+    return builder.ops
+
+
+def _check(op, x, seed=0):
+    """``op.input_vjp`` against the tape, for a random output gradient."""
+    x = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        z = op.forward([x], op.params)
+    grad = tf.constant(np.random.default_rng(seed).normal(size=z.shape), tf.float32)
+    expected = tape.gradient(z, x, output_gradients=grad).numpy()
+    kernel = op.input_vjp.kernel(tf.convert_to_tensor(op.params["kernel"]))
+    actual = op.input_vjp.apply(grad, kernel, x.shape).numpy()
+    assert actual.shape == expected.shape
+    assert relative_max_diff(actual, expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [
+    *itertools.product([1, 3, 5], [1, 2], ["same", "valid"]),
+    ((2, 2), 2, "same"), ((4, 4), 1, "same"), ((3, 1), (2, 1), "valid"), ((1, 3), 3, "same"),
+])
+@pytest.mark.parametrize("size", [(9, 11), (8, 7)])
+def test_conv2d_equals_the_tape(kernel, strides, padding, size):
+    keras.utils.set_random_seed(0)
+    (op,) = _ops(L.Conv2D(12, kernel, strides=strides, padding=padding,
+                          bias_initializer="random_normal"), (*size, 9))
+    _check(op, np.random.default_rng(1).normal(size=(3, *size, 9)))
+
+
+@pytest.mark.parametrize("shape", [(13,), (5, 13)])
+def test_dense_equals_the_tape(shape):
+    keras.utils.set_random_seed(0)
+    (op,) = _ops(L.Dense(7, bias_initializer="random_normal"), shape)
+    _check(op, np.random.default_rng(1).normal(size=(3, *shape)))
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: L.BatchNormalization(moving_mean_initializer="random_normal",
+                                 gamma_initializer="random_normal"),
+    lambda: L.LayerNormalization(gamma_initializer="random_normal"),
+])
+def test_channel_scaling_equals_the_tape(layer):
+    keras.utils.set_random_seed(0)
+    op = _ops(layer(), (5, 6, 10))[-1]
+    _check(op, np.random.default_rng(1).normal(size=(3, 5, 6, 10)))
+
+
+def test_separable_pointwise_equals_the_tape():
+    keras.utils.set_random_seed(0)
+    depthwise, pointwise = _ops(L.SeparableConv2D(11, 3, depth_multiplier=2), (9, 7, 5))
+    assert depthwise.input_vjp is None  # the tape is as fast as a flipped depthwise conv
+    _check(pointwise, np.random.default_rng(1).normal(size=(3, 7, 5, 10)))
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (lambda: L.Conv2D(8, 3, dilation_rate=2), (9, 9, 12)),
+    (lambda: L.Conv2D(9, 3, groups=3), (9, 9, 12)),
+    (lambda: L.Conv1D(8, 3), (9, 12)),
+    (lambda: L.DepthwiseConv2D(3), (9, 9, 12)),
+    (lambda: L.Conv2D(8, 3), (9, 9, 3)),   # 3 output channels: TensorFlow's kernel is faster
+])
+def test_other_convolutions_keep_the_tape(layer, shape):
+    (op,) = _ops(layer(), shape)
+    assert op.input_vjp is None
+
+
+def _resnet_like():
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((21, 21, 3))
+    h = L.ZeroPadding2D(2)(inp)
+    h = L.Conv2D(16, 5, strides=2)(h)
+    h = L.BatchNormalization(moving_mean_initializer="random_normal",
+                             gamma_initializer="random_normal")(h)
+    h = L.Activation("relu")(h)
+    for filters, stride in ((16, 1), (24, 2)):
+        short = L.Conv2D(filters * 2, 1, strides=stride)(h)
+        b = L.Conv2D(filters, 1, strides=stride, activation="relu")(h)
+        b = L.Conv2D(filters, 3, padding="same", activation="relu")(b)
+        b = L.Conv2D(filters * 2, 1)(b)
+        b = L.BatchNormalization(beta_initializer="random_normal")(b)
+        h = L.Activation("relu")(L.Add()([short, b]))
+    h = L.GlobalAveragePooling2D()(h)
+    return keras.Model(inp, L.Dense(5, bias_initializer="random_normal")(h))
+
+
+@pytest.mark.parametrize("method,rules", [("lrp", "lrp-epsilon"), ("lrp", "epsilon-gamma-box"),
+                                          ("gradient", "lrp-epsilon")])
+def test_relevance_is_that_of_the_tape(method, rules):
+    graph = build_graph(_resnet_like())
+    assert sum(op.input_vjp is not None for op in graph.ops) >= 10
+    tape = dataclasses.replace(graph, ops=[dataclasses.replace(op, input_vjp=None)
+                                           for op in graph.ops])
+    x = np.random.default_rng(0).uniform(0, 1, (3, 21, 21, 3)).astype(np.float32)
+    targets = np.array([-1, 2, 4], np.int32)
+    fast, slow = (make_explainer(g, METHODS[method], composites.load(rules),
+                                 preprocess.resolve("unit")).explain(x, targets)
+                  for g in (graph, tape))
+    assert np.abs(slow.relevance).max() > 0
+    assert relative_max_diff(fast.relevance, slow.relevance) < TOLERANCE
