@@ -40,8 +40,8 @@ def _ones(t):
 
 
 def stabilise(z, epsilon):
-    """``z + epsilon * sign(z)`` with sign(0) = +1 (one fused select, not three ops)."""
-    return tf.where(z >= 0, z + epsilon, z - epsilon)
+    """``z + epsilon * sign(z)`` with sign(0) = +1 (one select and one add, not three ops)."""
+    return z + tf.where(z >= 0, epsilon, -epsilon)
 
 
 def _identity_input(x, low, high):
@@ -179,8 +179,8 @@ def gamma(gamma=0.25, bias=True):
              Term(_identity_input))
 
     def mapper(r, zs):
-        positive = tf.cast(zs[4] > 0, r.dtype) * _divide(r, zs[0] + zs[1], STABILISER)
-        negative = tf.cast(zs[4] < 0, r.dtype) * _divide(r, zs[2] + zs[3], STABILISER)
+        positive = tf.where(zs[4] > 0, _divide(r, zs[0] + zs[1], STABILISER), 0.0)
+        negative = tf.where(zs[4] < 0, _divide(r, zs[2] + zs[3], STABILISER), 0.0)
         return [positive, positive, negative, negative, None]
 
     return LinearRule("gamma", terms, mapper, _first_four, bias=bias, params={"gamma": gamma})
