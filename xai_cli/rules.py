@@ -41,6 +41,7 @@ def _ones(t):
 
 def stabilise(z, epsilon):
     """``z + epsilon * sign(z)`` with sign(0) = +1 (one select and one add, not three ops)."""
+    epsilon = tf.cast(epsilon, z.dtype)   # a config's epsilon may be an int
     return z + tf.where(z >= 0, epsilon, -epsilon)
 
 
