@@ -70,4 +70,4 @@ def test_a_resumed_evaluate_with_another_resize_is_refused(tmp_path):
             "--steps", "2", "--perturb", "7x7", "-o", tmp_path]
     assert _run(*args, "--resize", "crop")[0].exit_code == 0
     result, _ = _run(*args, "--resize", "pad", "--skip-existing")
-    assert result.exit_code == 2 and "resize" in result.output
+    assert result.exit_code == 2 and "holds the parts of a run with other resize;" in result.output

@@ -20,7 +20,8 @@ from . import __version__, tfsetup
 from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, list_configs as list_configs_text
 from .gates import EVALUATE_HELP, SPRAY_HELP
 from .errors import XaiError
-from .render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DIVERGING_MAPS, SEQUENTIAL_MAPS
+from .render import (COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS,
+                     SEQUENTIAL_MAPS)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -91,7 +92,8 @@ def _style(kwargs):
     """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
     from .render import Style
     try:
-        return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"), kwargs.pop("opacity", 0.85))
+        return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"),
+                            kwargs.pop("opacity", DEFAULT_OPACITY))
     except ValueError as exc:
         raise click.UsageError(f"--cmap: {exc}") from None
 
@@ -116,7 +118,8 @@ def render_options(overlay: bool):
     ]
     if overlay:
         options.append(click.option(
-            "--opacity", type=click.FloatRange(0, 1), default=0.85, show_default=True, metavar="ALPHA",
+            "--opacity", type=click.FloatRange(0, 1), default=DEFAULT_OPACITY, show_default=True,
+            metavar="ALPHA",
             help="Opacity of --overlay heatmaps where relevance is strongest (weaker "
                  "relevance is more transparent)."))
 

@@ -21,6 +21,7 @@ DIVERGING_MAPS = ("bwr", "seismic", "coolwarm", "RdBu_r", "PuOr_r")
 SEQUENTIAL_MAPS = ("afmhot", "hot", "inferno", "viridis", "cividis", "gray")
 COLOUR_BLIND_SAFE = ("RdBu_r", "PuOr_r", "viridis", "cividis", "inferno")
 DEFAULT_CLIP = 99.5
+DEFAULT_OPACITY = 0.85
 _LUMA = np.array([0.299, 0.587, 0.114])
 _DPI = 100
 _PAD, _LABEL, _TITLE, _BAR = 0.1, 0.3, 0.35, 0.45  # inches: around, above each panel,
@@ -39,14 +40,14 @@ class Style:
     clip: float = DEFAULT_CLIP
     diverging: str = DIVERGING_MAPS[0]
     sequential: str = SEQUENTIAL_MAPS[0]
-    opacity: float = 0.85
+    opacity: float = DEFAULT_OPACITY
 
     def cmap(self, signed: bool) -> str:
         return self.diverging if signed else self.sequential
 
     @classmethod
     def choose(cls, clip: float = DEFAULT_CLIP, cmaps: tuple[str, ...] = (),
-               opacity: float = 0.85) -> Style:
+               opacity: float = DEFAULT_OPACITY) -> Style:
         """A style from command-line choices: each colour map replaces the default of its
         kind (diverging for signed methods, sequential for magnitudes)."""
         chosen = {}

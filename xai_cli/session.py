@@ -119,8 +119,9 @@ class Session:
     def unfinished(self, stored: parts.Parts, report: Report, progress=None):
         """Batches ``(samples, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
-        batches = dict(self.batches())
-        done, todo = stored.todo(self.batches())
+        numbered = self.batches()
+        by_number = dict(numbered)
+        done, todo = stored.todo(numbered)
         if done:
             report.note(f"{done} inputs were done by an earlier run; computing the other "
                         f"{len(self.items) - done} (--skip-existing)")
@@ -128,7 +129,7 @@ class Session:
                 progress(done)
         for samples, index in self.loaded(report, todo, progress):
             number = int(index[0]) // self.options.batch_size
-            yield samples, index, functools.partial(stored.save, number, batches[number])
+            yield samples, index, functools.partial(stored.save, number, by_number[number])
 
     def batches(self) -> list[tuple[int, list[inputs.InputItem]]]:
         """This run's batches, each with its number in the whole job: a shard's batches are
