@@ -58,10 +58,10 @@ def np_rule(name, a, W, b, R, low=None, high=None, **p):
     raise ValueError(name)
 
 
-def _model(seed=3):
+def _model(seed=3, conv_activation="relu"):
     keras.utils.set_random_seed(seed)
     inp = keras.Input((6, 6, 2))
-    h = keras.layers.Conv2D(3, 3, activation="relu", bias_initializer="random_normal",
+    h = keras.layers.Conv2D(3, 3, activation=conv_activation, bias_initializer="random_normal",
                             name="conv")(inp)
     h = keras.layers.Flatten()(h)
     h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="fc1")(h)
@@ -69,7 +69,7 @@ def _model(seed=3):
     return keras.Model(inp, out)
 
 
-def _dense_layers(model, x):
+def _dense_layers(model, x, conv_activation="relu"):
     """(activation in, W, b) per layer, with the convolution as a dense matrix."""
     conv, dense1, dense2 = [l for l in model.layers if l.weights]
     n_in = int(np.prod(x.shape[1:]))
@@ -81,7 +81,9 @@ def _dense_layers(model, x):
     W1 = np.asarray(linear(probe)).reshape(n_in, -1)
     b1 = np.tile(bias, W1.shape[1] // len(bias))
     a0 = x.reshape(len(x), -1).astype(np.float64)
-    a1 = np.maximum(a0 @ W1 + b1, 0)
+    a1 = a0 @ W1 + b1
+    if conv_activation == "relu":
+        a1 = np.maximum(a1, 0)
     W2, b2 = dense1.get_weights()
     a2 = np.maximum(a1 @ W2 + b2, 0)
     W3, b3 = dense2.get_weights()
@@ -106,13 +108,16 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("conv_activation", ["relu", "linear"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_rules_match_numpy(case):
+def test_rules_match_numpy(case, conv_activation):
+    """With a ReLU after the convolution, rules may skip what the ReLU silences; without
+    one, the second layer sees negative inputs and the first's negative outputs count."""
     config, per_layer = CASES[case]
-    model = _model()
+    model = _model(conv_activation=conv_activation)
     x = np.random.default_rng(1).uniform(-1, 2, (5, 6, 6, 2)).astype(np.float32)
     result = explain(model, x, [-1] * len(x), rules=config + "\n")
-    layers = _dense_layers(model, x)
+    layers = _dense_layers(model, x, conv_activation)
     logits = layers[-1][0] @ layers[-1][1] + layers[-1][2]
     R = np.eye(4)[result.targets] * logits
     rule_name = case.split("-")[0] if case != "alpha2beta1" else "alpha-beta"

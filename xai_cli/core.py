@@ -25,15 +25,20 @@ class Facts:
 
     ``nonnegative_input``: the inputs are >= 0 (after a ReLU): terms of negative inputs
     vanish. ``silent_where_negative``: the output feeds a ReLU whose relevance is zero
-    wherever the ReLU is off, so terms serving outputs z < 0 receive no relevance.
+    wherever the ReLU is off, so a rule's cheaper ``where_silent`` form applies.
     """
 
     nonnegative_input: bool = False
     silent_where_negative: bool = False
 
     def skips(self, term) -> bool:
-        return (self.nonnegative_input and term.vanishes_on_nonnegative_input) \
-            or (self.silent_where_negative and term.negative_output)
+        return self.nonnegative_input and term.vanishes_on_nonnegative_input
+
+    def cheapest(self, rule: LinearRule) -> LinearRule:
+        """``rule``, or its cheaper form where its output is silent where negative."""
+        if self.silent_where_negative and rule.where_silent is not None:
+            return rule.where_silent
+        return rule
 
 
 def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
@@ -76,7 +81,16 @@ def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
         lambda grad: tape.gradient(z, inputs, output_gradients=grad)
 
 
+def _constant_pass(op: Op, term, inputs, params, low, high):
+    """A term's input and output where its input does not depend on ``x``: computed
+    once, for one input, when the explainer is traced; both broadcast over the batch."""
+    with tf.init_scope():
+        xs = [term.input(tf.zeros((1, *x.shape[1:]), x.dtype), low, high) for x in inputs]
+        return xs, (op.linear_forward or op.forward)(xs, params)
+
+
 def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: Facts):
+    rule = facts.cheapest(rule)
     params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
     low, high = bounds if bounds is not None else (None, None)
     reuse_output = rule.bias or "bias" not in op.params
@@ -87,11 +101,15 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
             outputs.append(tf.zeros_like(output))
             vjps.append(None)
             continue
-        xs = [term.input(x, low, high) for x in inputs]
         modified = {k: _weights(term.bias if k == "bias" else term.kernel, v)
                     for k, v in params.items()}
-        z, vjp = _vjp(op, xs, modified, op.linear_forward,
-                      output if term.is_identity and reuse_output else None)
+        if term.ignores_input and op.input_vjp is not None:
+            xs, z = _constant_pass(op, term, inputs, modified, low, high)
+            vjp = _vjp(op, xs, modified, output=z)[1]
+        else:
+            xs = [term.input_of(x, low, high, facts.nonnegative_input) for x in inputs]
+            z, vjp = _vjp(op, xs, modified, op.linear_forward,
+                          output if term.is_identity and reuse_output else None)
         outputs.append(z)
         term_inputs.append(xs)
         vjps.append(vjp)

@@ -79,7 +79,6 @@ class Term:
     input: Callable = _identity_input
     kernel: Callable = _keep
     bias: Callable = _keep
-    negative_output: bool = False  # serves only outputs z < 0
 
     @property
     def is_identity(self) -> bool:
@@ -89,6 +88,19 @@ class Term:
     def vanishes_on_nonnegative_input(self) -> bool:
         """True when the term sees only negative inputs and no bias: zero after a ReLU."""
         return self.input is _neg_input and self.bias is _zero
+
+    @property
+    def ignores_input(self) -> bool:
+        """True when the term's input is a constant (zB's bounds, flat's and w2's ones):
+        its modified forward pass is the same for every input."""
+        return self.input in (_low_input, _high_input, _ones_input)
+
+    def input_of(self, x, low, high, nonnegative: bool):
+        """The term's input; ``x`` itself where the term takes the positive part of an
+        ``x`` known to be >= 0 (one element-wise pass less)."""
+        if nonnegative and self.input is _pos_input:
+            return x
+        return self.input(x, low, high)
 
 
 def times_input(inputs, grads):
@@ -105,7 +117,9 @@ class LinearRule:
 
     ``mapper(relevance, outputs) -> gradients`` (one per term; ``None`` for a term that
     only serves the denominators) and ``reducer(inputs, vjps) -> relevance`` (over the
-    terms; a vanished term's input and VJP are ``None``).
+    terms; a vanished term's input and VJP are ``None``). ``where_silent``, where set,
+    is a cheaper form giving the same relevance where the output's relevance is zero
+    wherever the output is <= 0 (the engine knows when: a ReLU follows).
     """
 
     name: str
@@ -116,6 +130,7 @@ class LinearRule:
     needs_bounds: bool = False
     params: dict = field(default_factory=dict)
     default_bias: bool = True
+    where_silent: LinearRule | None = None
 
     @property
     def weighs_by_input(self) -> bool:
@@ -168,27 +183,46 @@ def norm():
 
 
 def gamma(gamma=0.25, bias=True):
-    """LRP-gamma, Zennit's generalised form (also negative inputs and outputs)."""
+    """LRP-gamma, Zennit's generalised form (also negative inputs and outputs).
+
+    Zennit runs four modified passes, one per sign of input and weight. With the
+    positive contributions ``P = x+ W+ + x- W- + b+`` and ``z = x W + b``, the
+    denominators are ``z + gamma P`` (outputs z > 0) and ``z + gamma (z - P)`` (z < 0),
+    and the input relevance is ``x+ W+^T (gamma d) + x- W-^T (gamma d) +
+    x W^T (p + (1 + gamma) n)`` with ``p``, ``n`` the divided relevance of the positive
+    and negative outputs and ``d = p - n``: the same values from one modified pass
+    (none of negative inputs after a ReLU) and two VJPs. Where the negative outputs
+    hold no relevance, :func:`_gamma_positive` needs one VJP.
+    """
+    terms = (Term(_pos_input, _pos, _pos), Term(_neg_input, _neg, _zero), Term(_identity_input))
+
+    def mapper(r, zs):
+        z, positive = zs[2], zs[0] + zs[1]
+        p = tf.where(z > 0, _divide(r, z + gamma * positive, STABILISER), 0.0)
+        n = tf.where(z < 0, _divide(r, (1 + gamma) * z - gamma * positive, STABILISER), 0.0)
+        d = gamma * (p - n)
+        return [d, d, p + (1 + gamma) * n]
+
+    return LinearRule("gamma", terms, mapper, bias=bias, params={"gamma": gamma},
+                      where_silent=_gamma_positive(gamma, bias))
+
+
+def _gamma_positive(gamma, bias):
+    """LRP-gamma for outputs whose relevance is zero wherever z <= 0 (before a ReLU):
+    only Zennit's two passes of the positive outputs, with the gamma-modified kernels."""
     def plus(t):
         return t + gamma * _pos(t)
 
     def minus(t):
         return t + gamma * _neg(t)
 
-    terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero),
-             Term(_pos_input, minus, minus, True), Term(_neg_input, plus, _zero, True),
-             Term(_identity_input))
+    terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero), Term(_identity_input))
 
     def mapper(r, zs):
-        positive = tf.where(zs[4] > 0, _divide(r, zs[0] + zs[1], STABILISER), 0.0)
-        negative = tf.where(zs[4] < 0, _divide(r, zs[2] + zs[3], STABILISER), 0.0)
-        return [positive, positive, negative, negative, None]
+        g = tf.where(zs[2] > 0, _divide(r, zs[0] + zs[1], STABILISER), 0.0)
+        return [g, g, None]
 
-    return LinearRule("gamma", terms, mapper, _first_four, bias=bias, params={"gamma": gamma})
-
-
-def _first_four(inputs, grads):
-    return times_input(inputs[:4], grads[:4])
+    return LinearRule("gamma", terms, mapper, bias=bias, params={"gamma": gamma})
 
 
 def alpha_beta(alpha=1.0, beta=0.0, bias=True):
