@@ -88,11 +88,20 @@ def test_separable_pointwise_equals_the_tape():
     (lambda: L.Conv2D(9, 3, groups=3), (9, 9, 12)),
     (lambda: L.Conv1D(8, 3), (9, 12)),
     (lambda: L.DepthwiseConv2D(3), (9, 9, 12)),
-    (lambda: L.Conv2D(8, 3), (9, 9, 3)),   # 3 output channels: TensorFlow's kernel is faster
 ])
 def test_other_convolutions_keep_the_tape(layer, shape):
     (op,) = _ops(layer(), shape)
     assert op.input_vjp is None
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [(3, 1, "same"), (7, 2, "valid"),
+                                                    (4, 2, "same")])
+def test_first_layers_use_the_backprop_kernel_without_a_tape(kernel, strides, padding):
+    """Few input channels (3 here): TensorFlow's backprop kernel, called directly."""
+    keras.utils.set_random_seed(0)
+    (op,) = _ops(L.Conv2D(8, kernel, strides=strides, padding=padding), (13, 12, 3))
+    assert op.input_vjp.kernel(tf.ones((1, 1, 1, 1))).shape == (1, 1, 1, 1)  # kernel as is
+    _check(op, np.random.default_rng(1).normal(size=(3, 13, 12, 3)))
 
 
 def _resnet_like():

@@ -166,13 +166,14 @@ def _check_layout(layer):
 
 
 def _conv_transpose(layer):
-    """The transposed map of a Conv2D; None (the tape) for dilated, grouped, other ranks,
-    and for fewer than 8 input channels (first layers on images), where TensorFlow's
-    backprop kernel beats a forward convolution with so few output channels."""
+    """The transposed map of a Conv2D; TensorFlow's backprop kernel for fewer than 8
+    input channels (first layers on images), where it beats a forward convolution with
+    so few output channels; None (the tape) for dilated, grouped and other ranks."""
     if len(layer.kernel_size) != 2 or layer.padding not in ("same", "valid") \
-            or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1 \
-            or layer.kernel.shape[2] < 8:
+            or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
         return None
+    if layer.kernel.shape[2] < 8:
+        return transpose.conv2d_backprop(layer.strides, layer.padding)
     return transpose.conv2d(layer.kernel_size, layer.strides, layer.padding)
 
 

@@ -50,6 +50,17 @@ DENSE = Transpose(_same, _matmul)                # grad @ W^T over the last axis
 SCALE = Transpose(_same, _scale)                 # element-wise scaling is its own transpose
 
 
+def conv2d_backprop(strides, padding) -> Transpose:
+    """A 2-D convolution's input VJP by TensorFlow's own backprop kernel, without a tape:
+    for few input channels (first layers on images) it beats a forward convolution with
+    so few output channels."""
+    def apply(grad, w, input_shape):
+        shape = tf.concat([tf.shape(grad)[:1], tf.constant(list(input_shape[1:]), tf.int32)], 0)
+        return tf.nn.conv2d_transpose(grad, w, shape, strides, padding.upper())
+
+    return Transpose(_same, apply)
+
+
 def conv2d(kernel_size, strides, padding) -> Transpose:
     """A 2-D convolution's (dilation 1, one group) input VJP as one forward convolution.
 
