@@ -29,6 +29,6 @@ bench:
 	$(BENCH) --arch vgg16 --input-size 64 --batch-size 16
 	$(BENCH) --arch resnet50 --input-size 64 --batch-size 16
 	@if $(PYTHON) -c "import sys, tensorflow as tf; sys.exit(not tf.config.list_physical_devices('GPU'))" 2>/dev/null; then \
-	    $(BENCH) --arch vgg16 --input-size 224 --batch-size 32; \
-	    $(BENCH) --arch resnet50 --input-size 224 --batch-size 32; \
+	    $(BENCH) --arch vgg16 --input-size 224 --batch-size 32 --xla; \
+	    $(BENCH) --arch resnet50 --input-size 224 --batch-size 32 --xla; \
 	fi

@@ -41,3 +41,13 @@ def test_bench_no_end_to_end_json():
     figures = json.loads(result.stdout)
     assert figures["end_to_end"] is None
     assert figures["methods"]["sa"]["ratio_to_forward"] > 0
+
+
+def test_bench_xla_rows_time_the_same_methods_compiled():
+    """--xla adds a compiled row per method, except random ones (smoothgrad's noise
+    would differ), and the forward pass."""
+    result = bench.run(MODEL, None, 32, 2, ("lrp", "smoothgrad"), ("lrp-epsilon",), repeats=1,
+                       evaluate_steps=2, end_to_end=False, xla=True)
+    assert list(result["methods"]) == ["forward", "gradient", "forward +xla", "lrp:lrp-epsilon",
+                                       "lrp:lrp-epsilon +xla", "smoothgrad"]
+    assert "lrp:lrp-epsilon +xla" in bench.table(result)

@@ -53,15 +53,20 @@ def _model(model_path, arch, input_size):
         weights=None, input_shape=(input_size, input_size, 3), classes=1000)
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    fn()  # warm-up: tracing, compilation, allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, timed in turn, round after round, after two
+    warm-up calls each (tracing, compilation, allocator): a change in a shared machine's
+    load then hits every figure alike, and their ratios hold."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _peak_memory_mb() -> float:
@@ -73,9 +78,10 @@ def _peak_memory_mb() -> float:
 
 def run(model_path: str | None, arch: str | None, input_size: int, batch_size: int,
         methods: tuple[str, ...], configs: tuple[str, ...], repeats: int = 5,
-        evaluate_steps: int = 16, end_to_end: bool = True) -> dict:
+        evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False) -> dict:
     """Time forward, gradient, each method (LRP once per config), evaluate and, unless
-    ``end_to_end`` is false, the explain job with the first method (and config)."""
+    ``end_to_end`` is false, the explain job with the first method (and config). With
+    ``xla``, the forward pass and every method not random are timed XLA-compiled too."""
     graph = build_graph(_model(model_path, arch, input_size))
     x = tf.constant(np.random.default_rng(0).uniform(0, 1, (batch_size, *graph.input_shape))
                     .astype(np.float32))
@@ -84,7 +90,6 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     forward = Propagator(graph, [])
     spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32)]
 
-    @tf.function(input_signature=spec)
     def plain_forward(batch):
         return forward.forward(batch)[graph.output]
 
@@ -95,15 +100,20 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
             score = tf.reduce_sum(forward.forward(batch)[graph.output][:, 0])
         return tape.gradient(score, batch)
 
-    figures = {"forward": _median_seconds(lambda: plain_forward(x).numpy(), repeats),
-               "gradient": _median_seconds(lambda: plain_gradient(x).numpy(), repeats)}
+    compiled = tf.function(plain_forward, input_signature=spec)
+    fns = {"forward": lambda: compiled(x).numpy(), "gradient": lambda: plain_gradient(x).numpy()}
+    if xla:
+        with_xla = tf.function(plain_forward, input_signature=spec, jit_compile=True)
+        fns["forward +xla"] = lambda: with_xla(x).numpy()
     unit = preprocess.resolve("unit")
     runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
             for config in (configs if METHODS[method].uses_composite else (None,))]
     for name, method, config in runs:
-        explainer = make_explainer(graph, METHODS[method], composites.load(config), unit)
-        figures[name] = _median_seconds(
-            lambda e=explainer: e._compiled(x, targets, index)[0].numpy(), repeats)
+        for jit in (False, True) if xla and not METHODS[method].random else (False,):
+            explainer = make_explainer(graph, METHODS[method], composites.load(config), unit,
+                                       jit_compile=jit)
+            fns[name + " +xla" * jit] = lambda e=explainer: e._compiled(x, targets, index)[0].numpy()
+    figures = _medians(fns, repeats)
     evaluate, forwards = _evaluate_figures(graph, x.numpy(), evaluate_steps, repeats)
     result = {
         "device": _device_name(), "model": model_path or arch, "batch_size": batch_size,
@@ -131,27 +141,26 @@ def _end_to_end(graph, name, method, config, batch_size, repeats) -> dict:
     """The explain job over generated photo files, with a trivial model and with ``graph``:
     the trivial model's rate is what decoding, rendering and writing allow at most."""
     files = END_TO_END_BATCHES * batch_size
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null:
         folder = Path(tmp)
         _write_photos(folder / "images", files)
         _trivial_model(graph.input_shape).save(folder / "trivial.keras")
         session = open_session(Options(str(folder / "trivial.keras"), (str(folder / "images"),),
                                        rules=config, batch_size=batch_size, out=folder / "out"))
-        seconds = {key: _job_seconds(dataclasses.replace(session, graph=g), method, repeats)
-                   for key, g in (("trivial_model", session.graph), ("model", graph))}
+        seconds = _medians({key: _job(dataclasses.replace(session, graph=g), method, null)
+                            for key, g in (("trivial_model", session.graph), ("model", graph))},
+                           repeats)
     return {"method": name, "files": files, "photo_size": list(PHOTO_SIZE),
             **{key: _rate(t, files) for key, t in seconds.items()}}
 
 
-def _job_seconds(session, method, repeats) -> float:
-    """One explain job over the session's inputs, JSON lines to a null stream. Compiled
-    once, as a long job is, so that the figure is a rate and not the tracing."""
-    with open(os.devnull, "w") as null:
-        report = Report(null, null, fail_fast=True)  # a failed input stops it, not skews it
-        explainers = session.explainers((method,), report)
-        session.explainers = lambda *_: explainers
-        return _median_seconds(
-            lambda: explain.run(session, explain.ExplainOptions((method,)), report), repeats)
+def _job(session, method, null):
+    """One explain job over the session's inputs, JSON lines to the ``null`` stream.
+    Compiled once, as a long job is, so that the figure is a rate and not the tracing."""
+    report = Report(null, null, fail_fast=True)  # a failed input stops it, not skews it
+    explainers = session.explainers((method,), report)
+    session.explainers = lambda *_: explainers
+    return lambda: explain.run(session, explain.ExplainOptions((method,)), report)
 
 
 def _write_photos(folder: Path, count: int) -> None:
@@ -188,7 +197,8 @@ def _evaluate_figures(graph, x, steps, repeats) -> tuple[float, float]:
     def curves():
         pa.perturbation_curves(lambda b, i: scorer(b)[:, 0], x, ranks, replacement, steps)
 
-    return _median_seconds(curves, repeats), _median_seconds(forwards, repeats)
+    figures = _medians({"curves": curves, "forwards": forwards}, repeats)
+    return figures["curves"], figures["forwards"]
 
 
 def _device_name() -> str:

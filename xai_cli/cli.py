@@ -418,12 +418,17 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
 @click.option("--end-to-end/--no-end-to-end", default=True, show_default=True,
               help="Also time the explain job (decode, explain, render, write) on generated "
                    "photos, with a trivial model and with MODEL.")
+@click.option("--xla", is_flag=True,
+              help="Also time the forward pass and each method compiled with XLA (jobs use "
+                   "it with XAI_XLA=1).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @_handle_errors
-def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, as_json):
+def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
+          as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient and to the forward pass (medians after
-    warm-up, one process). End to end, the explain job with the first method runs on 4
+    warm-up, one process, all timed in turn so that load changes hit them alike;
+    --xla adds XLA-compiled rows, ratios still to the plain forward pass). End to end, the explain job with the first method runs on 4
     batches of generated 500x375 JPEG/PNG files twice: with a trivial model, which gives
     the rate decoding, rendering and writing allow, and with MODEL; the nearer MODEL's rate
     is to it, the more the input pipeline and not the model bounds a job."""
@@ -432,7 +437,7 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
-                     tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end)
+                     tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end, xla=xla)
     if as_json:
         emit(result, sys.stdout)
     else:

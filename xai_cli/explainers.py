@@ -41,17 +41,19 @@ def apply_composite(graph: Graph, composite: Composite) -> AppliedComposite:
 
 
 def make_explainer(graph: Graph, method: Method, composite: Composite, preprocessing,
-                   seed: int = 0, warn: Callable[[str], None] | None = None) -> Explainer:
+                   seed: int = 0, warn: Callable[[str], None] | None = None,
+                   jit_compile: bool | None = None) -> Explainer:
     """An Explainer for ``method``; LRP takes its rules and canonizers from ``composite``.
 
-    ``warn`` receives the config's warnings (rules that apply to no layer).
+    ``warn`` receives the config's warnings (rules that apply to no layer);
+    ``jit_compile`` is :class:`~xai_cli.engine.Explainer`'s.
     """
     if not method.uses_composite:
-        return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed)
+        return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed, jit_compile)
     applied = apply_composite(graph, composite)
     for warning in applied.warnings if warn else ():
         warn(warning)
-    return Explainer(applied.graph, method, applied.propagator(preprocessing), seed)
+    return Explainer(applied.graph, method, applied.propagator(preprocessing), seed, jit_compile)
 
 
 def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:

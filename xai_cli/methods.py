@@ -25,13 +25,16 @@ class Method:
 
     ``signed`` says whether the map has a meaningful sign (diverging colormap) or is a
     magnitude (sequential colormap); ``activation_rule`` is the rule ReLUs get in the
-    gradient family (``None`` for LRP, whose rules come from the composite).
+    gradient family (``None`` for LRP, whose rules come from the composite). ``random``
+    methods draw noise, which XLA draws differently from TensorFlow's kernels: they are
+    never XLA-compiled, so that their maps do not depend on the setting.
     """
 
     name: str
     compute: Callable
     signed: bool = True
     activation_rule: object = GRADIENT
+    random: bool = False
 
     @property
     def uses_composite(self) -> bool:
@@ -88,7 +91,7 @@ METHODS = {m.name: m for m in (
     Method("gradient", _gradient),
     Method("gradxinput", _gradxinput),
     Method("integrated-gradients", _integrated_gradients),
-    Method("smoothgrad", _smoothgrad),
+    Method("smoothgrad", _smoothgrad, random=True),
     Method("guided-backprop", _gradient, activation_rule=GUIDED),
     Method("deconvnet", _gradient, activation_rule=DECONVNET),
 )}

@@ -1,0 +1,34 @@
+"""XLA compilation (XAI_XLA=1): the same maps as without it; random methods never compiled."""
+
+import numpy as np
+import pytest
+
+from conftest import relative_max_diff
+from test_transpose import _resnet_like
+from xai_cli import composites, preprocess
+from xai_cli.explainers import make_explainer
+from xai_cli.methods import METHODS
+from xai_cli.model import build_graph
+
+
+@pytest.mark.parametrize("method,rules", [("lrp", "epsilon-gamma-box"), ("lrp", "lrp-epsilon"),
+                                          ("integrated-gradients", "lrp-epsilon")])
+def test_xla_gives_the_same_relevance(method, rules, monkeypatch):
+    graph = build_graph(_resnet_like())
+    x = np.random.default_rng(0).uniform(0, 1, (3, 21, 21, 3)).astype(np.float32)
+    targets = np.array([-1, 2, 4], np.int32)
+    monkeypatch.setenv("XAI_XLA", "1")
+    compiled = make_explainer(graph, METHODS[method], composites.load(rules), preprocess.resolve("unit"))
+    monkeypatch.setenv("XAI_XLA", "0")
+    plain = make_explainer(graph, METHODS[method], composites.load(rules), preprocess.resolve("unit"))
+    assert compiled._compiled._jit_compile and not plain._compiled._jit_compile
+    a, b = compiled.explain(x, targets), plain.explain(x, targets)
+    assert np.abs(b.relevance).max() > 0
+    assert relative_max_diff(a.relevance, b.relevance) < 1e-5
+
+
+def test_random_methods_are_not_compiled(monkeypatch):
+    monkeypatch.setenv("XAI_XLA", "1")
+    explainer = make_explainer(build_graph(_resnet_like()), METHODS["smoothgrad"],
+                               composites.load("lrp-epsilon"), preprocess.resolve("unit"))
+    assert not explainer._compiled._jit_compile
