@@ -1,17 +1,20 @@
 """The explain job: batches of inputs through every requested method, to heatmap files.
 
-Batches are loaded in parallel while the device computes; files are written on a
-background thread and each input's JSON record is printed once its files are on disk.
+Batches are loaded in parallel while the device computes; files are rendered and
+written on background threads, one per core, and each input's JSON record is printed
+once its files are on disk, in input order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from . import render
 from .diagnostics import vanishing
+from .inputs import worker_threads
 from .methods import METHODS
 from .outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png, save_thumbnail
 from .parts import chunks
@@ -49,7 +52,7 @@ def run(session: Session, options: ExplainOptions, report: Report, progress=None
     if done:
         report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")
     opts.out.mkdir(parents=True, exist_ok=True)
-    with BackgroundWriter(workers=1) as writer:  # one thread: JSON lines in input order
+    with BackgroundWriter(worker_threads()) as writer:  # records follow in input order
         for samples, index in session.loaded(report, todo, progress):
             _explain_batch(session, options, explainers, samples, index, writer, report, done)
 
@@ -92,7 +95,8 @@ def _explain_batch(session, options, explainers, samples, index, writer, report,
             record["warning"] = "; ".join(warnings.values())
             for method, warning in warnings.items():
                 report.warn_once(method, warning)
-        writer.submit(_write, session.options.out, sample, maps, options, record, report)
+        writer.submit(_write, session.options.out, sample, maps, options,
+                      then=partial(_emit, report, record))
 
 
 def _record(session, sample, logits, target, maps) -> dict:
@@ -108,7 +112,8 @@ def _record(session, sample, logits, target, maps) -> dict:
     }
 
 
-def _write(out, sample, maps, options: ExplainOptions, record, report: Report) -> None:
+def _write(out, sample, maps, options: ExplainOptions) -> list[str]:
+    """Render and write one input's files (on a writer thread); returns their paths."""
     stem, written = sample.item.stem, []
 
     def save(suffix, saver, data):
@@ -133,4 +138,9 @@ def _write(out, sample, maps, options: ExplainOptions, record, report: Report) -
         atomic_write(path, lambda f: render.grid(sample.display, panels, f, title=stem))
         written.append(str(path))
     written.append(save_thumbnail(out, stem, sample.display))
+    return written
+
+
+def _emit(report: Report, record: dict, written: list[str]) -> None:
+    """The input's record with its files, once they are on disk (in input order)."""
     report.record({**record, "outputs": written})

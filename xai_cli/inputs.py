@@ -362,8 +362,16 @@ def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Pre
     return Sample(item, x, _rgb(pixels), Fit.identity((shape[1], shape[0])))
 
 
+def worker_threads() -> int:
+    """Threads for decoding inputs, and for rendering and writing outputs: one per core
+    this process may use, so that both keep up with a fast device; at least 2, so that
+    file access overlaps, and at most 8, past which the GIL-bound parts gain little."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(8, max(2, cores or 1))
+
+
 def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], batch_size: int,
-            workers: int = 4) -> Iterator[list[tuple[InputItem, Sample | InputError]]]:
+            workers: int | None = None) -> Iterator[list[tuple[InputItem, Sample | InputError]]]:
     """Load inputs in parallel and group them, in input order.
 
     Parameters
@@ -373,8 +381,8 @@ def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], 
         Loads one item; an :class:`InputError` it raises is returned in the batch, any
         other exception propagates.
     batch_size : int
-    workers : int
-        Loader threads.
+    workers : int, optional
+        Loader threads; by default :func:`worker_threads`.
 
     Yields
     ------
@@ -388,7 +396,7 @@ def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], 
         except InputError as exc:
             return item, exc
 
-    pool = ThreadPoolExecutor(workers)
+    pool = ThreadPoolExecutor(workers or worker_threads())
     try:
         ahead: deque = deque()
         for start in range(0, len(items), batch_size):

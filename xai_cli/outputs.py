@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -224,55 +225,76 @@ class JsonLines:
 
 
 class BackgroundWriter:
-    """Runs file writes on worker threads so the device is not stalled by PNG encoding.
+    """Runs file writes on worker threads so the device is not stalled by PNG encoding,
+    and each write's follow-up (its JSON record) in submission order.
 
-    At most ``max_pending`` writes wait or run at any time, so :meth:`submit` blocks
-    rather than letting images pile up in memory. Once a write has failed, the first
-    failure is raised by every later :meth:`submit` and :meth:`drain`. Submit from
-    one thread; as a context manager it drains and stops on leaving the block.
+    The writes themselves run in parallel and finish in any order; a follow-up runs
+    exactly once, after its own write and every earlier follow-up, on whichever thread
+    finds it next in line, so records come out in input order and only after their files
+    are on disk. A write that fails has no follow-up; later follow-ups still run, so the
+    records of files that were written are not lost. The first failure in submission
+    order (of a write or a follow-up) is raised by every later :meth:`submit` and
+    :meth:`drain`.
+
+    At most ``max_pending`` jobs are queued, running or waiting for their turn at any
+    time, so :meth:`submit` blocks rather than letting images pile up in memory. Submit
+    from one thread. Follow-ups must be quick (a writer that finishes meanwhile waits for
+    its turn) and must not submit. As a context manager it drains and stops on leaving
+    the block.
 
     Parameters
     ----------
     workers : int
         Writer threads.
     max_pending : int
-        Writes queued or running before :meth:`submit` blocks.
+        Jobs not yet followed up before :meth:`submit` blocks.
     """
 
     def __init__(self, workers: int = 2, max_pending: int = 64):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="xai-writer")
         self._slots = threading.BoundedSemaphore(max_pending)
-        self._lock = threading.Lock()
-        self._pending: list[Future] = []
+        self._turn = threading.Lock()   # one thread at a time runs follow-ups
+        self._line: deque[tuple[Future, Callable | None]] = deque()
         self._error: BaseException | None = None
 
-    def submit(self, fn: Callable, *args) -> None:
-        """Queue ``fn(*args)``, waiting while ``max_pending`` writes are outstanding."""
+    def submit(self, fn: Callable, *args, then: Callable | None = None) -> None:
+        """Queue ``fn(*args)``, waiting while ``max_pending`` jobs are outstanding; then
+        ``then(result)`` runs in submission order once ``fn`` has returned."""
         self._raise()
         self._slots.acquire()
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._pool.submit(self._run, fn, args))
+        future = self._pool.submit(fn, *args)
+        with self._turn:
+            self._line.append((future, then))
+        future.add_done_callback(self._follow_up)
 
-    def _run(self, fn: Callable, args: tuple) -> None:
-        try:
-            fn(*args)
-        except BaseException as exc:
-            with self._lock:
-                self._error = self._error or exc
-        finally:
-            self._slots.release()
+    def _follow_up(self, _future: Future | None = None) -> None:
+        """Run the follow-ups of the finished jobs at the head of the line."""
+        with self._turn:
+            while self._line and self._line[0][0].done():
+                future, then = self._line.popleft()
+                try:
+                    result = future.result()
+                    if then is not None:
+                        then(result)
+                except BaseException as exc:
+                    self._error = self._error or exc
+                finally:
+                    self._slots.release()
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
     def drain(self) -> None:
-        """Wait for every submitted write, then raise the first failure, if any."""
-        wait(self._pending)
+        """Wait for every submitted job and its follow-up, then raise the first failure."""
+        with self._turn:
+            pending = [future for future, _ in self._line]
+        wait(pending)
+        self._follow_up()  # a worker may still be in its done callback: the lock waits for it
         self._raise()
 
     def close(self) -> None:
-        """:meth:`drain`, then stop the worker threads (even if a write failed)."""
+        """:meth:`drain`, then stop the worker threads (even if a job failed)."""
         try:
             self.drain()
         finally:
