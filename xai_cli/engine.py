@@ -105,7 +105,7 @@ def silent_where_negative(graph: Graph, rules: list) -> set[int]:
     found = set()
     for index, op in enumerate(graph.ops):
         users = consumers.get(op.output, [])
-        if op.kind == LINEAR and len(users) == 1:
+        if op.kind in (LINEAR, POOLING) and len(users) == 1:
             relu = graph.ops[users[0]]
             if relu.kind == ACTIVATION and relu.activation in RELU \
                     and getattr(rules[users[0]], "mode", None) == "pass" \

@@ -163,6 +163,15 @@ def _divide(relevance, z, epsilon):
     return relevance / stabilise(z, epsilon)
 
 
+def _divide_positive(relevance, z, epsilon):
+    """``relevance / stabilise(z, epsilon)`` for a ``z`` that is > 0 wherever the relevance
+    is not 0 (or >= 0 everywhere): one addition instead of a sign test and a select;
+    0 where the relevance is 0, also where ``z + epsilon`` happens to be 0."""
+    return tf.math.divide_no_nan(relevance, z + tf.cast(epsilon, z.dtype))
+
+
+
+
 def zero(bias=True):
     """LRP-0: relevance split by contribution; 0 where z = 0."""
     return LinearRule("zero", (Term(_identity_input),),
@@ -173,13 +182,18 @@ def epsilon(epsilon=1e-6, bias=True):
     """LRP-epsilon: the stabiliser absorbs weak or contradictory relevance."""
     return LinearRule("epsilon", (Term(_identity_input),),
                       lambda r, zs: [_divide(r, zs[0], epsilon)], bias=bias,
-                      params={"epsilon": epsilon})
+                      params={"epsilon": epsilon},
+                      where_silent=LinearRule("epsilon", (Term(_identity_input),),
+                                              lambda r, zs: [_divide_positive(r, zs[0], epsilon)],
+                                              bias=bias))
 
 
 def norm():
     """Parameter-free linear maps (pooling, Add): relevance in proportion to contribution."""
     return LinearRule("norm", (Term(_identity_input),),
-                      lambda r, zs: [_divide(r, zs[0], STABILISER)])
+                      lambda r, zs: [_divide(r, zs[0], STABILISER)],
+                      where_silent=LinearRule("norm", (Term(_identity_input),), lambda r, zs: [
+                          _divide_positive(r, zs[0], STABILISER)]))
 
 
 def gamma(gamma=0.25, bias=True):
@@ -198,8 +212,9 @@ def gamma(gamma=0.25, bias=True):
 
     def mapper(r, zs):
         z, positive = zs[2], zs[0] + zs[1]
-        p = tf.where(z > 0, _divide(r, z + gamma * positive, STABILISER), 0.0)
-        n = tf.where(z < 0, _divide(r, (1 + gamma) * z - gamma * positive, STABILISER), 0.0)
+        # P >= 0: each denominator has the sign of z, so the stabiliser's sign is known
+        p = tf.where(z > 0, r / (z + gamma * positive + STABILISER), 0.0)
+        n = tf.where(z < 0, r / ((1 + gamma) * z - gamma * positive - STABILISER), 0.0)
         d = gamma * (p - n)
         return [d, d, p + (1 + gamma) * n]
 
@@ -216,11 +231,11 @@ def _gamma_positive(gamma, bias):
     def minus(t):
         return t + gamma * _neg(t)
 
-    terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero), Term(_identity_input))
+    terms = (Term(_pos_input, plus, plus), Term(_neg_input, minus, _zero))
 
     def mapper(r, zs):
-        g = tf.where(zs[2] > 0, _divide(r, zs[0] + zs[1], STABILISER), 0.0)
-        return [g, g, None]
+        g = _divide_positive(r, zs[0] + zs[1], STABILISER)  # >= z, so > 0 where r != 0
+        return [g, g]
 
     return LinearRule("gamma", terms, mapper, bias=bias, params={"gamma": gamma})
 
@@ -244,7 +259,7 @@ def zplus(bias=True):
     terms = (Term(_pos_input, _pos, _pos), Term(_neg_input, _neg, _zero))
 
     def mapper(r, zs):
-        g = _divide(r, zs[0] + zs[1], STABILISER)
+        g = _divide_positive(r, zs[0] + zs[1], STABILISER)  # x+ W+ + x- W- + b+ >= 0
         return [g, g]
 
     return LinearRule("zplus", terms, mapper, bias=bias)
