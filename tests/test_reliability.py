@@ -190,8 +190,10 @@ def test_random_image_bytes_never_crash(tmp_path, data):
 def test_interrupt_finishes_pending_writes_and_exits_130(tmp_path):
     # enough inputs that an idle machine cannot finish them all before the signal lands
     np.save(tmp_path / "x.npy", np.tile(np.load(FIXTURES / "digits_test_x.npy"), (8, 1, 1, 1)))
+    # a suite started in the background (`make test &`) passes SIGINT on ignored: undo that
     job = subprocess.Popen(_explain_cmd(tmp_path / "x.npy", tmp_path / "out"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and len(list((tmp_path / "out").glob("*.png"))) < 20:
         time.sleep(0.05)
