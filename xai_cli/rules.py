@@ -170,8 +170,6 @@ def _divide_positive(relevance, z, epsilon):
     return tf.math.divide_no_nan(relevance, z + tf.cast(epsilon, z.dtype))
 
 
-
-
 def zero(bias=True):
     """LRP-0: relevance split by contribution; 0 where z = 0."""
     return LinearRule("zero", (Term(_identity_input),),
