@@ -128,8 +128,11 @@ def test_a_failed_follow_up_is_raised_and_later_follow_ups_still_run():
     assert followed == [1, 2]
 
 
-def test_worker_threads_follow_the_cores():
-    assert 2 <= inputs.worker_threads() <= 8
+@pytest.mark.parametrize("cores,threads", [(1, 2), (4, 4), (6, 6), (64, 8)])
+def test_worker_threads_follow_the_cores(cores, threads, monkeypatch):
+    monkeypatch.setattr(inputs.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+    assert inputs.worker_threads() == threads
 
 
 def test_grids_drawn_on_several_threads_are_the_bytes_drawn_on_one():

@@ -132,8 +132,8 @@ class Result:
 def xla_requested() -> bool:
     """``XAI_XLA=1`` in the environment: compile explainers with XLA.
 
-    Off by default: on the CPUs measured it made LRP about 5x slower; on a GPU it is
-    often faster. ``xai bench --xla`` measures both on the machine at hand.
+    Off by default: on the CPU measured it made the forward pass and LRP about 6x
+    slower; on a GPU it is often faster. ``xai bench --xla`` measures both on the machine at hand.
     """
     return os.environ.get("XAI_XLA", "0") == "1"
 

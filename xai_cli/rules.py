@@ -176,22 +176,23 @@ def zero(bias=True):
                       lambda r, zs: [tf.math.divide_no_nan(r, zs[0])], bias=bias)
 
 
+def _proportional(name, epsilon, bias=True, **extra):
+    """One pass, relevance in proportion to contribution: ``r / stabilise(z, epsilon)``,
+    with its silent form (:func:`_divide_positive`)."""
+    def rule(divide, **more):
+        return LinearRule(name, (Term(_identity_input),),
+                          lambda r, zs: [divide(r, zs[0], epsilon)], bias=bias, **more)
+    return rule(_divide, where_silent=rule(_divide_positive), **extra)
+
+
 def epsilon(epsilon=1e-6, bias=True):
     """LRP-epsilon: the stabiliser absorbs weak or contradictory relevance."""
-    return LinearRule("epsilon", (Term(_identity_input),),
-                      lambda r, zs: [_divide(r, zs[0], epsilon)], bias=bias,
-                      params={"epsilon": epsilon},
-                      where_silent=LinearRule("epsilon", (Term(_identity_input),),
-                                              lambda r, zs: [_divide_positive(r, zs[0], epsilon)],
-                                              bias=bias))
+    return _proportional("epsilon", epsilon, bias, params={"epsilon": epsilon})
 
 
 def norm():
     """Parameter-free linear maps (pooling, Add): relevance in proportion to contribution."""
-    return LinearRule("norm", (Term(_identity_input),),
-                      lambda r, zs: [_divide(r, zs[0], STABILISER)],
-                      where_silent=LinearRule("norm", (Term(_identity_input),), lambda r, zs: [
-                          _divide_positive(r, zs[0], STABILISER)]))
+    return _proportional("norm", STABILISER)
 
 
 def gamma(gamma=0.25, bias=True):
