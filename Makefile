@@ -15,7 +15,7 @@ test-all:
 	$(PYTHON) -m pytest -q
 
 lint:
-	$(PYTHON) -m pyflakes xai_cli tests scripts
+	$(PYTHON) -m ruff check .
 
 sample:
 	.venv/bin/xai explain models/efficientnet_lite0.keras sample_images/photos \

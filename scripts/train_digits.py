@@ -11,9 +11,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
-
 from digits_data import LABELS, SIZE, splits
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,9 +18,8 @@ Run: python scripts/train_marked_digits.py
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from digits_data import LABELS, splits
+from PIL import Image
 from train_digits import build_model, train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ import torch
 import torchvision
 import zennit
 from zennit.attribution import Gradient
-from zennit.composites import LayerMapComposite, EpsilonGammaBox, layer_map_base
+from zennit.composites import EpsilonGammaBox, LayerMapComposite, layer_map_base
 from zennit.rules import Epsilon
 from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
@@ -57,9 +57,8 @@ def make_canonizer(arch):
 def epsilon_composite(arch):
     # Epsilon(1e-6) on Conv2d and Linear; layer_map_base: Pass on activations, Norm on Sum (residual add)
     # and AvgPool (incl. AdaptiveAvgPool2d), Pass on BatchNorm (merged away by the canonizer anyway).
-    layer_map = layer_map_base(stabilizer=1e-6) + [
-        ((torch.nn.Conv2d, torch.nn.Linear), Epsilon(epsilon=1e-6)),
-    ]
+    layer_map = [*layer_map_base(stabilizer=1e-6),
+                 ((torch.nn.Conv2d, torch.nn.Linear), Epsilon(epsilon=1e-6))]
     return LayerMapComposite(layer_map=layer_map, canonizers=[make_canonizer(arch)])
 
 
@@ -119,7 +118,8 @@ def main():
         print(f'epsilon-gamma-box (info): sum(R_input)/logit{TARGET}: mean {ratio_g.mean():.4f} '
               f'min {ratio_g.min():.4f} max {ratio_g.max():.4f}')
         a, b = rel.detach().flatten(), rel_g.detach().flatten()
-        print(f'lrp-epsilon vs epsilon-gamma-box relevance: corr {torch.corrcoef(torch.stack([a, b]))[0, 1].item():.4f}, '
+        corr = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+        print(f'lrp-epsilon vs epsilon-gamma-box relevance: corr {corr:.4f}, '
               f'max|diff| {(a - b).abs().max().item():.3e}')
 
         def f_forward():

@@ -5,10 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xai_cli import composites, preprocess
-from xai_cli.explainers import make_explainer
-from xai_cli.methods import METHODS
-from xai_cli.model import build_graph, load
+from xai_cli.engine import composites
+from xai_cli.engine.explainers import make_explainer
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.methods import METHODS
+from xai_cli.io import preprocess
+from xai_cli.models.loading import load
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ORACLE = FIXTURES / "oracle"

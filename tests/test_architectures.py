@@ -8,10 +8,10 @@ relevance is conserved from the logit to the input.
 import keras
 import numpy as np
 import pytest
-
 from conftest import explain
-from xai_cli.engine import Scorer
-from xai_cli.model import build_graph
+
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.propagation import Scorer
 
 L = keras.layers
 CONSERVING = ("canonizers: [merge-batchnorm]\n"
@@ -137,9 +137,10 @@ def test_layer_normalisation_is_linear_with_its_scale_held():
     s = R / xhat
     R = a1 * ((s - s.mean(1, keepdims=True)) / sigma)             # standardisation, sigma held
     R = x * ((R / a1) @ W1.T)                                      # fc1
-    from xai_cli import composites, preprocess
-    from xai_cli.explainers import make_explainer
-    from xai_cli.methods import METHODS
+    from xai_cli.engine import composites
+    from xai_cli.engine.explainers import make_explainer
+    from xai_cli.engine.methods import METHODS
+    from xai_cli.io import preprocess
     graph = build_graph(model)
     ours = make_explainer(graph, METHODS["lrp"], composites.parse(config, "t"),
                           preprocess.resolve("unit")).explain(x, np.full(4, -1, np.int32))

@@ -4,10 +4,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
-from xai_cli import bench
+
 from xai_cli.cli import main
+from xai_cli.jobs import bench
 
 MODEL = str(FIXTURES / "digits.keras")  # small, and grayscale: the photos are converted
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")
@@ -152,9 +152,9 @@ def test_rules_prints_the_resolved_table_and_conservation():
     result, _ = run("rules", MODEL, "-r", "epsilon-gamma-box", "--check", IMAGES / "digit_3_3.png")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(l.startswith("conv1 ") and "zbox" in l for l in lines)
-    assert any(l.startswith("conv2 ") and "gamma gamma=0.25" in l for l in lines)
-    assert any(l.startswith("fc2 ") and "epsilon" in l for l in lines)
+    assert any(line.startswith("conv1 ") and "zbox" in line for line in lines)
+    assert any(line.startswith("conv2 ") and "gamma gamma=0.25" in line for line in lines)
+    assert any(line.startswith("fc2 ") and "epsilon" in line for line in lines)
     assert "conservation on" in result.stdout
 
 
@@ -167,8 +167,9 @@ def test_help_documents_every_option():
 
 def test_legacy_h5_model_from_the_command_line(tmp_path):
     keras.saving.load_model(MODEL).save(tmp_path / "digits.h5")
-    a, ra = run("explain", tmp_path / "digits.h5", IMAGES / "digit_3_3.png", "--save-raw", "-o", tmp_path / "a")
-    b, rb = run("explain", MODEL, IMAGES / "digit_3_3.png", "--save-raw", "-o", tmp_path / "b")
+    a, _ = run("explain", tmp_path / "digits.h5", IMAGES / "digit_3_3.png", "--save-raw",
+               "-o", tmp_path / "a")
+    b, _ = run("explain", MODEL, IMAGES / "digit_3_3.png", "--save-raw", "-o", tmp_path / "b")
     assert a.exit_code == b.exit_code == 0
     np.testing.assert_allclose(np.load(tmp_path / "a" / "digit_3_3.lrp.npy"),
                                np.load(tmp_path / "b" / "digit_3_3.lrp.npy"), rtol=1e-5, atol=1e-7)

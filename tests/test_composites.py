@@ -1,12 +1,13 @@
 """Rule configs: parsing, error messages with file:line:key, and layer matching."""
 
 import pytest
-
 from conftest import ORACLE
-from xai_cli import composites
+
 from xai_cli.catalogue import builtin_config_text, builtin_configs, list_configs
+from xai_cli.engine import composites
+from xai_cli.engine.graph import build_graph
 from xai_cli.errors import XaiError
-from xai_cli.model import build_graph, load
+from xai_cli.models.loading import load
 
 
 def _error(text):
@@ -24,7 +25,8 @@ def _error(text):
     ("default: {rule: gamma, epsilon: 1}\n", "rule 'gamma' takes no parameter 'epsilon'"),
     ("default: {rule: zbox, low: 1, high: 0}\n", "low must be below high"),
     ("default: {rule: epsilon, bias: maybe}\n", "default.bias: expected true or false"),
-    ("rules:\n  - match: {name: '(['}\n    rule: zplus\n", "cfg.yaml:2: rules[0].match.name: invalid regular expression"),
+    ("rules:\n  - match: {name: '(['}\n    rule: zplus\n",
+     "cfg.yaml:2: rules[0].match.name: invalid regular expression"),
     ("rules:\n  - match: {kind: Dense}\n    rule: zplus\n", "rules[0].match.kind: unknown key"),
     ("canonizers: [fold-everything]\ndefault: {rule: zero}\n", "unknown canonizer 'fold-everything'"),
     ("default: !!python/object/apply:os.system ['true']\n", "cfg.yaml:1:"),

@@ -3,10 +3,10 @@
 import keras
 import pytest
 
-from xai_cli import composites
-from xai_cli.context import contexts
+from xai_cli.engine import composites
+from xai_cli.engine.context import contexts
+from xai_cli.engine.graph import build_graph
 from xai_cli.errors import XaiError
-from xai_cli.model import build_graph
 
 
 def _inverted_residual_net():

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from xai_cli.cli import main
-from xai_cli.diagnostics import vanishing
-from xai_cli.methods import METHODS
+from xai_cli.engine.diagnostics import vanishing
+from xai_cli.engine.methods import METHODS
 
 
 def _tiny_logit_model(path, scale):

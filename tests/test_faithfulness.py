@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xai_cli import composites, inputs, preprocess
-from xai_cli.engine import Scorer
-from xai_cli.evaluate import EvaluateOptions, evaluate_batch
-from xai_cli.explainers import make_explainer
-from xai_cli.methods import METHODS
-from xai_cli.model import build_graph, load
+from xai_cli.engine import composites
+from xai_cli.engine.explainers import make_explainer
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.methods import METHODS
+from xai_cli.engine.propagation import Scorer
+from xai_cli.io import inputs, preprocess
+from xai_cli.jobs.evaluate import EvaluateOptions, evaluate_batch
+from xai_cli.models.loading import load
 
 ROOT = Path(__file__).resolve().parents[1]
 CROPS = ("chelsea_1", "coffee_0", "china_1", "flower_0", "grace_hopper_0", "rocket_4",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_cli import inputs, preprocess
 from xai_cli.errors import InputError, XaiError
+from xai_cli.io import inputs, preprocess
 
 UNIT = preprocess.resolve("unit")
 
@@ -110,7 +110,7 @@ def test_shards_are_disjoint_and_complete():
     items = [inputs.InputItem(str(i), str(i)) for i in range(10)]
     shards = [inputs.shard(items, f"{k}/3") for k in (1, 2, 3)]
     assert [len(s) for s in shards] == [4, 3, 3]
-    assert sorted(sum(shards, []), key=lambda i: int(i.stem)) == items
+    assert sorted([i for shard in shards for i in shard], key=lambda i: int(i.stem)) == items
     assert inputs.shard(items, "2/3")[:2] == [items[1], items[4]]
     assert inputs.shard(items, None) == inputs.shard(items, "1/1") == items
     assert inputs.shard(items, "12/12") == []
@@ -199,7 +199,7 @@ def test_truncated_images_are_reported(tmp_path, fmt):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(buffer, fmt)
     path = tmp_path / f"cut.{fmt.lower()}"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with pytest.raises(InputError, match="^truncated or corrupt image: "):
+    with pytest.raises(InputError, match=r"^truncated or corrupt image: "):
         _load(path)
 
 
@@ -228,7 +228,7 @@ def test_huge_images_are_refused_before_decoding(tmp_path, width, height, messag
 def test_pixel_limit_is_a_module_constant(tmp_path, monkeypatch):
     monkeypatch.setattr(inputs, "MAX_PIXELS", 100)
     path = _image(tmp_path / "big.png", size=(20, 10))
-    with pytest.raises(InputError, match="image is 20 x 10 pixels, larger than the 0.0001-megapixel"):
+    with pytest.raises(InputError, match=r"image is 20 x 10 pixels, larger than the 0\.0001-megapixel"):
         _load(path)
 
 
@@ -236,7 +236,7 @@ def test_images_need_one_or_three_channels_and_a_preset(tmp_path):
     path = _image(tmp_path / "x.png")
     with pytest.raises(XaiError, match="4-channel"):
         _load(path, (8, 8, 4))
-    with pytest.raises(XaiError, match="only for .npy inputs"):
+    with pytest.raises(XaiError, match=r"only for \.npy inputs"):
         _load(path, preprocessing=preprocess.resolve("none"))
 
 

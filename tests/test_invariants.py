@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-
 from conftest import explain
 
 
@@ -69,10 +68,11 @@ def test_zplus_relevance_has_the_sign_of_the_explained_score(rules):
                                           ("sa", "lrp-epsilon"), ("smoothgrad", "lrp-epsilon"),
                                           ("integrated-gradients", "lrp-epsilon")])
 def test_results_do_not_depend_on_batch_size(method, rules):
-    from xai_cli import composites, preprocess
-    from xai_cli.explainers import make_explainer
-    from xai_cli.methods import METHODS
-    from xai_cli.model import build_graph
+    from xai_cli.engine import composites
+    from xai_cli.engine.explainers import make_explainer
+    from xai_cli.engine.graph import build_graph
+    from xai_cli.engine.methods import METHODS
+    from xai_cli.io import preprocess
     x = _inputs(7)
     explainer = make_explainer(build_graph(_relu_net()), METHODS[method], composites.load(rules),
                                preprocess.resolve("unit"), seed=5)

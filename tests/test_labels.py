@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from xai_cli.cli import main
 
 
@@ -48,7 +48,7 @@ def test_evaluate_and_spray_take_a_class_name(imagenet_sized, tmp_path):
 
 def test_the_list_is_the_standard_order():
     from importlib import resources
-    names = resources.files("xai_cli").joinpath("labels/imagenet.txt").read_text().splitlines()
+    names = resources.files("xai_cli.io").joinpath("labels/imagenet.txt").read_text().splitlines()
     assert len(names) == len(set(names)) == 1000
     assert (names[0], names[1], names[281], names[967], names[999]) == (
         "tench", "goldfish", "tabby", "espresso", "toilet tissue")

@@ -14,12 +14,13 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES, relative_max_diff
+
 from xai_cli.cli import main
-from xai_cli.engine import Scorer
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.propagation import Scorer
 from xai_cli.errors import XaiError
-from xai_cli.model import build_graph, load
+from xai_cli.models.loading import load
 
 KERAS2 = FIXTURES / "keras2"
 MODELS = sorted(path.stem for path in KERAS2.glob("*.npz"))

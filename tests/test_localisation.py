@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
-from xai_cli import localisation, sanity
 from xai_cli.cli import main
+from xai_cli.engine.graph import build_graph
 from xai_cli.errors import InputError, XaiError
-from xai_cli.inputs import Fit, InputItem, Sample
-from xai_cli.model import build_graph, load
+from xai_cli.io.inputs import Fit, InputItem, Sample
+from xai_cli.jobs import localisation, sanity
+from xai_cli.models.loading import load
 
 MARKED = FIXTURES / "digits_marked.keras"
 MODEL = FIXTURES / "digits.keras"

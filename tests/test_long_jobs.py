@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from xai_cli import session
 from xai_cli.cli import main
 
@@ -99,6 +99,7 @@ def test_spray_reuses_its_features_for_another_cluster_count(tmp_path):
     assert "24 inputs were done by an earlier run; computing the other 0" in again.stderr
     assert {r["cluster"] for r in records} == {0, 1, 2} and len(records) == 24
     back, _ = run(*common, "--clusters", "2", "--skip-existing")
+    assert back.exit_code == 0, back.stderr
     assert (tmp_path / "out" / "cluster_0_mean.png").read_bytes() == mean
     other, _ = run(*common, "--clusters", "2", "-m", "sa", "--skip-existing")
     assert other.exit_code == 2 and "with other method" in other.stderr

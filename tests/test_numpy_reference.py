@@ -8,7 +8,6 @@ and each rule is a few lines of NumPy, independent of the engine's mechanism.
 import keras
 import numpy as np
 import pytest
-
 from conftest import explain, relative_max_diff
 
 EPS = 1e-6
@@ -71,7 +70,7 @@ def _model(seed=3, conv_activation="relu"):
 
 def _dense_layers(model, x, conv_activation="relu"):
     """(activation in, W, b) per layer, with the convolution as a dense matrix."""
-    conv, dense1, dense2 = [l for l in model.layers if l.weights]
+    conv, dense1, dense2 = [layer for layer in model.layers if layer.weights]
     n_in = int(np.prod(x.shape[1:]))
     probe = np.eye(n_in, dtype=np.float32).reshape(n_in, *x.shape[1:])
     kernel, bias = conv.get_weights()

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import ORACLE, explain, relative_max_diff
 
 MODELS = ["mlp", "vgg", "bn", "res", "concat", "softmax"]

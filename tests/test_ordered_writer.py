@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_cli import inputs, outputs, render
+from xai_cli.io import inputs, outputs, render
 
 
 def _slow_when(gates):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_cli import outputs
+from xai_cli.io import outputs
 
 
 def test_atomic_write_replaces_and_creates_folders(tmp_path):

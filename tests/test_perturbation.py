@@ -6,11 +6,11 @@ import io
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
-from xai_cli import perturbation as pa
 from xai_cli.cli import main
+from xai_cli.jobs import perturbation as pa
 
 
 def _rngs(seed, n):

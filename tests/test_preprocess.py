@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from xai_cli import preprocess
 from xai_cli.errors import XaiError
+from xai_cli.io import preprocess
 
 PIXELS = np.random.default_rng(0).uniform(0, 255, (2, 3, 4, 4, 3)).astype(np.float32)
 

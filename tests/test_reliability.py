@@ -11,10 +11,11 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import FIXTURES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import FIXTURES
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")
@@ -105,6 +106,7 @@ def test_names_cannot_escape_the_output_folder(tmp_path):
     odd.write_bytes(GOOD.read_bytes())
     out = tmp_path / "in" / "sub" / "out"
     result, records = run("explain", MODEL, "-", "-o", out, stdin=f"{odd}\n{out}/../../{GOOD.name}\n")
+    assert result.exit_code == 1, result.stderr  # one input was missing
     outputs = [p for r in records for p in r.get("outputs", [])]
     assert [os.path.relpath(p, out) for p in outputs] == [
         "odd_name_with_tab.lrp.png", os.path.join("thumbs", "odd_name_with_tab.jpg")]

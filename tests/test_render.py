@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_cli import render
+from xai_cli.io import render
 
 
 def test_diverging_map_is_white_at_zero_red_positive_blue_negative():

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
-from xai_cli import render
 from xai_cli.cli import main
+from xai_cli.io import render
 
 PHOTO = str(FIXTURES / "grace_hopper_128x150.jpg")
 MODEL = str(FIXTURES / "digits.keras")

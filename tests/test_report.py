@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
-from xai_cli import report
+
 from xai_cli.cli import main
-from xai_cli.outputs import JsonLines
+from xai_cli.io import report
+from xai_cli.io.outputs import JsonLines
 
 MODEL = str(FIXTURES / "digits.keras")
 MARKED = str(FIXTURES / "digits_marked.keras")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from xai_cli import requirements
 from xai_cli.errors import XaiError
-from xai_cli.requirements import Outcome, Requirement, parse
+from xai_cli.jobs import requirements
+from xai_cli.jobs.requirements import Outcome, Requirement, parse
 
 FUNCTIONS = {"aopc": 1, "pointing": 2}
 VARIABLES = {"clusters", "x", "y"}
@@ -212,7 +212,7 @@ def test_error_messages_exactly():
 
 
 def test_caret_stays_aligned_with_tabs_and_newlines():
-    first, echoed, caret = error_of("x\t>\n1 $").split("\n")
+    _, echoed, caret = error_of("x\t>\n1 $").split("\n")
     assert echoed == PREFIX + "x > 1 $"
     assert caret.index("^") == len(PREFIX) + 6
 

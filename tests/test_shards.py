@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")
@@ -53,7 +53,7 @@ def test_merged_shards_are_the_unsharded_results_byte_for_byte(job):
 
 
 def test_a_missing_shard_is_named(job, tmp_path):
-    root, args = job
+    _, args = job
     result = run(*args, "--shard", "1/2", "-o", tmp_path)
     assert result.exit_code in (0, 1)
     merged = run("report", tmp_path)
@@ -62,7 +62,7 @@ def test_a_missing_shard_is_named(job, tmp_path):
 
 
 def test_shards_of_different_jobs_are_refused(job, tmp_path):
-    root, args = job
+    _, args = job
     run(*args, "--shard", "1/2", "-o", tmp_path)
     run(*[a if a != "5" else "4" for a in args], "--shard", "2/2", "-o", tmp_path)
     merged = run("report", tmp_path)

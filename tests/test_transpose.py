@@ -12,13 +12,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import relative_max_diff
-from xai_cli import composites, preprocess
-from xai_cli.explainers import make_explainer
-from xai_cli.layers import Builder
-from xai_cli.methods import METHODS
-from xai_cli.model import build_graph
+
+from xai_cli.engine import composites
+from xai_cli.engine.explainers import make_explainer
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.layers import Builder
+from xai_cli.engine.methods import METHODS
+from xai_cli.io import preprocess
 
 L = keras.layers
 TOLERANCE = 1e-5

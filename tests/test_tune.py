@@ -6,12 +6,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
 from test_context import _inverted_residual_net
-from xai_cli import composites, tune
+
 from xai_cli.cli import main
-from xai_cli.model import build_graph, load
+from xai_cli.engine import composites
+from xai_cli.engine.graph import build_graph
+from xai_cli.jobs import tune
+from xai_cli.models.loading import load
 
 MODEL = FIXTURES / "digits.keras"
 FAST = ["--perturb", "8x8", "--steps", "6", "--replace", "mean", "-p", "unit", "-b", "16"]
@@ -94,6 +96,7 @@ def test_tune_writes_a_usable_best_config_and_is_deterministic(tmp_path):
     assert float(holdout["context-gamma-box (default)"]["gain_over_default"]) == 0
     assert "held-out images (6)" in result.stderr
     again, _ = _tune(tmp_path, tmp_path / "b")
+    assert again.exit_code == 0, again.stderr
     for name in ("best.yaml", "candidates.csv", "holdout.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     explained = CliRunner().invoke(main, ["explain", str(MODEL), str(FIXTURES / "digits"),

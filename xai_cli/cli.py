@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import functools
 import importlib
-from contextlib import nullcontext
 import sys
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
-from . import __version__, tfsetup
-from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, list_configs as list_configs_text
-from .gates import EVALUATE_HELP, SPRAY_HELP
+from . import __version__
+from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES
+from .catalogue import list_configs as list_configs_text
+from .engine import tfsetup
 from .errors import XaiError
-from .render import (COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS,
-                     SEQUENTIAL_MAPS)
+from .io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
+from .jobs.gates import EVALUATE_HELP, SPRAY_HELP
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -90,7 +91,7 @@ def data_options(fn):
 
 def _style(kwargs):
     """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
-    from .render import Style
+    from .io.render import Style
     try:
         return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"),
                             kwargs.pop("opacity", DEFAULT_OPACITY))
@@ -134,7 +135,7 @@ def _job(name: str):
     """The job module ``name``, imported when a command runs, with TensorFlow's start-up
     noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
     tfsetup.import_tensorflow()
-    return importlib.import_module(f"{__package__}.{name}")
+    return importlib.import_module(f"{__package__}.jobs.{name}")
 
 
 def _session_options(kwargs):
@@ -186,7 +187,7 @@ def _progress(total: int, label: str = "explaining"):
 
 def _write_page(out: Path) -> None:
     """OUT/index.html from every record and picture in OUT (needs no TensorFlow)."""
-    from .report import write
+    from .io.report import write
     click.echo(f"xai: report: {write(out)}", err=True)
 
 
@@ -262,8 +263,8 @@ def spray(method, clusters, requirements, device, **kwargs):
     kept in OUT/parts/: --skip-existing reuses them (after a kill, or for another
     --clusters). Needs scikit-learn (pip install 'xai[spray]').
     """
-    job = _job("spray_job")
-    from . import gates
+    job = _job("spray")
+    from .jobs import gates
     from .session import open_session
     gated = gates.spray_requirements(requirements)
     style = _style(kwargs)
@@ -344,7 +345,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     for `xai explain`.
     """
     job = _job("evaluate")
-    from . import gates, localisation
+    from .jobs import gates, localisation
     from .session import open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
@@ -389,7 +390,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
     as JSON lines, the held-out table to stderr.
     """
     job = _job("tune")
-    from .evaluate import EvaluateOptions
+    from .jobs.evaluate import EvaluateOptions
     from .session import Report, open_session
     measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
                               score)
@@ -428,12 +429,13 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient and to the forward pass (medians after
     warm-up, one process, all timed in turn so that load changes hit them alike;
-    --xla adds XLA-compiled rows, ratios still to the plain forward pass). End to end, the explain job with the first method runs on 4
-    batches of generated 500x375 JPEG/PNG files twice: with a trivial model, which gives
-    the rate decoding, rendering and writing allow, and with MODEL; the nearer MODEL's rate
-    is to it, the more the input pipeline and not the model bounds a job."""
+    --xla adds XLA-compiled rows, ratios still to the plain forward pass). End to end,
+    the explain job with the first method runs on 4 batches of generated 500x375 JPEG/PNG
+    files twice: with a trivial model, which gives the rate decoding, rendering and writing
+    allow, and with MODEL; the nearer MODEL's rate is to it, the more the input pipeline
+    and not the model bounds a job."""
     job = _job("bench")
-    from .outputs import emit
+    from .io.outputs import emit
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
@@ -459,10 +461,10 @@ def rules(model, rules, list_configs, check_image, preprocess, target):
     if list_configs:
         click.echo(list_configs_text())
         return 0
-    ruleinfo = _job("ruleinfo")
+    job = _job("rules")
     if model is None:
         raise XaiError("give a MODEL (or --list)")
-    click.echo(ruleinfo.table(model, rules, check_image, preprocess, target))
+    click.echo(job.table(model, rules, check_image, preprocess, target))
     return 0
 
 
@@ -478,7 +480,7 @@ def report(folder):
     Evaluate shards (--shard K/N, all N into DIR) are merged first: DIR/curves.csv,
     summary.csv and the figures become those of one unsharded run, byte for byte (same
     arguments and --batch-size in every shard)."""
-    from .parts import shards
+    from .io.parts import shards
     found = shards(folder / "parts", "evaluate")   # TensorFlow only if there is a merge
     if found is not None:
         job = _job("evaluate")

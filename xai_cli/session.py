@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import functools
 import sys
-from importlib import resources
 import threading
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from . import composites, inputs, model as models, outputs, parts, preprocess
-from .engine import Explainer
+from .engine import composites
+from .engine.explainers import make_explainer
+from .engine.graph import Graph, build_graph
+from .engine.methods import METHODS
+from .engine.propagation import Explainer
 from .errors import InputError, XaiError
-from .explainers import make_explainer
-from .methods import METHODS
-from .report import records_path
+from .io import inputs, outputs, parts, preprocess
+from .io.report import records_path
+from .models.loading import load
 
 DEFAULT_PREPROCESS = "unit"
 
@@ -54,7 +57,7 @@ class Session:
     """A checked set-up: model graph, rule config, preprocessing, target and inputs."""
 
     options: Options
-    graph: models.Graph
+    graph: Graph
     composite: composites.Composite
     preprocessing: preprocess.Preprocessing
     target: int
@@ -83,7 +86,7 @@ class Session:
             report.note(f"warning: {warning}")
         return made
 
-    def explainer(self, graph: models.Graph, method: str) -> Explainer:
+    def explainer(self, graph: Graph, method: str) -> Explainer:
         """An explainer of ``method`` with this run's config on another ``graph`` (the
         sanity check's randomised copies)."""
         return make_explainer(graph, METHODS[method], self.composite, self.preprocessing,
@@ -106,7 +109,8 @@ class Session:
     def parts(self, command: str, options: dict) -> parts.Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
         with --skip-existing only if it has the same model, config, preprocessing, resize,
-        target, seed, batch size, number of inputs, shard and command ``options``. Shards keep their parts apart."""
+        target, seed, batch size, number of inputs, shard and command ``options``. Shards
+        keep their parts apart."""
         identity = {"model": parts.file_digest(self.options.model),
                     "rules": self.composite.fingerprint(),
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
@@ -167,7 +171,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     """Check everything a run needs; raises :class:`XaiError` before any output."""
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
-    graph = models.build_graph(models.load(options.model))
+    graph = build_graph(load(options.model))
     composite = composites.load(options.rules)
     preprocessing = resolve_preprocessing(composite, options.preprocess, options.scale,
                                           options.mean, options.std)
@@ -194,7 +198,7 @@ def resolve_preprocessing(composite, name=None, scale=None, mean=None,
     return preprocess.resolve(DEFAULT_PREPROCESS)
 
 
-BUILTIN_LABELS = ("imagenet",)   # xai_cli/labels/<name>.txt
+BUILTIN_LABELS = ("imagenet",)   # xai_cli/io/labels/<name>.txt
 
 
 def _labels(spec: str | None, num_classes: int) -> list[str] | None:
@@ -202,7 +206,7 @@ def _labels(spec: str | None, num_classes: int) -> list[str] | None:
     if spec is None:
         return None
     if spec in BUILTIN_LABELS and not Path(spec).is_file():
-        text, what = resources.files("xai_cli").joinpath(f"labels/{spec}.txt").read_text(
+        text, what = resources.files("xai_cli.io").joinpath(f"labels/{spec}.txt").read_text(
             "utf-8"), f"built-in labels '{spec}'"
     else:
         try:

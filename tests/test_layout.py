@@ -1,0 +1,101 @@
+"""The package's rooms and the one direction imports flow in: cli -> jobs -> session -> engine, models, io.
+
+Imports are read from the source with ``ast`` (run-time imports inside functions
+included), so a module that reaches back up fails here before it confuses a reader.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xai_cli"
+
+# room -> the rooms it may import from (besides itself)
+ALLOWED = {
+    "errors": set(),
+    "catalogue": set(),
+    "models": {"errors"},
+    "io": {"errors"},
+    "engine": {"errors", "catalogue", "models", "io"},
+    "session": {"errors", "catalogue", "engine", "models", "io"},
+    "jobs": {"errors", "catalogue", "engine", "models", "io", "session"},
+    "api": {"errors", "catalogue", "engine", "models", "io", "session", "jobs"},
+    "cli": {"errors", "catalogue", "engine", "models", "io", "session", "jobs", "__init__"},
+    "__main__": {"cli"},
+    "__init__": {"api"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every xai_cli module ``path`` imports, as dotted names."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if not module.startswith("xai_cli"):
+                continue
+            for alias in node.names:  # "from . import x" imports the module x
+                candidate = f"{module}.{alias.name}"
+                found.add(candidate if _exists(candidate) else module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("xai_cli")}
+    return found - {name}
+
+
+def _exists(module: str) -> bool:
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_flow_one_way(module):
+    room = _room(module)
+    assert room in ALLOWED, f"{module} is in no known room: add it to ALLOWED and the README"
+    wrong = {m for m in _imports(MODULES[module])
+             if _room(m) != room and _room(m) not in ALLOWED[room]}
+    assert not wrong, f"{module} ({room}) imports {sorted(wrong)}"
+
+
+def test_no_import_cycles():
+    graph = {m: {i for i in _imports(p) if i in MODULES} for m, p in MODULES.items()}
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", f"import cycle: {' -> '.join([*path, module])}"
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            visit(imported, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_the_checker_sees_relative_and_late_imports():
+    jobs = _imports(PACKAGE / "jobs" / "tune.py")
+    assert {"xai_cli.session", "xai_cli.engine.composites", "xai_cli.errors"} <= jobs
+    cli = _imports(PACKAGE / "cli.py")  # job modules are imported by name at run time
+    assert "xai_cli.io.render" in cli

@@ -1,0 +1,341 @@
+"""Rule configs (YAML composites): which rule each layer gets, and why.
+
+A config is read with PyYAML's safe loader and checked node by node, so that every
+error names the file, the line and the key. :meth:`Composite.resolve` assigns a rule
+to every op of a graph: linear layers from the config's entries (first match wins)
+or its default; the other ops get the rule their kind calls for. Entries match a
+layer by type, name, being the first layer, and by graph context (what its output
+feeds, see :mod:`xai_cli.context`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..catalogue import builtin_config_text, builtin_configs
+from ..errors import XaiError
+from . import rules as R
+from .canonizers import CANONIZERS
+from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
+from .graph import Graph
+from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING
+
+_CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+                 "SeparableConv2D"}
+
+
+def _depthwise(op) -> bool:
+    return op.layer_type.startswith("DepthwiseConv") or op.name.endswith("/depthwise")
+
+
+FAMILIES = {  # names a config can use in `type`, besides Keras layer class names
+    "Convolution": lambda op: op.layer_type in _CONVOLUTIONS,
+    "DepthwiseConvolution": _depthwise,            # one input channel per output channel
+    "FullConvolution": lambda op: op.layer_type in _CONVOLUTIONS and not _depthwise(op),
+    "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
+    "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
+}
+DEFAULT_CONFIG = "context-gamma-box"
+
+_NUMBER = (int, float)
+_RULE_PARAMS = {
+    "zero": {}, "zplus": {}, "w2": {}, "flat": {}, "pass": {},
+    "epsilon": {"epsilon": _NUMBER}, "gamma": {"gamma": _NUMBER},
+    "alpha-beta": {"alpha": _NUMBER, "beta": _NUMBER},
+    "zbox": {"low": (int, float, list), "high": (int, float, list)},
+}
+_TOP_KEYS = {"name", "description", "canonizers", "input", "rules", "default"}
+_INPUT_KEYS = {"preprocess", "scale", "mean", "std"}
+_MATCH_KEYS = {"first", "type", "name", "followed_by", "linear_output"}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The rule an op gets and where it came from (a config line or a built-in reason)."""
+
+    rule: object
+    source: str
+
+
+@dataclass
+class Entry:
+    rule: object
+    source: str
+    first: bool | None = None
+    types: tuple[str, ...] | None = None
+    name: re.Pattern | None = None
+    followed_by: frozenset[str] | None = None
+    linear_output: bool | None = None
+
+    def matches(self, op, is_first: bool, context: Context | None,
+                explicit_only: bool = False) -> bool:
+        if explicit_only and self.types is None and self.name is None:
+            return False
+        if self.first is not None and self.first != is_first:
+            return False
+        if self.types is not None and not any(_type_matches(t, op) for t in self.types):
+            return False
+        if self.followed_by is not None and not (context and context.followed_by(self.followed_by)):
+            return False
+        if self.linear_output is not None \
+                and (context is None or context.linear_output != self.linear_output):
+            return False
+        return self.name is None or self.name.fullmatch(op.layer) is not None
+
+
+def _type_matches(wanted: str, op) -> bool:
+    return FAMILIES[wanted](op) if wanted in FAMILIES else op.layer_type == wanted
+
+
+@dataclass
+class Composite:
+    """A parsed rule config."""
+
+    name: str
+    label: str
+    description: str
+    entries: list[Entry]
+    default: Entry
+    canonizers: list[str] = field(default_factory=list)
+    preprocess: dict = field(default_factory=dict)
+    warn_unused: bool = True   # built-in configs are general: an entry may fit no layer
+
+    def fingerprint(self) -> dict:
+        """What decides the heatmaps (rules, matches, canonizers), comparable across runs."""
+        def entry(e: Entry) -> list:
+            return [e.rule.describe(), e.first, e.types, e.name and e.name.pattern,
+                    sorted(e.followed_by) if e.followed_by else None, e.linear_output]
+        return {"rules": [entry(e) for e in self.entries], "default": entry(self.default),
+                "canonizers": self.canonizers}
+
+    def canonize(self, graph: Graph) -> Graph:
+        for name in self.canonizers:
+            graph = CANONIZERS[name](graph)
+        return graph
+
+    def resolve(self, graph: Graph) -> tuple[list[Assignment], list[str]]:
+        """One assignment per op, and warnings for entries that matched nothing."""
+        first, context = first_layers(graph), contexts(graph)
+        used, out = set(), []
+        for index, op in enumerate(graph.ops):
+            if op.kind == LINEAR:
+                entry = next((e for e in self.entries
+                              if e.matches(op, index in first, context[index])), self.default)
+                if entry.rule is R.PASS and op.layer_type not in ELEMENTWISE:
+                    raise XaiError(f"{entry.source}: rule pass on '{op.name}' ({op.layer_type}): "
+                                   "pass suits element-wise layers only (" +
+                                   ", ".join(sorted(ELEMENTWISE)) + ")")
+                used.add(id(entry))
+                out.append(Assignment(entry.rule, entry.source))
+            elif op.kind == POOLING:
+                entry = next((e for e in self.entries
+                              if e.matches(op, False, None, explicit_only=True)), None)
+                if entry is not None:
+                    used.add(id(entry))
+                out.append(Assignment(entry.rule, entry.source) if entry else
+                           Assignment(R.norm(), "parameter-free linear map: z-rule"))
+            elif op.kind in (ACTIVATION, AFFINE, GATE):
+                out.append(Assignment(R.PASS, f"{op.kind}: relevance passes through"))
+            else:
+                out.append(Assignment(R.GRADIENT, "structural: relevance follows the values"))
+        warnings = [f"{e.source}: this rule applies to no layer (none matches, or earlier rules took them)"
+                    for e in self.entries if id(e) not in used and self.warn_unused]
+        return out, warnings
+
+
+def first_layers(graph: Graph) -> set[int]:
+    """Indices of linear ops fed by the model input with no linear op in between."""
+    tainted, first = set(), set()
+    for index, op in enumerate(graph.ops):
+        upstream = any(t in tainted for t in op.inputs)
+        if op.kind == LINEAR and not upstream:
+            first.add(index)
+        if op.kind == LINEAR or upstream:
+            tainted.add(op.output)
+    return first
+
+
+def load(spec: str | None) -> Composite:
+    """A config by built-in name or by file path (``None``: the default config)."""
+    spec = spec or DEFAULT_CONFIG
+    path = Path(spec)
+    if path.is_file():
+        return parse(path.read_text(encoding="utf-8"), str(path))
+    if spec in builtin_configs():
+        text = builtin_config_text(spec)
+        config = parse(text, f"{spec}.yaml (built-in)")
+        config.warn_unused = False
+        return config
+    raise XaiError(f"rule config '{spec}' is neither a file nor a built-in config "
+                   f"({', '.join(builtin_configs())})")
+
+
+class _Reader:
+    """Walks the YAML node tree, turning problems into 'file:line: key: message'."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def error(self, node, key: str, message: str) -> XaiError:
+        return XaiError(f"{self.label}:{node.start_mark.line + 1}: {key}: {message}")
+
+    def value(self, node, key: str, types: tuple):
+        if not isinstance(node, yaml.ScalarNode) and list not in types:
+            raise self.error(node, key, f"expected {_names(types)}")
+        value = _construct(node)
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise self.error(node, key, f"expected {_names(types)}, got {value!r}")
+        return value
+
+    def mapping(self, node, key: str, allowed: set[str]) -> dict:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, key, "expected a mapping (key: value)")
+        out = {}
+        for k, v in node.value:
+            name = _construct(k)
+            if name not in allowed:
+                raise self.error(k, f"{key}.{name}" if key else str(name),
+                                 f"unknown key; expected one of {', '.join(sorted(allowed))}")
+            out[name] = v
+        return out
+
+    def sequence(self, node, key: str) -> list:
+        if isinstance(node, yaml.ScalarNode):
+            return [node]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, key, "expected a list")
+        return node.value
+
+
+def _construct(node):
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _names(types) -> str:
+    words = {int: "a number", float: "a number", bool: "true or false", str: "a string",
+             list: "a list"}
+    return " or ".join(dict.fromkeys(words[t] for t in types))
+
+
+def parse(text: str, label: str) -> Composite:
+    """Parse and validate config ``text``; ``label`` names it in messages."""
+    reader = _Reader(label)
+    try:
+        root = yaml.SafeLoader(text).get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise XaiError(f"{label}:{mark.line + 1}: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise XaiError(f"{label}: {exc}") from exc
+    if root is None:
+        raise XaiError(f"{label}: the config is empty")
+    top = reader.mapping(root, "", _TOP_KEYS)
+    if "default" not in top and "rules" not in top:
+        raise XaiError(f"{label}: a config needs 'rules' or 'default'")
+    entries = [_entry(reader, node, f"rules[{i}]")
+               for i, node in enumerate(reader.sequence(top["rules"], "rules"))] \
+        if "rules" in top else []
+    default = _entry(reader, top["default"], "default", with_match=False) if "default" in top \
+        else Entry(R.epsilon(), "built-in default: epsilon 1e-6")
+    canonizers = []
+    for node in reader.sequence(top.get("canonizers", yaml.SequenceNode("", [])), "canonizers"):
+        name = reader.value(node, "canonizers", (str,))
+        if name not in CANONIZERS:
+            raise reader.error(node, "canonizers", f"unknown canonizer '{name}'; "
+                               f"expected one of {', '.join(CANONIZERS)}")
+        canonizers.append(name)
+    preprocess = {}
+    if "input" in top:
+        fields = reader.mapping(top["input"], "input", _INPUT_KEYS)
+        types = {"preprocess": (str,), "scale": _NUMBER, "mean": (list, *_NUMBER),
+                 "std": (list, *_NUMBER)}
+        preprocess = {k: reader.value(v, f"input.{k}", types[k]) for k, v in fields.items()}
+    name = reader.value(top["name"], "name", (str,)) if "name" in top else label
+    description = reader.value(top["description"], "description", (str,)) \
+        if "description" in top else ""
+    return Composite(name, label, description, entries, default, canonizers, preprocess)
+
+
+def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:
+    allowed = {"rule", "bias"} | {p for ps in _RULE_PARAMS.values() for p in ps}
+    fields = reader.mapping(node, key, allowed | ({"match"} if with_match else set()))
+    if "rule" not in fields:
+        raise reader.error(node, key, "missing 'rule'")
+    rule_name = reader.value(fields["rule"], f"{key}.rule", (str,))
+    if rule_name not in _RULE_PARAMS:
+        raise reader.error(fields["rule"], f"{key}.rule", f"unknown rule '{rule_name}'; expected "
+                           f"one of {', '.join(_RULE_PARAMS)}")
+    spec = _RULE_PARAMS[rule_name]
+    params = {}
+    for pname, pnode in fields.items():
+        if pname in ("rule", "match"):
+            continue
+        if pname == "bias":
+            params["bias"] = reader.value(pnode, f"{key}.bias", (bool,))
+        elif pname not in spec:
+            raise reader.error(pnode, f"{key}.{pname}", f"rule '{rule_name}' takes no parameter "
+                               f"'{pname}'" + (f" (it takes {', '.join(spec)})" if spec else ""))
+        else:
+            params[pname] = reader.value(pnode, f"{key}.{pname}", spec[pname])
+    _check_params(reader, node, key, rule_name, params)
+    rule = R.PASS if rule_name == "pass" else R.LINEAR_RULES[rule_name](**params)
+    source = f"{reader.label}:{node.start_mark.line + 1}"
+    entry = Entry(rule, source)
+    if with_match and "match" in fields:
+        match = reader.mapping(fields["match"], f"{key}.match", _MATCH_KEYS)
+        if "first" in match:
+            entry.first = reader.value(match["first"], f"{key}.match.first", (bool,))
+        if "type" in match:
+            entry.types = tuple(reader.value(n, f"{key}.match.type", (str,))
+                                for n in reader.sequence(match["type"], f"{key}.match.type"))
+        if "followed_by" in match:
+            entry.followed_by = frozenset(_followers(reader, match["followed_by"],
+                                                     f"{key}.match.followed_by"))
+        if "linear_output" in match:
+            entry.linear_output = reader.value(match["linear_output"],
+                                               f"{key}.match.linear_output", (bool,))
+        if "name" in match:
+            pattern = reader.value(match["name"], f"{key}.match.name", (str,))
+            try:
+                entry.name = re.compile(pattern)
+            except re.error as exc:
+                raise reader.error(match["name"], f"{key}.match.name",
+                                   f"invalid regular expression '{pattern}': {exc}") from exc
+    return entry
+
+
+def _followers(reader: _Reader, node, key: str) -> list[str]:
+    names = []
+    for item in reader.sequence(node, key):
+        name = reader.value(item, key, (str,))
+        if name not in FOLLOWERS:
+            raise reader.error(item, key, f"unknown follower '{name}'; expected one of "
+                               f"{', '.join(FOLLOWERS)}")
+        names.append(name)
+    return names
+
+
+def _check_params(reader, node, key, rule_name, params):
+    def bad(message):
+        return reader.error(node, key, f"rule '{rule_name}': {message}")
+
+    for pname in ("epsilon", "gamma", "beta"):
+        if params.get(pname, 0) < 0:
+            raise bad(f"{pname} must be >= 0, got {params[pname]}")
+    if rule_name == "alpha-beta":
+        alpha, beta = params.get("alpha", 1.0), params.get("beta", 0.0)
+        if abs(alpha - beta - 1) > 1e-9:
+            raise bad(f"alpha - beta must be 1, got alpha={alpha}, beta={beta}")
+    for pname in ("low", "high"):
+        values = params.get(pname)
+        if isinstance(values, list) and not all(isinstance(v, _NUMBER) and not isinstance(v, bool)
+                                                for v in values):
+            raise bad(f"{pname} must be a number or a list of numbers (one per channel)")
+    if "low" in params and "high" in params \
+            and np.any(np.asarray(params["low"], float) >= np.asarray(params["high"], float)):
+        raise bad("low must be below high")

@@ -1,0 +1,136 @@
+"""The one mechanism that turns any rule into a backward step for one op.
+
+A :class:`~xai_cli.rules.LinearRule` runs one modified forward pass per term, maps
+the incoming relevance to a gradient per term, takes each term's vector-Jacobian
+product, and reduces them to the input relevance. A
+:class:`~xai_cli.rules.FlowRule` passes relevance through or follows the gradient;
+passing through a gate (an element-wise product) sends all relevance to the signal,
+the input with the output's shape, and treats the gate as a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from ..errors import XaiError
+from .layers import Op
+from .rules import FlowRule, LinearRule
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the graph guarantees about one op, so that exactly-zero rule terms are skipped.
+
+    ``nonnegative_input``: the inputs are >= 0 (after a ReLU): terms of negative inputs
+    vanish. ``silent_where_negative``: the output feeds a ReLU whose relevance is zero
+    wherever the ReLU is off, so a rule's cheaper ``where_silent`` form applies.
+    """
+
+    nonnegative_input: bool = False
+    silent_where_negative: bool = False
+
+    def skips(self, term) -> bool:
+        return self.nonnegative_input and term.vanishes_on_nonnegative_input
+
+    def cheapest(self, rule: LinearRule) -> LinearRule:
+        """``rule``, or its cheaper form where its output is silent where negative."""
+        if self.silent_where_negative and rule.where_silent is not None:
+            return rule.where_silent
+        return rule
+
+
+def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
+             facts: Facts = Facts()) -> list:
+    """Relevance of each input of ``op``, given the relevance of its output.
+
+    ``output`` is the op's forward output (reused by identity terms so that LRP-epsilon
+    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
+    Returns one tensor (or ``None`` for "no relevance") per input.
+    """
+    if isinstance(rule, LinearRule):
+        return _linear(op, rule, inputs, output, relevance, bounds, facts)
+    return _flow(op, rule, inputs, output, relevance)
+
+
+def _weights(fn, weights):
+    """``fn(weights)``, computed once when the explainer is traced (``tf.init_scope``),
+    not again for every batch: modified and transposed kernels depend on nothing else."""
+    with tf.init_scope():
+        return fn(tf.convert_to_tensor(weights))
+
+
+def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
+    """The op's output and a function mapping a gradient to the inputs' VJPs.
+
+    The one place that picks the VJP: an op with an ``input_vjp`` (a LINEAR op's
+    transposed map) needs no tape, and runs its forward pass only where ``output`` (the
+    output, where the caller knows it) is not given; any other op runs its forward pass
+    under a tape.
+    """
+    forward = forward or op.forward
+    if op.input_vjp is not None:
+        kernel, shape = _weights(op.input_vjp.kernel, params["kernel"]), inputs[0].shape
+        z = output if output is not None else forward(inputs, params)
+        return z, lambda grad: [op.input_vjp.apply(grad, kernel, shape)]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(inputs)
+        z = forward(inputs, params)
+    return (output if output is not None else z), \
+        lambda grad: tape.gradient(z, inputs, output_gradients=grad)
+
+
+def _constant_pass(op: Op, term, inputs, params, low, high):
+    """A term's input and output where its input does not depend on ``x``: computed
+    once, for one input, when the explainer is traced; both broadcast over the batch."""
+    with tf.init_scope():
+        xs = [term.input(tf.zeros((1, *x.shape[1:]), x.dtype), low, high) for x in inputs]
+        return xs, (op.linear_forward or op.forward)(xs, params)
+
+
+def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: Facts):
+    rule = facts.cheapest(rule)
+    params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
+    low, high = bounds if bounds is not None else (None, None)
+    reuse_output = rule.bias or "bias" not in op.params
+    term_inputs, outputs, vjps = [], [], []
+    for term in rule.terms:
+        if facts.skips(term):
+            term_inputs.append([None] * len(inputs))
+            outputs.append(tf.zeros_like(output))
+            vjps.append(None)
+            continue
+        modified = {k: _weights(term.bias if k == "bias" else term.kernel, v)
+                    for k, v in params.items()}
+        if term.ignores_input and op.input_vjp is not None:
+            xs, z = _constant_pass(op, term, inputs, modified, low, high)
+            vjp = _vjp(op, xs, modified, output=z)[1]
+        else:
+            xs = [term.input_of(x, low, high, facts.nonnegative_input) for x in inputs]
+            z, vjp = _vjp(op, xs, modified, op.linear_forward,
+                          output if term.is_identity and reuse_output else None)
+        outputs.append(z)
+        term_inputs.append(xs)
+        vjps.append(vjp)
+    grads = rule.mapper(relevance, outputs)
+    products = [vjp(g) if vjp is not None and g is not None else [None] * len(inputs)
+                for vjp, g in zip(vjps, grads)]
+    return [rule.reducer([xs[j] for xs in term_inputs], [p[j] for p in products])
+            for j in range(len(inputs))]
+
+
+def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
+    if rule.mode == "pass":
+        signal = next((j for j, x in enumerate(inputs)
+                       if x.shape.is_compatible_with(relevance.shape)), None)
+        if signal is None:
+            raise XaiError(f"rule pass on '{op.name}' ({op.layer_type}): its input and output "
+                           "shapes differ; pass suits element-wise layers only")
+        return [relevance if j == signal else None for j in range(len(inputs))]
+    if rule.mode == "deconvnet":
+        return [tf.nn.relu(relevance)]
+    grad = tf.nn.relu(relevance) if rule.mode == "guided" else relevance
+    _, vjp = _vjp(op, list(inputs), op.params, output=output)
+    return vjp(grad)
+

@@ -1,0 +1,96 @@
+"""Flattening a Keras model into the explanation graph.
+
+The graph is a topologically ordered list of :class:`~xai_cli.engine.layers.Op`; nested
+models are inlined and a final softmax is removed, so that explanations are of the
+pre-softmax score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras.src.models.functional import Functional
+
+from ..errors import XaiError
+from .layers import ACTIVATION, Builder, Op
+
+
+@dataclass
+class Graph:
+    """A model as ops in topological order; tensor 0 is the input."""
+
+    model: keras.Model
+    ops: list[Op]
+    output: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+    softmax_stripped: bool
+
+    def consumers(self, tensor: int) -> list[Op]:
+        return [op for op in self.ops if tensor in op.inputs]
+
+    def producer(self, tensor: int) -> Op | None:
+        return next((op for op in self.ops if op.output == tensor), None)
+
+
+def build_graph(model: keras.Model) -> Graph:
+    """Flatten ``model`` (Sequential or functional, nested models inlined) into ops."""
+    functional = _functional(model)
+    if len(functional.inputs) != 1 or len(functional.outputs) != 1:
+        raise XaiError(f"model '{model.name}' has {len(functional.inputs)} inputs and "
+                       f"{len(functional.outputs)} outputs; xai explains single-input, "
+                       "single-output classifiers")
+    builder = Builder()
+    (output,) = _inline(functional, [0], builder)
+    if builder.unsupported:
+        raise XaiError(f"model '{model.name}' has layers the explanation engine does not "
+                       f"support: {', '.join(builder.unsupported)}")
+    ops, output, stripped = _strip_softmax(builder.ops, output)
+    input_shape = tuple(functional.inputs[0].shape[1:])
+    if any(d is None for d in input_shape):
+        raise XaiError(f"model '{model.name}' has input shape {input_shape}; "
+                       "xai needs a fixed input size")
+    num_classes = functional.outputs[0].shape[-1]
+    return Graph(model, ops, output, input_shape, num_classes, stripped)
+
+
+def _functional(model):
+    if isinstance(model, keras.Sequential):
+        inner = getattr(model, "_functional", None)
+        if inner is None:
+            raise XaiError(f"Sequential model '{model.name}' is not built: give its first "
+                           "layer an input shape before saving")
+        return inner
+    if isinstance(model, Functional):
+        return model
+    raise XaiError(f"model '{model.name}' is a subclassed model ({type(model).__name__}) "
+                   "without a layer graph; save it as a functional or Sequential model")
+
+
+def _inline(model, input_ids: list[int], builder: Builder) -> list[int]:
+    model = _functional(model)
+    ids = {id(t): i for t, i in zip(model.inputs, input_ids)}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            layer = node.operation
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            inputs = [ids[id(t)] for t in node.input_tensors]
+            if isinstance(layer, keras.Model):
+                outputs = _inline(layer, inputs, builder)
+            else:
+                outputs = [builder.add_layer(layer, inputs)]
+            if len(node.outputs) != len(outputs):
+                raise XaiError(f"layer '{layer.name}' ({type(layer).__name__}) has "
+                               f"{len(node.outputs)} outputs; only single-output layers are supported")
+            ids.update({id(t): o for t, o in zip(node.outputs, outputs)})
+    return [ids[id(t)] for t in model.outputs]
+
+
+def _strip_softmax(ops: list[Op], output: int):
+    last = ops[-1] if ops else None
+    if last is not None and last.output == output and last.kind == ACTIVATION \
+            and last.activation == "softmax":
+        return ops[:-1], last.inputs[0], True
+    return ops, output, False

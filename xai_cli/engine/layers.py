@@ -1,0 +1,305 @@
+"""Keras layers as explanation-graph operations.
+
+Every supported layer becomes one or more :class:`Op`: a forward function that can be
+re-run with modified parameters, and a *kind* that tells the rules what the operation
+is. Activations are split off Dense/Conv layers so that rules see pure linear maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from ..errors import XaiError
+from . import transpose
+
+LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
+POOLING = "pooling"        # parameter-free linear map (average pooling, Add): z-rule split
+ACTIVATION = "activation"  # element-wise non-linearity: relevance passes through
+AFFINE = "affine"          # input rescaling (Rescaling, Normalization): relevance passes
+STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat): gradient
+GATE = "gate"              # element-wise product, first input the signal, others constant
+
+Forward = Callable[[list, dict], tf.Tensor]
+
+
+@dataclass(eq=False)
+class Op:
+    """One node of the explanation graph.
+
+    ``forward(inputs, params)`` recomputes the output; rules call it with modified
+    inputs and parameters.  ``inputs``/``output`` are tensor ids in the graph.
+    ``layer`` is the Keras layer's name (rule configs match it); ``name`` tells apart
+    the ops of one layer (``conv/activation``) and shows folded layers.
+    ``linear_forward``, where set, is the op as a linear map around the current input
+    (LayerNormalization with its scale held constant) for the LRP rules, while gradient
+    methods differentiate ``forward``.
+    ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
+    (:class:`~xai_cli.transpose.Transpose`); it replaces the gradient tape, which is
+    slower on CPU.
+    """
+
+    layer: str
+    name: str
+    layer_type: str
+    kind: str
+    forward: Forward
+    inputs: list[int]
+    output: int
+    params: dict = field(default_factory=dict)
+    activation: str | None = None
+    linear_forward: Forward | None = None
+    input_vjp: transpose.Transpose | None = None
+
+
+def _with_bias(linear: Callable) -> Forward:
+    """``linear(x, kernel)`` plus the bias; ``bias_add`` lets TensorFlow fuse it into a
+    preceding convolution (one pass less over the output)."""
+    def forward(xs, params):
+        z = linear(xs[0], params["kernel"])
+        if "bias" in params:
+            z = tf.nn.bias_add(z, params["bias"])
+        return z
+    return forward
+
+
+def _dense(layer):
+    def matmul(x, kernel):
+        if len(x.shape) == 2:
+            return tf.matmul(x, kernel)
+        return tf.tensordot(x, kernel, axes=1)
+    return matmul
+
+
+def _conv(layer):
+    padding = layer.padding
+    pad = None
+    if padding == "causal":
+        pad = layer._compute_causal_padding()
+        padding = "valid"
+
+    def conv(x, kernel):
+        if pad is not None:
+            x = tf.pad(x, pad)
+        return keras.ops.conv(x, kernel, strides=list(layer.strides), padding=padding,
+                              dilation_rate=layer.dilation_rate, data_format="channels_last")
+    return conv
+
+
+def _depthwise(layer):
+    def conv(x, kernel):
+        return keras.ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+                                        dilation_rate=layer.dilation_rate,
+                                        data_format="channels_last")
+    return conv
+
+
+def _pointwise(x, kernel):
+    return keras.ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
+
+
+def _call(layer) -> Forward:
+    """Forward of a parameter-free layer: the layer itself, in inference mode.
+
+    Merge layers take a list; bare operations recorded in a functional graph (``a + b``
+    is a ``keras.ops`` Add node) take their inputs as arguments.
+    """
+    def forward(xs, params):
+        if not isinstance(layer, keras.layers.Layer):
+            return layer(*xs)
+        return layer(xs if len(xs) > 1 else xs[0])
+    return forward
+
+
+def _activation_name(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+class Builder:
+    """Emits ops for layers, handing out tensor ids."""
+
+    def __init__(self):
+        self.ops: list[Op] = []
+        self.unsupported: list[str] = []
+        self._next_id = 1  # id 0 is the model input
+
+    def tensor(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
+             linear_forward=None, input_vjp=None) -> int:
+        out = self.tensor()
+        self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
+                           list(inputs), out, dict(params or {}), activation, linear_forward,
+                           input_vjp))
+        return out
+
+    def add_layer(self, layer, inputs: list[int]) -> int:
+        """Emit the ops of one Keras layer; returns the output tensor id."""
+        _check_layout(layer)
+        name = type(layer).__name__
+        converter = _CONVERTERS.get(name)
+        if converter is None:
+            self.unsupported.append(f"'{layer.name}' ({name})")
+            return self.tensor()
+        out = converter(self, layer, inputs)
+        activation = getattr(layer, "activation", None)
+        if name not in _ACTIVATION_LAYERS and activation is not None \
+                and _activation_name(activation) != "linear":
+            out = self.emit(layer, ACTIVATION, lambda xs, p, fn=activation: fn(xs[0]), [out],
+                            suffix="/activation", activation=_activation_name(activation))
+        return out
+
+
+def _check_layout(layer):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise XaiError(f"layer '{layer.name}' ({type(layer).__name__}) uses data_format "
+                       f"'{layer.data_format}'; only channels_last is supported")
+    if type(layer).__name__ == "BatchNormalization" \
+            and layer.axis not in (-1, len(layer.output.shape) - 1):
+        raise XaiError(f"layer '{layer.name}' (BatchNormalization) normalises axis {layer.axis}; "
+                       "only the channel axis (last) is supported")
+
+
+def _conv_transpose(layer):
+    """The transposed map of a Conv2D; TensorFlow's backprop kernel for fewer than 8
+    input channels (first layers on images), where it beats a forward convolution with
+    so few output channels; None (the tape) for dilated, grouped and other ranks."""
+    if len(layer.kernel_size) != 2 or layer.padding not in ("same", "valid") \
+            or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+        return None
+    if layer.kernel.shape[2] < 8:
+        return transpose.conv2d_backprop(layer.strides, layer.padding)
+    return transpose.conv2d(layer.kernel_size, layer.strides, layer.padding)
+
+
+def _linear(fn_factory, transpose_of=lambda layer: None):
+    def convert(b: Builder, layer, inputs):
+        params = {"kernel": layer.kernel}
+        if getattr(layer, "use_bias", False):
+            params["bias"] = layer.bias
+        return b.emit(layer, LINEAR, _with_bias(fn_factory(layer)), inputs, params,
+                      input_vjp=transpose_of(layer))
+    return convert
+
+
+def _separable(b: Builder, layer, inputs):
+    mid = b.emit(layer, LINEAR, _with_bias(_depthwise(layer)), inputs,
+                 {"kernel": layer.depthwise_kernel}, suffix="/depthwise")
+    params = {"kernel": layer.pointwise_kernel}
+    if layer.use_bias:
+        params["bias"] = layer.bias
+    return b.emit(layer, LINEAR, _with_bias(_pointwise), [mid], params, suffix="/pointwise",
+                  input_vjp=transpose.conv2d((1, 1), (1, 1), "valid"))
+
+
+def batchnorm_affine(layer):
+    """The (scale, shift) of an inference-mode BatchNormalization."""
+    variance = tf.convert_to_tensor(layer.moving_variance)
+    scale = tf.math.rsqrt(variance + layer.epsilon)
+    if layer.scale:
+        scale = scale * layer.gamma
+    shift = -tf.convert_to_tensor(layer.moving_mean) * scale
+    if layer.center:
+        shift = shift + layer.beta
+    return scale, shift
+
+
+def _scale(x, kernel):
+    return x * kernel
+
+
+def _batchnorm(b: Builder, layer, inputs):
+    scale, shift = batchnorm_affine(layer)
+    return b.emit(layer, LINEAR, _with_bias(_scale), inputs, {"kernel": scale, "bias": shift},
+                  input_vjp=transpose.SCALE)
+
+
+def _standardise(epsilon, hold_scale: bool) -> Forward:
+    def forward(xs, params):
+        x = xs[0]
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        scale = tf.math.rsqrt(variance + epsilon)
+        return (x - mean) * (tf.stop_gradient(scale) if hold_scale else scale)
+    return forward
+
+
+def _layernorm(b: Builder, layer, inputs):
+    """Standardisation (linear once its scale is held constant, Ali et al. 2022), then
+    the learned element-wise affine map as a linear layer."""
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, len(layer.output.shape) - 1, (-1,), (len(layer.output.shape) - 1,)) \
+            or layer.rms_scaling:
+        raise XaiError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis}"
+                       f"{' with RMS scaling' if layer.rms_scaling else ''}; only plain "
+                       "normalisation over the channel axis (last) is supported")
+    out = b.emit(layer, POOLING, _standardise(layer.epsilon, False), inputs,
+                 suffix="/standardise", linear_forward=_standardise(layer.epsilon, True))
+    params = {"kernel": layer.gamma} if layer.scale else {"kernel": tf.ones(layer.output.shape[-1])}
+    if layer.center:
+        params["bias"] = layer.beta
+    return b.emit(layer, LINEAR, _with_bias(_scale), [out], params, input_vjp=transpose.SCALE)
+
+
+def _layer_scale(b: Builder, layer, inputs):
+    return b.emit(layer, LINEAR, _with_bias(_scale), inputs, {"kernel": layer.gamma},
+                  input_vjp=transpose.SCALE)
+
+
+def _kind(kind):
+    def convert(b: Builder, layer, inputs):
+        return b.emit(layer, kind, _call(layer), inputs)
+    return convert
+
+
+def _identity(b: Builder, layer, inputs):
+    return b.emit(layer, STRUCTURAL, lambda xs, p: xs[0], inputs)
+
+
+def _activation(b: Builder, layer, inputs):
+    fn = getattr(layer, "activation", None)
+    label = _activation_name(fn) if fn is not None else type(layer).__name__.lower()
+    if label == "relu" and (getattr(layer, "negative_slope", 0) or getattr(layer, "threshold", 0) < 0):
+        label = "leaky_relu"
+    return b.emit(layer, ACTIVATION, _call(layer), inputs, activation=label)
+
+
+def _multiply(b: Builder, layer, inputs):
+    if len(inputs) != 2:
+        raise XaiError(f"layer '{layer.name}' (Multiply) has {len(inputs)} inputs; "
+                       "only a signal times one gate is supported")
+    return b.emit(layer, GATE, lambda xs, p: xs[0] * xs[1], inputs)
+
+
+_ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
+
+_CONVERTERS = {
+    "Dense": _linear(_dense, lambda layer: transpose.DENSE),
+    "Conv1D": _linear(_conv), "Conv2D": _linear(_conv, _conv_transpose), "Conv3D": _linear(_conv),
+    "DepthwiseConv2D": _linear(_depthwise), "DepthwiseConv1D": _linear(_depthwise),
+    "SeparableConv2D": _separable,
+    "BatchNormalization": _batchnorm,
+    "AveragePooling1D": _kind(POOLING), "AveragePooling2D": _kind(POOLING),
+    "AveragePooling3D": _kind(POOLING), "GlobalAveragePooling1D": _kind(POOLING),
+    "GlobalAveragePooling2D": _kind(POOLING), "GlobalAveragePooling3D": _kind(POOLING),
+    "Add": _kind(POOLING), "Average": _kind(POOLING), "Subtract": _kind(POOLING),
+    "MaxPooling1D": _kind(STRUCTURAL), "MaxPooling2D": _kind(STRUCTURAL),
+    "MaxPooling3D": _kind(STRUCTURAL), "GlobalMaxPooling1D": _kind(STRUCTURAL),
+    "GlobalMaxPooling2D": _kind(STRUCTURAL), "GlobalMaxPooling3D": _kind(STRUCTURAL),
+    "Concatenate": _kind(STRUCTURAL), "Flatten": _kind(STRUCTURAL), "Reshape": _kind(STRUCTURAL),
+    "Permute": _kind(STRUCTURAL), "ZeroPadding1D": _kind(STRUCTURAL),
+    "ZeroPadding2D": _kind(STRUCTURAL), "ZeroPadding3D": _kind(STRUCTURAL),
+    "Cropping1D": _kind(STRUCTURAL), "Cropping2D": _kind(STRUCTURAL),
+    "Cropping3D": _kind(STRUCTURAL), "UpSampling2D": _kind(STRUCTURAL),
+    "Dropout": _identity, "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
+    "SpatialDropout3D": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
+    "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,
+    "Rescaling": _kind(AFFINE), "Normalization": _kind(AFFINE),
+    "Multiply": _multiply,
+    "LayerNormalization": _layernorm, "LayerScale": _layer_scale,
+    **{name: _activation for name in _ACTIVATION_LAYERS},
+}

@@ -1,0 +1,243 @@
+"""`xai bench`: images per second per method, as ratios to the plain gradient and the forward pass.
+
+Every figure is the median of several timed repetitions after warm-up (compilation),
+on the same model and batch in the same process, so the ratios hold on a noisy
+machine. The plain gradient is TensorFlow's own autodiff of the target logit; the
+evaluate figure compares a perturbation run with the bare forward passes it needs.
+The end-to-end figures run the explain job itself on generated photos, once with a
+trivial model and once with the bench's model, to show whether the input pipeline
+(decode, render, write) or the model bounds a real job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from ..engine import composites
+from ..engine.explainers import make_explainer
+from ..engine.graph import build_graph
+from ..engine.methods import METHODS
+from ..engine.propagation import Propagator, Scorer
+from ..errors import XaiError
+from ..io import preprocess
+from ..models.loading import load
+from ..session import Options, Report, open_session
+from . import explain
+from . import perturbation as pa
+
+ARCHITECTURES = {
+    "vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet50v2": "ResNet50V2",
+    "mobilenet": "MobileNet", "mobilenetv2": "MobileNetV2", "densenet121": "DenseNet121",
+    "inceptionv3": "InceptionV3", "xception": "Xception", "efficientnetb0": "EfficientNetB0",
+}
+PHOTO_SIZE = (500, 375)  # width, height: decoding and resizing cost what they do on photos
+END_TO_END_BATCHES = 4
+MODEL_BOUND = 0.8  # below this share of the trivial model's rate, the model bounds a job
+
+
+def _model(model_path, arch, input_size):
+    if model_path:
+        return load(model_path)
+    import keras
+    if arch not in ARCHITECTURES:
+        raise XaiError(f"unknown --arch '{arch}'; expected one of {', '.join(ARCHITECTURES)}")
+    keras.utils.set_random_seed(0)
+    return getattr(keras.applications, ARCHITECTURES[arch])(
+        weights=None, input_shape=(input_size, input_size, 3), classes=1000)
+
+
+def _medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, timed in turn, round after round, after two
+    warm-up calls each (tracing, compilation, allocator): a change in a shared machine's
+    load then hits every figure alike, and their ratios hold."""
+    for fn in fns.values():
+        fn()
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _peak_memory_mb() -> float:
+    if tf.config.list_physical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run(model_path: str | None, arch: str | None, input_size: int, batch_size: int,
+        methods: tuple[str, ...], configs: tuple[str, ...], repeats: int = 5,
+        evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False) -> dict:
+    """Time forward, gradient, each method (LRP once per config), evaluate and, unless
+    ``end_to_end`` is false, the explain job with the first method (and config). With
+    ``xla``, the forward pass and every method not random are timed XLA-compiled too."""
+    graph = build_graph(_model(model_path, arch, input_size))
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (batch_size, *graph.input_shape))
+                    .astype(np.float32))
+    targets = tf.zeros(batch_size, tf.int32)
+    index = tf.range(batch_size, dtype=tf.int64)
+    forward = Propagator(graph, [])
+    spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32)]
+
+    def plain_forward(batch):
+        return forward.forward(batch)[graph.output]
+
+    @tf.function(input_signature=spec)
+    def plain_gradient(batch):
+        with tf.GradientTape() as tape:
+            tape.watch(batch)
+            score = tf.reduce_sum(forward.forward(batch)[graph.output][:, 0])
+        return tape.gradient(score, batch)
+
+    compiled = tf.function(plain_forward, input_signature=spec)
+    fns = {"forward": lambda: compiled(x).numpy(), "gradient": lambda: plain_gradient(x).numpy()}
+    if xla:
+        with_xla = tf.function(plain_forward, input_signature=spec, jit_compile=True)
+        fns["forward +xla"] = lambda: with_xla(x).numpy()
+    unit = preprocess.resolve("unit")
+    runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
+            for config in (configs if METHODS[method].uses_composite else (None,))]
+    for name, method, config in runs:
+        for jit in (False, True) if xla and not METHODS[method].random else (False,):
+            explainer = make_explainer(graph, METHODS[method], composites.load(config), unit,
+                                       jit_compile=jit)
+            fns[name + " +xla" * jit] = lambda e=explainer: e._compiled(x, targets, index)[0].numpy()
+    figures = _medians(fns, repeats)
+    evaluate, forwards = _evaluate_figures(graph, x.numpy(), evaluate_steps, repeats)
+    result = {
+        "device": _device_name(), "model": model_path or arch, "batch_size": batch_size,
+        "input_shape": list(graph.input_shape), "repeats": repeats,
+        "peak_memory_mb": round(_peak_memory_mb(), 1),
+        "methods": {name: {**_rate(t, batch_size),
+                           "ratio_to_gradient": round(t / figures["gradient"], 3),
+                           "ratio_to_forward": round(t / figures["forward"], 3)}
+                    for name, t in figures.items()},
+        "evaluate": {"steps": evaluate_steps, "seconds": round(evaluate, 5),
+                     "forward_seconds": round(forwards, 5),
+                     "ratio_to_forward": round(evaluate / forwards, 3)},
+        "end_to_end": None,
+    }
+    if end_to_end:
+        result["end_to_end"] = _end_to_end(graph, *runs[0], batch_size, repeats)
+    return result
+
+
+def _rate(seconds: float, images: int) -> dict:
+    return {"seconds": round(seconds, 5), "images_per_s": round(images / seconds, 2)}
+
+
+def _end_to_end(graph, name, method, config, batch_size, repeats) -> dict:
+    """The explain job over generated photo files, with a trivial model and with ``graph``:
+    the trivial model's rate is what decoding, rendering and writing allow at most."""
+    files = END_TO_END_BATCHES * batch_size
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null:
+        folder = Path(tmp)
+        _write_photos(folder / "images", files)
+        _trivial_model(graph.input_shape).save(folder / "trivial.keras")
+        session = open_session(Options(str(folder / "trivial.keras"), (str(folder / "images"),),
+                                       rules=config, batch_size=batch_size, out=folder / "out"))
+        seconds = _medians({key: _job(dataclasses.replace(session, graph=g), method, null)
+                            for key, g in (("trivial_model", session.graph), ("model", graph))},
+                           repeats)
+    return {"method": name, "files": files, "photo_size": list(PHOTO_SIZE),
+            **{key: _rate(t, files) for key, t in seconds.items()}}
+
+
+def _job(session, method, null):
+    """One explain job over the session's inputs, JSON lines to the ``null`` stream.
+    Compiled once, as a long job is, so that the figure is a rate and not the tracing."""
+    report = Report(null, null, fail_fast=True)  # a failed input stops it, not skews it
+    explainers = session.explainers((method,), report)
+    session.explainers = lambda *_: explainers
+    return lambda: explain.run(session, explain.ExplainOptions((method,)), report)
+
+
+def _write_photos(folder: Path, count: int) -> None:
+    """Noise pictures of a photo's size, JPEG and PNG in turn."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (PHOTO_SIZE[1], PHOTO_SIZE[0], 3), np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:04d}.{('jpg', 'png')[i % 2]}")
+
+
+def _trivial_model(input_shape):
+    """One tiny conv, pooling and a dense layer: a model that costs next to nothing."""
+    import keras
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3, activation="relu"),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+
+
+def _evaluate_figures(graph, x, steps, repeats) -> tuple[float, float]:
+    """Perturbation curves for one batch vs the bare forward passes of the same copies."""
+    scorer = Scorer(graph)
+    ids, patches = pa.patch_ids(x.shape[1:3], (max(1, x.shape[1] // 8),) * 2)
+    rng = [np.random.default_rng(i) for i in range(len(x))]
+    ranks = pa.pixel_ranks(pa.patch_order(np.zeros((len(x), patches)), "random", rng), ids)
+    replacement = pa.replacement_values(x, "mean", None, rng, sigma=1)
+    rows = len(x) * (steps + 1)
+    copies = np.repeat(x, steps + 1, axis=0)
+
+    def forwards():
+        for start in range(0, rows, 256):
+            scorer(copies[start:start + 256])
+
+    def curves():
+        pa.perturbation_curves(lambda b, i: scorer(b)[:, 0], x, ranks, replacement, steps)
+
+    figures = _medians({"curves": curves, "forwards": forwards}, repeats)
+    return figures["curves"], figures["forwards"]
+
+
+def _device_name() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return f"CPU ({_cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores)"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def table(result: dict) -> str:
+    """The figures as a text table."""
+    lines = [f"{result['model']}  input {tuple(result['input_shape'])}  batch {result['batch_size']}"
+             f"  on {result['device']}  (median of {result['repeats']}; peak memory "
+             f"{result['peak_memory_mb']} MB)",
+             f"{'method':40s} {'images/s':>10s} {'x gradient':>11s} {'x forward':>10s}"]
+    for name, f in result["methods"].items():
+        lines.append(f"{name:40s} {f['images_per_s']:10.2f} {f['ratio_to_gradient']:11.3f}"
+                     f" {f['ratio_to_forward']:10.3f}")
+    e = result["evaluate"]
+    lines.append(f"evaluate, {e['steps']} steps: {e['seconds']:.3f} s = {e['ratio_to_forward']:.3f} x "
+                 f"its forward passes ({e['forward_seconds']:.3f} s)")
+    job = result["end_to_end"]
+    if job:
+        trivial, model = job["trivial_model"]["images_per_s"], job["model"]["images_per_s"]
+        lines += [f"end to end, explain with {job['method']} on {job['files']} JPEG/PNG files "
+                  "of {}x{}:".format(*job["photo_size"]),
+                  f"  trivial model: {trivial:.2f} images/s (decode+render+write bound)",
+                  f"  {result['model']}: {model:.2f} images/s ("
+                  f"{'model' if model < MODEL_BOUND * trivial else 'input pipeline'} bound)"]
+    return "\n".join(lines)

@@ -1,0 +1,297 @@
+"""Region perturbation (Samek et al. 2017): how fast the score falls as relevant patches go.
+
+A heatmap is judged by the model, not by eye: relevance is summed over channels and over
+non-overlapping patches (edge patches clipped), patches are ranked (most relevant first
+for MoRF), and at step k the k first-ranked patches hold their replacement values. The
+replacement values of an image are drawn once, so step k+1 is step k with one more patch
+replaced and the curve is monotone in what it removes. Randomness comes from one
+generator per image, so results do not depend on how images are batched. Perturbed
+copies are built chunk by chunk, so memory is bounded by the chunk, not images x steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import BinaryIO
+
+import numpy as np
+
+ORDERS = ("morf", "lerf", "random")
+REPLACEMENTS = ("uniform", "mean", "blur")
+
+
+def patch_ids(shape_hw: tuple[int, int], patch: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """Map every pixel to its patch.
+
+    Parameters
+    ----------
+    shape_hw : (H, W) of the input.
+    patch : (ph, pw) patch size, tiled from the top-left; edge patches are clipped.
+
+    Returns
+    -------
+    ids : (H, W) int array, patch id ``row * ncols + col`` over the patch grid.
+    count : number of patches P = ceil(H / ph) * ceil(W / pw).
+    """
+    (h, w), (ph, pw) = shape_hw, patch
+    if ph < 1 or pw < 1:
+        raise ValueError(f"patch size must be positive, got {ph}x{pw}")
+    columns = -(-w // pw)
+    ids = (np.arange(h)[:, None] // ph) * columns + np.arange(w)[None, :] // pw
+    return ids, -(-h // ph) * columns
+
+
+def patch_scores(relevance: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
+    """Relevance per patch.
+
+    Parameters
+    ----------
+    relevance : (N, H, W, C) or (N, H, W) array; summed over channels first.
+    patch : (ph, pw) patch size, as in `patch_ids`.
+
+    Returns
+    -------
+    (N, P) float64 array of relevance summed over each patch.
+    """
+    r = relevance.sum(axis=-1) if relevance.ndim == 4 else relevance
+    ids, count = patch_ids(r.shape[1:], patch)
+    offsets = (np.arange(len(r)) * count)[:, None, None] + ids[None]
+    return np.bincount(offsets.ravel(), weights=r.astype(np.float64).ravel(),
+                       minlength=len(r) * count).reshape(len(r), count)
+
+
+def patch_order(scores: np.ndarray, order: str,
+                rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """Patch ids in the order they are perturbed.
+
+    Parameters
+    ----------
+    scores : (N, P) patch scores from `patch_scores`.
+    order : 'morf' (decreasing score), 'lerf' (increasing) or 'random'.
+    rngs : one generator per image, used only by 'random' (a permutation each).
+
+    Returns
+    -------
+    (N, P) patch ids, first perturbed first. Ties are broken by patch id (stable sort).
+    """
+    if order == "morf":
+        return np.argsort(-scores, axis=1, kind="stable")
+    if order == "lerf":
+        return np.argsort(scores, axis=1, kind="stable")
+    if order != "random":
+        raise ValueError(f"unknown order '{order}'; expected one of {', '.join(ORDERS)}")
+    if len(rngs) != len(scores):
+        raise ValueError(f"random order needs one generator per image: {len(rngs)} for "
+                         f"{len(scores)} images")
+    return np.stack([rng.permutation(scores.shape[1]) for rng in rngs])
+
+
+def pixel_ranks(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Step at which each pixel is perturbed: pixel is replaced at step k iff rank < k.
+
+    Parameters
+    ----------
+    order : (N, P) patch ids from `patch_order`.
+    ids : (H, W) patch id map from `patch_ids`.
+
+    Returns
+    -------
+    (N, H, W) int array, the rank of each pixel's patch in ``order`` (0 = first).
+    """
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
+    return ranks[:, ids]
+
+
+def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur over axes 1 and 2 (truncated at 3 sigma, reflect padding)."""
+    radius = max(1, int(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    for axis in (1, 2):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (radius, radius)
+        padded = np.moveaxis(np.pad(x, pad, mode="reflect"), axis, 0)
+        out = np.zeros_like(padded[2 * radius:])
+        for i, w in enumerate(kernel):   # one shifted copy per tap, not per pixel
+            out += w * padded[i:i + len(out)]
+        x = np.moveaxis(out, 0, axis)
+    return x
+
+
+def replacement_values(x: np.ndarray, mode: str, valid_range, rngs: Sequence[np.random.Generator],
+                       sigma: float) -> np.ndarray:
+    """Values that perturbed pixels take, drawn once per image.
+
+    Parameters
+    ----------
+    x : (N, H, W, C) inputs.
+    mode : 'uniform' (per pixel and channel, uniform in the channel's valid range),
+        'mean' (per-image per-channel mean) or 'blur' (Gaussian-blurred copy of ``x``).
+    valid_range : (low, high), scalars or (C,) arrays; needed by 'uniform' only.
+    rngs : one generator per image, used by 'uniform' only.
+    sigma : standard deviation of the blur in pixels (> 0); used by 'blur' only.
+
+    Returns
+    -------
+    (N, H, W, C) float32 array.
+    """
+    if mode == "uniform":
+        if valid_range is None:
+            raise ValueError("uniform replacement needs the input's valid range: choose a "
+                             "preprocessing preset")
+        if len(rngs) != len(x):
+            raise ValueError(f"uniform replacement needs one generator per image: {len(rngs)} "
+                             f"for {len(x)} images")
+        low, high = (np.asarray(v, np.float64) for v in valid_range)
+        return np.stack([rng.uniform(low, high, x.shape[1:]) for rng in rngs]).astype(np.float32)
+    if mode == "mean":
+        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True, dtype=np.float64),
+                               x.shape).astype(np.float32)
+    if mode == "blur":
+        if sigma <= 0:
+            raise ValueError(f"blur sigma must be positive, got {sigma}")
+        return _gaussian_blur(x.astype(np.float64), sigma).astype(np.float32)
+    raise ValueError(f"unknown replacement '{mode}'; expected one of {', '.join(REPLACEMENTS)}")
+
+
+def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
+                        ranks: np.ndarray, replacement: np.ndarray, steps: int,
+                        chunk: int = 256) -> np.ndarray:
+    """Scores of the inputs as their patches are replaced one by one.
+
+    Parameters
+    ----------
+    score_fn : ``score_fn(batch, image_index) -> (B,)`` scores a (B, H, W, C) batch of
+        perturbed copies; ``image_index`` (B,) says which image of ``x`` each row is from,
+        so the caller can score each image's own target.
+    x : (N, H, W, C) inputs.
+    ranks : (N, H, W) pixel ranks from `pixel_ranks`.
+    replacement : (N, H, W, C) values from `replacement_values`.
+    steps : number of perturbation steps L >= 0. Steps beyond the number of patches
+        repeat the fully perturbed input, so the curve always has L + 1 columns.
+    chunk : rows per ``score_fn`` call; bounds the memory of the perturbed copies.
+
+    Returns
+    -------
+    (N, steps + 1) float64 array; column 0 scores the unperturbed input and column k the
+    input whose k first-ranked patches were replaced.
+    """
+    n = len(x)
+    image = np.repeat(np.arange(n), steps + 1)
+    step = np.tile(np.arange(steps + 1), n)
+    scores = np.empty(len(image), np.float64)
+    for start in range(0, len(image), chunk):
+        i, k = image[start:start + chunk], step[start:start + chunk]
+        mask = (ranks[i] < k[:, None, None])[..., None]
+        scores[start:start + chunk] = score_fn(np.where(mask, replacement[i], x[i]), i)
+    return scores.reshape(n, steps + 1)
+
+
+def fraction_perturbed(ranks: np.ndarray, steps: int) -> np.ndarray:
+    """Share of pixels replaced at each step (edge patches are smaller).
+
+    Parameters
+    ----------
+    ranks : (N, H, W) pixel ranks from `pixel_ranks`.
+    steps : number of steps L, as in `perturbation_curves`.
+
+    Returns
+    -------
+    (N, steps + 1) array, 0 at step 0 and 1 once every patch is replaced.
+    """
+    n, pixels = len(ranks), ranks[0].size
+    count = int(ranks.max()) + 1
+    flat = ranks.reshape(n, pixels) + (np.arange(n) * count)[:, None]
+    sizes = np.bincount(flat.ravel(), minlength=n * count).reshape(n, count)
+    replaced = np.concatenate([np.zeros((n, 1), np.int64), sizes.cumsum(axis=1)], axis=1)
+    return replaced[:, np.minimum(np.arange(steps + 1), count)] / pixels
+
+
+def aopc(curves: np.ndarray) -> np.ndarray:
+    """Area over the perturbation curve of each image (Samek et al. 2017).
+
+    Parameters
+    ----------
+    curves : (N, L + 1) scores from `perturbation_curves`.
+
+    Returns
+    -------
+    (N,) array, ``1 / (L + 1) * sum_{k=0..L} (f(x_0) - f(x_k))``; average it over
+    images (with `mean_and_stderr`) for the paper's AOPC.
+    """
+    return (curves[:, :1] - curves).mean(axis=1)
+
+
+def area_between(morf: np.ndarray, lerf: np.ndarray) -> np.ndarray:
+    """Area between the LeRF and the MoRF curve of each image.
+
+    Harder to game than AOPC alone: AOPC rewards a heatmap that finds the few most relevant
+    patches even if it ranks the rest at random, while the area also asks that removing the
+    patches ranked least relevant leaves the score high (LeRF), so it needs the whole
+    ranking right.
+
+    Parameters
+    ----------
+    morf, lerf : (N, L + 1) scores from `perturbation_curves` in MoRF and LeRF order.
+
+    Returns
+    -------
+    (N,) array, ``1 / (L + 1) * sum_k (f(x_k^lerf) - f(x_k^morf))``, which equals
+    AOPC_morf - AOPC_lerf (both curves start at the same f(x_0)).
+    """
+    return (lerf - morf).mean(axis=1)
+
+
+def mean_and_stderr(values) -> tuple[float, float]:
+    """Mean and standard error over images.
+
+    Parameters
+    ----------
+    values : per-image values, e.g. from `aopc`.
+
+    Returns
+    -------
+    mean : NaN for no values.
+    stderr : ``std(ddof=1) / sqrt(N)``, 0 for fewer than two values.
+    """
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return (float(values[0]) if len(values) else float("nan")), 0.0
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+LINESTYLES = {"morf": "-", "lerf": ":", "random": "--"}
+
+
+def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str | BinaryIO,
+                title: str) -> None:
+    """Draw curves.png: mean relative score (score / unperturbed score) per step.
+
+    Parameters
+    ----------
+    panels : panel title (one per replacement protocol, side by side) ->
+        (method, order) -> (L + 1,) curve. A method keeps its colour across orders;
+        the line style tells the order (MoRF solid, LeRF dotted, random dashed).
+    file : path or binary file object the PNG is written to (atomicity is the caller's).
+    title : figure title.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (name, curves) in zip(axes, panels.items()):
+        colours = {}
+        for (method, order), curve in curves.items():
+            colour = colours.setdefault(method, f"C{len(colours)}")
+            ax.plot(np.arange(len(curve)), curve, color=colour, linestyle=LINESTYLES[order],
+                    label=f"{method} lerf" if order == "lerf" else method)
+        ax.set_xlabel("perturbation step (patches replaced)")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("mean score / unperturbed score")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(file, format="png")

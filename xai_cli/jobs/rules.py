@@ -1,0 +1,67 @@
+"""`xai rules`: the resolved layer -> rule table, and per-layer relevance conservation."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ..engine import composites
+from ..engine.context import contexts
+from ..engine.explainers import apply_composite
+from ..engine.graph import build_graph
+from ..engine.propagation import output_relevance
+from ..errors import XaiError
+from ..io import inputs
+from ..io.outputs import text_table
+from ..models.loading import load
+from ..session import parse_target, resolve_preprocessing
+
+
+def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
+          target: str) -> str:
+    """The rule table; with ``check_image``, also relevance in and out of every op."""
+    composite = composites.load(rules)
+    applied = apply_composite(build_graph(load(model_path)), composite)
+    graph = applied.graph
+    header = [f"model: {model_path} ({len(graph.ops)} ops; input {graph.input_shape}; "
+              f"{graph.num_classes} outputs{', final softmax removed' if graph.softmax_stripped else ''})",
+              f"rules: {composite.label}" + (f"; canonizers: {', '.join(composite.canonizers)}"
+                                              if composite.canonizers else "")]
+    context = contexts(graph)
+    rows = [("op", "type", "feeds", "rule", "from")]
+    rows += [(op.name, f"{op.activation} ({op.layer_type})" if op.activation else op.layer_type,
+              context[i].describe() if i in context else "", a.rule.describe(), a.source)
+             for i, (op, a) in enumerate(zip(graph.ops, applied.assignments))]
+    text = "\n".join(header) + "\n\n" + text_table(rows)
+    if applied.warnings:
+        text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
+    if check_image:
+        text += "\n\n" + _check(applied, composite, check_image, preprocessing, target)
+    return text
+
+
+def _check(applied, composite, image, preprocessing, target) -> str:
+    graph, rules = applied.graph, applied.rules
+    prep = resolve_preprocessing(composite, preprocessing)
+    items, problems = inputs.discover([image])
+    if problems or not items:
+        raise XaiError(f"--check {image}: {problems[0][1] if problems else 'no input'}")
+    x = inputs.load(items[0], graph.input_shape, prep).x[None]
+    propagator = applied.propagator(prep)
+    values = propagator.forward(tf.constant(x))
+    logits = values[graph.output][0].numpy()
+    index = parse_target(target, None, graph.num_classes)
+    index = int(np.argmax(logits)) if index < 0 else index
+    record = []
+    relevance = propagator.backward(
+        values, output_relevance(values[graph.output], [index], scale_by_logit=True), record).numpy()
+    rows = [("op", "rule", "relevance out", "relevance in", "in / out")]
+    for op, r_out, r_ins in record:
+        out_sum = float(tf.reduce_sum(r_out))
+        in_sum = sum(float(tf.reduce_sum(r)) for r in r_ins if r is not None)
+        ratio = in_sum / out_sum if out_sum else float("nan")
+        rows.append((op.name, rules[graph.ops.index(op)].describe(), f"{out_sum:.6g}",
+                     f"{in_sum:.6g}", f"{ratio:.4f}"))
+    total = float(relevance.sum())
+    return (f"conservation on {image} (class {index}, logit {logits[index]:.6g}; "
+            f"input relevance {total:.6g} = {total / logits[index]:.4f} x logit)\n\n" + text_table(rows))

@@ -1,0 +1,83 @@
+"""The spray job: heatmaps of many images of one class, clustered (SpRAy).
+
+Heatmaps are computed in batches as in explain; only their downsized forms are kept, so
+memory grows by a few kilobytes per image. Writes clusters.csv, eigenvalues.csv,
+eigengap.png, embedding.png, and per cluster its mean heatmap and a contact sheet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.methods import METHODS
+from ..errors import XaiError
+from ..io import render
+from ..io.outputs import atomic_write, save_csv, save_png, save_thumbnail, thumbnail_path
+from ..session import Report, Session
+from . import spectral
+
+THUMBNAIL = 48
+
+
+def run(session: Session, method: str, clusters, report: Report, progress=None,
+        style: render.Style = render.Style()) -> np.ndarray:
+    """Cluster the heatmaps of every input of ``session`` for its (fixed) target class;
+    returns the cluster of each input that was clustered.
+
+    Each batch's features are kept as a part file (`xai_cli.parts`), so that a rerun with
+    ``--skip-existing`` (after a kill, or to try another ``--clusters`` or ``style``)
+    computes only the heatmaps it lacks: pictures are drawn from the stored maps."""
+    if session.target < 0:
+        raise XaiError("xai spray explains one class across images: give --target")
+    spectral.require_sklearn()
+    opts = session.options
+    explainer = session.explainers((method,), report)[method]
+    parts = session.parts("spray", {"method": method})
+    signed = METHODS[method].signed
+    for samples, index, save in session.unfinished(parts, report, progress):
+        x = np.stack([s.x for s in samples])
+        relevance = explainer.explain(x, np.full(len(x), session.target, np.int32),
+                                      index).relevance
+        finite = np.isfinite(relevance.reshape(len(x), -1)).all(axis=1)
+        for sample, ok in zip(samples, finite):
+            if ok:
+                save_thumbnail(opts.out, sample.item.stem, sample.display)
+            else:
+                report.error(sample.item.source, "relevance contains NaN or Inf",
+                             sample.item.index)
+        relevance = relevance[finite]
+        save([s.item for s, ok in zip(samples, finite) if ok],
+             {"features": spectral.prepare(relevance),
+              "maps": spectral.prepare(relevance, size=THUMBNAIL)})
+    kept, arrays = parts.gather(session.batches())
+    result = spectral.spray(arrays.get("features", np.zeros((0, 1))), clusters, seed=opts.seed)
+    maps = arrays["maps"].reshape(-1, THUMBNAIL, THUMBNAIL)
+    _write(session, kept, result, maps, [render.heatmap(m, signed, style) for m in maps],
+           signed, style)
+    for item, cluster in zip(kept, result.labels):
+        report.record({"input": item.source, "index": item.index, "status": "ok",
+                       "outputs": [str(thumbnail_path(opts.out, item.stem))],
+                       "target": session.target, "target_label": session.label(session.target),
+                       "cluster": int(cluster)})
+    return result.labels
+
+
+def _write(session, items, result, maps, thumbs, signed, style):
+    out = session.options.out
+    out.mkdir(parents=True, exist_ok=True)
+    dims = result.embedding.shape[1]
+    save_csv(out / "clusters.csv", ["image", "cluster"] + [f"e{i}" for i in range(dims)],
+             ([item.stem, int(c), *map(float, e)]
+              for item, c, e in zip(items, result.labels, result.embedding)))
+    save_csv(out / "eigenvalues.csv", ["index", "eigenvalue"],
+             ((i, float(v)) for i, v in enumerate(result.eigenvalues)))
+    atomic_write(out / "eigengap.png",
+                 lambda f: spectral.plot_eigengap(result.eigenvalues, result.n_clusters, f))
+    atomic_write(out / "embedding.png",
+                 lambda f: spectral.plot_embedding(result.embedding, result.labels, f))
+    for cluster in range(result.n_clusters):
+        members = np.flatnonzero(result.labels == cluster)
+        save_png(out / f"cluster_{cluster}_mean.png",
+                 render.upscale(render.heatmap(maps[members].mean(axis=0), signed, style)))
+        save_png(out / f"cluster_{cluster}_members.png",
+                 spectral.contact_sheet([thumbs[i] for i in members]))
