@@ -19,7 +19,7 @@ from xai_cli.engine.explainers import make_explainer
 from xai_cli.engine.methods import METHODS
 from xai_cli.engine.propagation import Scorer
 from xai_cli.jobs import tune
-from xai_cli.jobs.evaluate import EvaluateOptions
+from xai_cli.jobs.faithfulness import EvaluateOptions
 from xai_cli.session import Options, Report, open_session
 
 ROOT = Path(__file__).resolve().parents[1]

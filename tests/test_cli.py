@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 from PIL import Image
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")

@@ -23,7 +23,7 @@ ALLOWED = {
     "api": {"errors", "catalogue", "engine", "models", "io", "session", "jobs"},
     "cli": {"errors", "catalogue", "engine", "models", "io", "session", "jobs", "__init__"},
     "__main__": {"cli"},
-    "__init__": {"api"},
+    "__init__": {"api", "engine"},
 }
 
 
@@ -97,5 +97,5 @@ def test_no_import_cycles():
 def test_the_checker_sees_relative_and_late_imports():
     jobs = _imports(PACKAGE / "jobs" / "tune.py")
     assert {"xai_cli.session", "xai_cli.engine.composites", "xai_cli.errors"} <= jobs
-    cli = _imports(PACKAGE / "cli.py")  # job modules are imported by name at run time
+    cli = _imports(PACKAGE / "cli" / "options.py")  # a late import, inside a function
     assert "xai_cli.io.render" in cli

@@ -11,11 +11,11 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")

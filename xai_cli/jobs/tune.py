@@ -29,7 +29,7 @@ from ..engine.propagation import Scorer
 from ..errors import XaiError
 from ..io.outputs import atomic_write, save_csv, text_table
 from ..session import Report, Session
-from .evaluate import RANDOM, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
+from .faithfulness import RANDOM, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
 from .perturbation import mean_and_stderr
 
 DEFAULT_STABILISER = {"rule": "epsilon", "epsilon": 1.0e-6}

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.jobs import bench
 

@@ -8,8 +8,8 @@ relevance is conserved from the logit to the input.
 import keras
 import numpy as np
 import pytest
-from conftest import explain
 
+from conftest import explain
 from xai_cli.engine.graph import build_graph
 from xai_cli.engine.propagation import Scorer
 

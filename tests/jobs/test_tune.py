@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
-from test_context import _inverted_residual_net
 
+from conftest import FIXTURES
+from networks import inverted_residual_net
 from xai_cli.cli import main
 from xai_cli.engine import composites
 from xai_cli.engine.graph import build_graph
@@ -39,7 +39,7 @@ def test_slots_follow_the_graph():
 
 @pytest.mark.parametrize("graph", ["digits", "inverted residual"])
 def test_the_search_starts_at_the_default_config(graph):
-    graph = build_graph(load(MODEL)) if graph == "digits" else _inverted_residual_net()
+    graph = build_graph(load(MODEL)) if graph == "digits" else inverted_residual_net()
     start = composites.parse(tune.config_text({s.name: s.options[0] for s in tune.SLOTS},
                                               tune.SLOTS), "start")
     default = composites.load(None)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from conftest import ORACLE, explain, relative_max_diff
 
 MODELS = ["mlp", "vgg", "bn", "res", "concat", "softmax"]

@@ -1,8 +1,8 @@
 """Rule configs: parsing, error messages with file:line:key, and layer matching."""
 
 import pytest
-from conftest import ORACLE
 
+from conftest import ORACLE
 from xai_cli.catalogue import builtin_config_text, builtin_configs, list_configs
 from xai_cli.engine import composites
 from xai_cli.engine.graph import build_graph

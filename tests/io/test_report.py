@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.io import report
 from xai_cli.io.outputs import JsonLines

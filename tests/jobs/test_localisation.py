@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 from PIL import Image
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.engine.graph import build_graph
 from xai_cli.errors import InputError, XaiError

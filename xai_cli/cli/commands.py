@@ -1,194 +1,20 @@
-"""The command line: parses options and delegates; errors become messages and exit codes here.
-
-Exit codes: 0 all done, 1 some inputs failed (the others were written), 2 usage or
-configuration error (nothing written; also unexpected internal errors), 3 a --require was
-not met (outputs written), 130 interrupted.
-"""
+"""The commands: each parses its options and delegates to its job in :mod:`xai_cli.jobs`."""
 
 from __future__ import annotations
 
-import functools
-import importlib
 import sys
-import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
-from . import __version__
-from .catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES
-from .catalogue import list_configs as list_configs_text
-from .engine import tfsetup
-from .errors import XaiError
-from .io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
-from .jobs.gates import EVALUATE_HELP, SPRAY_HELP
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _floats(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got '{value}'") from None
-
-
-def data_options(fn):
-    """Options shared by the commands that read a model and a batch of inputs."""
-    options = [
-        click.argument("model", type=click.Path(dir_okay=False)),
-        click.argument("images", nargs=-1, required=True),
-        click.option("--rules", "-r", metavar="CFG",
-                     help="Rule config for lrp: a built-in name (see `xai rules --list`) or a "
-                          "YAML file. Default: context-gamma-box."),
-        click.option("--preprocess", "-p", metavar="PRESET",
-                     help="Input preprocessing: caffe, tf, torch, unit ([0,1]), raw ([0,255]) "
-                          "or none (.npy inputs as they are). Overrides the rule config's "
-                          "input.preprocess. Default: unit. It also fixes the valid input "
-                          "range used by zbox and by evaluate's uniform replacement."),
-        click.option("--resize", type=click.Choice(["squash", "crop", "pad"]), default="squash",
-                     show_default=True,
-                     help="How pictures whose aspect ratio differs from the model's input are "
-                          "fitted: squash (scale both sides, distorting), crop (scale the "
-                          "shorter side, cut the centre: the ImageNet convention) or pad "
-                          "(scale the longer side, centre on black). Heatmaps, overlays and "
-                          "--masks follow what the model saw."),
-        click.option("--scale", type=float, help="Explicit preprocessing: multiply pixels "
-                                                 "in [0,255] by this."),
-        click.option("--mean", callback=_floats, metavar="M[,M,M]",
-                     help="Explicit preprocessing: subtract per channel after scaling."),
-        click.option("--std", callback=_floats, metavar="S[,S,S]",
-                     help="Explicit preprocessing: divide per channel after the mean."),
-        click.option("--target", "-t", default="top1", show_default=True,
-                     help="Class to explain: top1, a class index, or a class name (with --labels)."),
-        click.option("--labels", metavar="FILE|imagenet",
-                     help="Class names: a text file with one per line, in output order, or "
-                          "imagenet (the 1,000 ILSVRC-2012 classes in the order of "
-                          "keras.applications, built in)."),
-        click.option("--batch-size", "-b", type=int, default=32, show_default=True,
-                     help="Inputs per compiled call (the last batch may be shorter)."),
-        click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
-                     default=Path("xai-out"), show_default=True, help="Output folder."),
-        click.option("--shard", metavar="K/N",
-                     help="Process only the K-th of N deterministic slices of the inputs."),
-        click.option("--skip-existing", is_flag=True,
-                     help="Resume a killed job: skip inputs whose outputs exist (evaluate "
-                          "and spray: whose batch is stored in OUT/parts/ by a run with the "
-                          "same arguments)."),
-        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed for smoothgrad noise and random perturbation orders."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-                     show_default=True, help="Where TensorFlow runs."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _style(kwargs):
-    """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
-    from .io.render import Style
-    try:
-        return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"),
-                            kwargs.pop("opacity", DEFAULT_OPACITY))
-    except ValueError as exc:
-        raise click.UsageError(f"--cmap: {exc}") from None
-
-
-def render_options(overlay: bool):
-    """How heatmaps are drawn: options of the commands that draw them."""
-    maps = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in DIVERGING_MAPS)
-    sequential = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in SEQUENTIAL_MAPS)
-    options = [
-        click.option("--clip", type=click.FloatRange(50, 100, min_open=True),
-                     default=DEFAULT_CLIP, show_default=True, metavar="PERCENTILE",
-                     help="The percentile of |relevance| that gets the strongest colour; "
-                          "stronger pixels are clipped to it (100: the maximum). Below 100 a "
-                          "few extreme pixels no longer make the rest of the map pale. The "
-                          ".npy files stay unclipped."),
-        click.option("--cmap", "cmaps", multiple=True, metavar="NAME",
-                     type=click.Choice(DIVERGING_MAPS + SEQUENTIAL_MAPS),
-                     help=f"Colour map; repeat for both kinds. Diverging, for signed methods: "
-                          f"{maps}. Sequential, for magnitudes: {sequential}. Default: "
-                          f"{DIVERGING_MAPS[0]} and {SEQUENTIAL_MAPS[0]}; * = safe for "
-                          "colour-blind readers."),
-    ]
-    if overlay:
-        options.append(click.option(
-            "--opacity", type=click.FloatRange(0, 1), default=DEFAULT_OPACITY, show_default=True,
-            metavar="ALPHA",
-            help="Opacity of --overlay heatmaps where relevance is strongest (weaker "
-                 "relevance is more transparent)."))
-
-    def decorate(fn):
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-    return decorate
-
-
-def _job(name: str):
-    """The job module ``name``, imported when a command runs, with TensorFlow's start-up
-    noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
-    tfsetup.import_tensorflow()
-    return importlib.import_module(f"{__package__}.jobs.{name}")
-
-
-def _session_options(kwargs):
-    from .session import Options
-    names = Options.__dataclass_fields__
-    return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
-
-
-def _handle_errors(fn):
-    """Run a command; map XaiError to its exit code and hide tracebacks unless --debug."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            code = fn(*args, **kwargs)
-        except XaiError as exc:
-            if debug:
-                traceback.print_exc()
-            click.echo(f"xai: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("xai: interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:  # a bug: one line for users, the traceback with --debug
-            if debug:
-                raise
-            click.echo(f"xai: internal error: {type(exc).__name__}: {exc} "
-                       "(run with --debug for the traceback)", err=True)
-            sys.exit(2)
-        sys.exit(code or 0)
-    return wrapper
-
-
-def _device(name: str):
-    import tensorflow as tf
-    if name == "auto":
-        return None
-    if name == "gpu" and not tf.config.list_physical_devices("GPU"):
-        raise XaiError("--device gpu: TensorFlow sees no GPU on this machine")
-    return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
-
-
-def _progress(total: int, label: str = "explaining"):
-    if not sys.stderr.isatty():
-        return None, None
-    bar = click.progressbar(length=total, label=label, file=sys.stderr)
-    return bar, bar.update
-
-
-def _write_page(out: Path) -> None:
-    """OUT/index.html from every record and picture in OUT (needs no TensorFlow)."""
-    from .io.report import write
-    click.echo(f"xai: report: {write(out)}", err=True)
+from .. import __version__
+from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES
+from ..catalogue import list_configs as list_configs_text
+from ..errors import XaiError
+from ..jobs.gates import EVALUATE_HELP, SPRAY_HELP
+from .options import CONTEXT, clusters_count, data_options, perturbation_options, render_options, render_style
+from .running import device_scope, handle_errors, job_module, progress_bar, session_options, write_page
 
 
 @click.group(context_settings=CONTEXT)
@@ -218,7 +44,7 @@ def main(debug):
                                            "method side by side, with colour bars "
                                            "(<stem>.grid.png).")
 @render_options(overlay=True)
-@_handle_errors
+@handle_errors
 def explain(methods, overlay, save_raw, grid, device, **kwargs):
     """Write heatmaps <stem>.<method>.png explaining MODEL's decision on each image.
 
@@ -226,34 +52,28 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     .npy arrays of preprocessed inputs ((H,W,C) or a batch (N,H,W,C)), or - to read
     paths from stdin.
     """
-    job = _job("explain")
-    from .session import open_session
-    style = _style(kwargs)
-    options = _session_options(kwargs)
+    job = job_module("explain")
+    from ..session import open_session
+    style = render_style(kwargs)
+    options = session_options(kwargs)
     session = open_session(options)
     report = session.report("explain")
-    bar, update = _progress(len(session.items))
-    with _device(device) or nullcontext(), bar or nullcontext():
+    bar, update = progress_bar(len(session.items))
+    with device_scope(device) or nullcontext(), bar or nullcontext():
         job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid,
                                             style), report, update)
-    _write_page(options.out)
+    write_page(options.out)
     return report.exit_code
-
-
-def _clusters(ctx, param, value):
-    if value == "auto" or value.isdigit():
-        return value if value == "auto" else int(value)
-    raise click.BadParameter(f"expected 'auto' or a number, got '{value}'")
 
 
 @main.command(context_settings=CONTEXT)
 @data_options
 @click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
-@click.option("--clusters", default="auto", show_default=True, callback=_clusters,
+@click.option("--clusters", default="auto", show_default=True, callback=clusters_count,
               help="Number of clusters, or auto (largest eigengap).")
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=SPRAY_HELP)
 @render_options(overlay=False)
-@_handle_errors
+@handle_errors
 def spray(method, clusters, requirements, device, **kwargs):
     """Cluster the heatmaps of one class (--target) over many images: SpRAy.
 
@@ -263,52 +83,19 @@ def spray(method, clusters, requirements, device, **kwargs):
     kept in OUT/parts/: --skip-existing reuses them (after a kill, or for another
     --clusters). Needs scikit-learn (pip install 'xai[spray]').
     """
-    job = _job("spray")
-    from .jobs import gates
-    from .session import open_session
+    job = job_module("spray")
+    from ..jobs import gates
+    from ..session import open_session
     gated = gates.spray_requirements(requirements)
-    style = _style(kwargs)
-    options = _session_options(kwargs)
+    style = render_style(kwargs)
+    options = session_options(kwargs)
     session = open_session(options)
     report = session.report("spray")
-    bar, update = _progress(len(session.items))
-    with _device(device) or nullcontext(), bar or nullcontext():
+    bar, update = progress_bar(len(session.items))
+    with device_scope(device) or nullcontext(), bar or nullcontext():
         labels = job.run(session, method, clusters, report, update, style)
-    _write_page(options.out)
+    write_page(options.out)
     return gates.verdict(gated, gates.spray_lookup(labels), report) or report.exit_code
-
-
-def _patch(ctx, param, value):
-    parts = value.lower().split("x")
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"expected HxW (e.g. 9x9) or one size, got '{value}'")
-    return int(parts[0]), int(parts[1])
-
-
-def perturbation_options(replace_default: tuple[str, ...]):
-    """Options of the region-perturbation measurement, shared by evaluate and tune."""
-    def decorate(fn):
-        options = [
-            click.option("--perturb", default="9x9", show_default=True, callback=_patch,
-                         help="Patch size HxW of the non-overlapping regions that are perturbed."),
-            click.option("--steps", type=click.IntRange(min=0),
-                         help="Perturbation steps (one patch each). Default: all patches, at "
-                              "most 100."),
-            click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
-                         default=replace_default, show_default=True,
-                         help="Values of perturbed pixels: uniform over the valid input range, "
-                              "the image mean, or a blurred copy. Repeat to measure several "
-                              "protocols on the same heatmaps."),
-            click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
-                         show_default=True,
-                         help="Track the pre-softmax score or the softmax probability."),
-        ]
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-    return decorate
 
 
 @main.command(context_settings=CONTEXT,
@@ -334,7 +121,7 @@ def perturbation_options(replace_default: tuple[str, ...]):
                    "sanity.png); a method that does not change explains the input, not the "
                    "model.")
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=EVALUATE_HELP)
-@_handle_errors
+@handle_errors
 def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity, requirements,
              device, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
@@ -344,21 +131,21 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     OUT/parts/ as soon as it is done: --skip-existing resumes a killed run. Arguments as
     for `xai explain`.
     """
-    job = _job("evaluate")
-    from .jobs import gates, localisation
-    from .session import open_session
+    job = job_module("evaluate")
+    from ..jobs import gates, localisation
+    from ..session import open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
     gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                         masks is not None, sanity)
     located = localisation.Masks(masks) if masks else None
-    options = _session_options(kwargs)
+    options = session_options(kwargs)
     session = open_session(options)
     report = session.report("evaluate")
-    bar, update = _progress(len(session.items))
-    with _device(device) or nullcontext(), bar or nullcontext():
+    bar, update = progress_bar(len(session.items))
+    with device_scope(device) or nullcontext(), bar or nullcontext():
         summary, checked = job.run(session, measure, report, update, located)
-    _write_page(options.out)
+    write_page(options.out)
     click.echo(job.table(summary, checked), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
         or report.exit_code
@@ -377,7 +164,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
               show_default=True, help="What to maximise, averaged over the --replace protocols: "
                                       "AOPC (most relevant first) or the area between the "
                                       "least- and most-relevant-first curves.")
-@_handle_errors
+@handle_errors
 def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **kwargs):
     """Search LRP rule configs for the most faithful heatmaps on your own images.
 
@@ -389,17 +176,17 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
     images) and tune.json; --skip-existing resumes a killed search. Candidates go to stdout
     as JSON lines, the held-out table to stderr.
     """
-    job = _job("tune")
-    from .jobs.evaluate import EvaluateOptions
-    from .session import Report, open_session
+    job = job_module("tune")
+    from ..jobs.faithfulness import EvaluateOptions
+    from ..session import Report, open_session
     measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
                               score)
-    options = _session_options(kwargs)
+    options = session_options(kwargs)
     session = open_session(options)
     report = Report(fail_fast=options.fail_fast)
     settings = job.TuneOptions(measure, holdout, rounds, objective)
-    bar, update = _progress(job.steps_total(session.graph, settings), "tuning")
-    with _device(device) or nullcontext(), bar or nullcontext():
+    bar, update = progress_bar(job.steps_total(session.graph, settings), "tuning")
+    with device_scope(device) or nullcontext(), bar or nullcontext():
         job.run(session, settings, report, update)
     return report.exit_code
 
@@ -423,7 +210,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
               help="Also time the forward pass and each method compiled with XLA (jobs use "
                    "it with XAI_XLA=1).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@_handle_errors
+@handle_errors
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
           as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
@@ -434,8 +221,8 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
     files twice: with a trivial model, which gives the rate decoding, rendering and writing
     allow, and with MODEL; the nearer MODEL's rate is to it, the more the input pipeline
     and not the model bounds a job."""
-    job = _job("bench")
-    from .io.outputs import emit
+    job = job_module("bench")
+    from ..io.outputs import emit
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
@@ -455,13 +242,13 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
               help="Explain IMAGE and report relevance conservation per layer.")
 @click.option("--preprocess", "-p", metavar="PRESET", help="Preprocessing for --check and zbox.")
 @click.option("--target", "-t", default="top1", show_default=True)
-@_handle_errors
+@handle_errors
 def rules(model, rules, list_configs, check_image, preprocess, target):
     """Print which rule each layer of MODEL gets from the rule config, and why."""
     if list_configs:
         click.echo(list_configs_text())
         return 0
-    job = _job("rules")
+    job = job_module("rules")
     if model is None:
         raise XaiError("give a MODEL (or --list)")
     click.echo(job.table(model, rules, check_image, preprocess, target))
@@ -471,7 +258,7 @@ def rules(model, rules, list_configs, check_image, preprocess, target):
 @main.command(context_settings=CONTEXT, short_help="Rebuild DIR/index.html from the records in DIR.")
 @click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False,
                                                           path_type=Path))
-@_handle_errors
+@handle_errors
 def report(folder):
     """Rebuild DIR/index.html, the page of the inputs, heatmaps, tables and figures that
     explain, evaluate and spray runs with --out DIR wrote: for instance once several
@@ -480,13 +267,14 @@ def report(folder):
     Evaluate shards (--shard K/N, all N into DIR) are merged first: DIR/curves.csv,
     summary.csv and the figures become those of one unsharded run, byte for byte (same
     arguments and --batch-size in every shard)."""
-    from .io.parts import shards
+    from ..io.parts import shards
     found = shards(folder / "parts", "evaluate")   # TensorFlow only if there is a merge
     if found is not None:
-        job = _job("evaluate")
+        job = job_module("evaluate")
         summary, checked = job.merge_shards(folder, *found)
         click.echo(f"xai: merged {len(found[1])} evaluate shards into {folder}", err=True)
-    _write_page(folder)
+    write_page(folder)
     if found is not None:
         click.echo(job.table(summary, checked), err=True)
     return 0
+

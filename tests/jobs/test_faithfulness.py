@@ -21,10 +21,10 @@ from xai_cli.engine.graph import build_graph
 from xai_cli.engine.methods import METHODS
 from xai_cli.engine.propagation import Scorer
 from xai_cli.io import inputs, preprocess
-from xai_cli.jobs.evaluate import EvaluateOptions, evaluate_batch
+from xai_cli.jobs.faithfulness import EvaluateOptions, evaluate_batch
 from xai_cli.models.loading import load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CROPS = ("chelsea_1", "coffee_0", "china_1", "flower_0", "grace_hopper_0", "rocket_4",
          "camera_0", "astronaut_1")
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 
 MODEL = str(FIXTURES / "digits.keras")

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-from conftest import FIXTURES
 from PIL import Image
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.io import render
 

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, relative_max_diff
 
+from conftest import FIXTURES, relative_max_diff
 from xai_cli.cli import main
 from xai_cli.engine.graph import build_graph
 from xai_cli.engine.propagation import Scorer

@@ -12,8 +12,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import relative_max_diff
 
+from conftest import relative_max_diff
+from networks import resnet_like
 from xai_cli.engine import composites
 from xai_cli.engine.explainers import make_explainer
 from xai_cli.engine.graph import build_graph
@@ -106,29 +107,12 @@ def test_first_layers_use_the_backprop_kernel_without_a_tape(kernel, strides, pa
     _check(op, np.random.default_rng(1).normal(size=(3, 13, 12, 3)))
 
 
-def _resnet_like():
-    keras.utils.set_random_seed(4)
-    inp = keras.Input((21, 21, 3))
-    h = L.ZeroPadding2D(2)(inp)
-    h = L.Conv2D(16, 5, strides=2)(h)
-    h = L.BatchNormalization(moving_mean_initializer="random_normal",
-                             gamma_initializer="random_normal")(h)
-    h = L.Activation("relu")(h)
-    for filters, stride in ((16, 1), (24, 2)):
-        short = L.Conv2D(filters * 2, 1, strides=stride)(h)
-        b = L.Conv2D(filters, 1, strides=stride, activation="relu")(h)
-        b = L.Conv2D(filters, 3, padding="same", activation="relu")(b)
-        b = L.Conv2D(filters * 2, 1)(b)
-        b = L.BatchNormalization(beta_initializer="random_normal")(b)
-        h = L.Activation("relu")(L.Add()([short, b]))
-    h = L.GlobalAveragePooling2D()(h)
-    return keras.Model(inp, L.Dense(5, bias_initializer="random_normal")(h))
 
 
 @pytest.mark.parametrize("method,rules", [("lrp", "lrp-epsilon"), ("lrp", "epsilon-gamma-box"),
                                           ("gradient", "lrp-epsilon")])
 def test_relevance_is_that_of_the_tape(method, rules):
-    graph = build_graph(_resnet_like())
+    graph = build_graph(resnet_like())
     assert sum(op.input_vjp is not None for op in graph.ops) >= 10
     tape = dataclasses.replace(graph, ops=[dataclasses.replace(op, input_vjp=None)
                                            for op in graph.ops])

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+
 from conftest import explain
 
 

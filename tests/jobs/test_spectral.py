@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.errors import XaiError
 from xai_cli.jobs import spectral

@@ -6,9 +6,9 @@ import io
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 from PIL import Image
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.jobs import perturbation as pa
 

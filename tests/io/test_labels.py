@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 
 

@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.errors import XaiError
 from xai_cli.jobs import perturbation as pa
-from xai_cli.jobs.evaluate import EvaluateOptions, Tally, evaluate_batch, table
+from xai_cli.jobs.evaluate import table
+from xai_cli.jobs.faithfulness import EvaluateOptions, Tally, evaluate_batch
 
 
 class LinearModel:

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from xai_cli import session
 from xai_cli.cli import main
 

@@ -1,43 +1,16 @@
 """Graph context: what each linear op feeds, and configs that match by it."""
 
-import keras
 import pytest
 
+from networks import inverted_residual_net
 from xai_cli.engine import composites
 from xai_cli.engine.context import contexts
-from xai_cli.engine.graph import build_graph
 from xai_cli.errors import XaiError
-
-
-def _inverted_residual_net():
-    """Stem conv + ReLU6, an inverted residual block (expand, depthwise, linear project,
-    Add), a VGG-style conv + BN + ReLU + max pooling, and a dense head."""
-    L = keras.layers
-    x = inputs = keras.Input((12, 12, 3))
-    x = L.Conv2D(8, 3, padding="same", name="stem")(x)
-    x = L.ReLU(6.0, name="stem_relu6")(x)
-    skip = x
-    x = L.Conv2D(16, 1, name="expand", activation="relu6")(x)
-    x = L.ZeroPadding2D(1, name="pad")(x)
-    x = L.DepthwiseConv2D(3, name="dwconv")(x)
-    x = L.BatchNormalization(name="dw_bn")(x)
-    x = L.ReLU(6.0, name="dw_relu6")(x)
-    x = L.Conv2D(8, 1, name="project")(x)
-    x = L.BatchNormalization(name="project_bn")(x)
-    x = L.Add(name="add")([skip, x])
-    x = L.Conv2D(8, 3, padding="same", name="plain")(x)
-    x = L.BatchNormalization(name="plain_bn")(x)
-    x = L.Activation("relu", name="plain_relu")(x)
-    x = L.MaxPooling2D(name="pool")(x)
-    x = L.SeparableConv2D(4, 3, name="sep", activation="tanh")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = L.Dense(5, name="logits")(x)
-    return build_graph(keras.Model(inputs, x))
 
 
 @pytest.fixture(scope="module")
 def graph():
-    return _inverted_residual_net()
+    return inverted_residual_net()
 
 
 def _by_op(graph, canonize=True):

@@ -8,6 +8,7 @@ and each rule is a few lines of NumPy, independent of the engine's mechanism.
 import keras
 import numpy as np
 import pytest
+
 from conftest import explain, relative_max_diff
 
 EPS = 1e-6

@@ -1,0 +1,160 @@
+"""Options shared by several commands, declared once so that the commands cannot drift apart.
+
+`data_options` are those of every command that reads a model and a batch of inputs,
+`render_options` those of the commands that draw heatmaps, `perturbation_options` those
+of the commands that measure faithfulness; the callbacks turn option text into values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got '{value}'") from None
+
+
+def data_options(fn):
+    """Options shared by the commands that read a model and a batch of inputs."""
+    options = [
+        click.argument("model", type=click.Path(dir_okay=False)),
+        click.argument("images", nargs=-1, required=True),
+        click.option("--rules", "-r", metavar="CFG",
+                     help="Rule config for lrp: a built-in name (see `xai rules --list`) or a "
+                          "YAML file. Default: context-gamma-box."),
+        click.option("--preprocess", "-p", metavar="PRESET",
+                     help="Input preprocessing: caffe, tf, torch, unit ([0,1]), raw ([0,255]) "
+                          "or none (.npy inputs as they are). Overrides the rule config's "
+                          "input.preprocess. Default: unit. It also fixes the valid input "
+                          "range used by zbox and by evaluate's uniform replacement."),
+        click.option("--resize", type=click.Choice(["squash", "crop", "pad"]), default="squash",
+                     show_default=True,
+                     help="How pictures whose aspect ratio differs from the model's input are "
+                          "fitted: squash (scale both sides, distorting), crop (scale the "
+                          "shorter side, cut the centre: the ImageNet convention) or pad "
+                          "(scale the longer side, centre on black). Heatmaps, overlays and "
+                          "--masks follow what the model saw."),
+        click.option("--scale", type=float, help="Explicit preprocessing: multiply pixels "
+                                                 "in [0,255] by this."),
+        click.option("--mean", callback=_floats, metavar="M[,M,M]",
+                     help="Explicit preprocessing: subtract per channel after scaling."),
+        click.option("--std", callback=_floats, metavar="S[,S,S]",
+                     help="Explicit preprocessing: divide per channel after the mean."),
+        click.option("--target", "-t", default="top1", show_default=True,
+                     help="Class to explain: top1, a class index, or a class name (with --labels)."),
+        click.option("--labels", metavar="FILE|imagenet",
+                     help="Class names: a text file with one per line, in output order, or "
+                          "imagenet (the 1,000 ILSVRC-2012 classes in the order of "
+                          "keras.applications, built in)."),
+        click.option("--batch-size", "-b", type=int, default=32, show_default=True,
+                     help="Inputs per compiled call (the last batch may be shorter)."),
+        click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("xai-out"), show_default=True, help="Output folder."),
+        click.option("--shard", metavar="K/N",
+                     help="Process only the K-th of N deterministic slices of the inputs."),
+        click.option("--skip-existing", is_flag=True,
+                     help="Resume a killed job: skip inputs whose outputs exist (evaluate "
+                          "and spray: whose batch is stored in OUT/parts/ by a run with the "
+                          "same arguments)."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed for smoothgrad noise and random perturbation orders."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+                     show_default=True, help="Where TensorFlow runs."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def render_style(kwargs):
+    """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
+    from ..io.render import Style
+    try:
+        return Style.choose(kwargs.pop("clip"), kwargs.pop("cmaps"),
+                            kwargs.pop("opacity", DEFAULT_OPACITY))
+    except ValueError as exc:
+        raise click.UsageError(f"--cmap: {exc}") from None
+
+
+def render_options(overlay: bool):
+    """How heatmaps are drawn: options of the commands that draw them."""
+    maps = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in DIVERGING_MAPS)
+    sequential = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in SEQUENTIAL_MAPS)
+    options = [
+        click.option("--clip", type=click.FloatRange(50, 100, min_open=True),
+                     default=DEFAULT_CLIP, show_default=True, metavar="PERCENTILE",
+                     help="The percentile of |relevance| that gets the strongest colour; "
+                          "stronger pixels are clipped to it (100: the maximum). Below 100 a "
+                          "few extreme pixels no longer make the rest of the map pale. The "
+                          ".npy files stay unclipped."),
+        click.option("--cmap", "cmaps", multiple=True, metavar="NAME",
+                     type=click.Choice(DIVERGING_MAPS + SEQUENTIAL_MAPS),
+                     help=f"Colour map; repeat for both kinds. Diverging, for signed methods: "
+                          f"{maps}. Sequential, for magnitudes: {sequential}. Default: "
+                          f"{DIVERGING_MAPS[0]} and {SEQUENTIAL_MAPS[0]}; * = safe for "
+                          "colour-blind readers."),
+    ]
+    if overlay:
+        options.append(click.option(
+            "--opacity", type=click.FloatRange(0, 1), default=DEFAULT_OPACITY, show_default=True,
+            metavar="ALPHA",
+            help="Opacity of --overlay heatmaps where relevance is strongest (weaker "
+                 "relevance is more transparent)."))
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def clusters_count(ctx, param, value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise click.BadParameter(f"expected 'auto' or a number, got '{value}'")
+
+
+def patch_size(ctx, param, value):
+    parts = value.lower().split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"expected HxW (e.g. 9x9) or one size, got '{value}'")
+    return int(parts[0]), int(parts[1])
+
+
+def perturbation_options(replace_default: tuple[str, ...]):
+    """Options of the region-perturbation measurement, shared by evaluate and tune."""
+    def decorate(fn):
+        options = [
+            click.option("--perturb", default="9x9", show_default=True, callback=patch_size,
+                         help="Patch size HxW of the non-overlapping regions that are perturbed."),
+            click.option("--steps", type=click.IntRange(min=0),
+                         help="Perturbation steps (one patch each). Default: all patches, at "
+                              "most 100."),
+            click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
+                         default=replace_default, show_default=True,
+                         help="Values of perturbed pixels: uniform over the valid input range, "
+                              "the image mean, or a blurred copy. Repeat to measure several "
+                              "protocols on the same heatmaps."),
+            click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
+                         show_default=True,
+                         help="Track the pre-softmax score or the softmax probability."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+

@@ -1,0 +1,80 @@
+"""Running a command: its job module, its device, its progress bar, and its exit code.
+
+Errors become messages and exit codes here, in one place: 0 all done, 1 some inputs
+failed (the others were written), 2 usage or configuration error (nothing written; also
+unexpected internal errors), 3 a --require was not met (outputs written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from ..engine import tfsetup
+from ..errors import XaiError
+
+
+def job_module(name: str):
+    """The job module ``name``, imported when a command runs, with TensorFlow's start-up
+    noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
+    tfsetup.import_tensorflow()
+    return importlib.import_module(f"xai_cli.jobs.{name}")
+
+
+def session_options(kwargs):
+    from ..session import Options
+    names = Options.__dataclass_fields__
+    return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+
+
+def handle_errors(fn):
+    """Run a command; map XaiError to its exit code and hide tracebacks unless --debug."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            code = fn(*args, **kwargs)
+        except XaiError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"xai: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("xai: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug: one line for users, the traceback with --debug
+            if debug:
+                raise
+            click.echo(f"xai: internal error: {type(exc).__name__}: {exc} "
+                       "(run with --debug for the traceback)", err=True)
+            sys.exit(2)
+        sys.exit(code or 0)
+    return wrapper
+
+
+def device_scope(name: str):
+    import tensorflow as tf
+    if name == "auto":
+        return None
+    if name == "gpu" and not tf.config.list_physical_devices("GPU"):
+        raise XaiError("--device gpu: TensorFlow sees no GPU on this machine")
+    return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
+
+
+def progress_bar(total: int, label: str = "explaining"):
+    if not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=total, label=label, file=sys.stderr)
+    return bar, bar.update
+
+
+def write_page(out: Path) -> None:
+    """OUT/index.html from every record and picture in OUT (needs no TensorFlow)."""
+    from ..io.report import write
+    click.echo(f"xai: report: {write(out)}", err=True)
+
