@@ -1,0 +1,182 @@
+"""The Python API: the engine and the measurements of the command line, for notebooks.
+
+    import xai_cli
+    relevance = xai_cli.explain(model, x)                      # (N, H, W, C), like x
+    result = xai_cli.evaluate(model, x, methods=("lrp", "gradxinput"))
+    print(result.table())                                      # as `xai evaluate` prints it
+
+``model`` is a ``keras.Model`` or a ``.keras``/``.h5`` file; ``x`` holds inputs as the
+model takes them (already preprocessed, like ``.npy`` inputs on the command line), one
+``(H, W, C)`` or a batch ``(N, H, W, C)``. ``preprocess`` names the range they live in
+(``unit``, ``caffe``, ...; default: the rule config's, else ``unit``), which ``zbox`` uses
+as bounds and uniform replacement draws from. Everything runs on the functions the
+commands use (the same configs, rules, explainers, `evaluate_batch` and `Tally`), so the
+numbers are those ``xai explain --save-raw`` and ``xai evaluate`` write. Errors are
+:class:`~xai_cli.errors.XaiError` with the command line's messages.
+
+Compiling an explainer takes a few seconds: for repeated calls keep an `Explainer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .engine import composites
+from .engine.explainers import make_explainer
+from .engine.graph import Graph, build_graph
+from .engine.methods import METHODS
+from .engine.propagation import Result, Scorer
+from .errors import XaiError
+from .jobs.evaluate import CURVE_COLUMNS, curve_rows, table
+from .jobs.faithfulness import EvaluateOptions, Tally, evaluate_batch, steps_for
+from .models.loading import load
+from .session import resolve_preprocessing
+
+Target = str | int | Sequence[int] | np.ndarray
+
+
+class Explainer:
+    """One method with one rule config on one model, compiled once, for many calls.
+
+    Parameters
+    ----------
+    model : keras.Model, or the path of a ``.keras`` / ``.h5`` file.
+    method : one of ``xai rules --list``'s methods: ``lrp``, ``sa``, ``gradient``,
+        ``gradxinput``, ``integrated-gradients``, ``smoothgrad``, ``guided-backprop``,
+        ``deconvnet``.
+    rules : rule config for ``lrp``: a built-in name, a YAML file, or YAML text; default
+        ``context-gamma-box``.
+    preprocess : the preprocessing preset the inputs were made with (their valid range).
+    seed : seeds the noise of ``smoothgrad``.
+    """
+
+    def __init__(self, model: keras.Model | str | Path, method: str = "lrp", *,
+                 rules: str | None = None, preprocess: str | None = None, seed: int = 0):
+        if method not in METHODS:
+            raise XaiError(f"unknown method '{method}'; expected one of {', '.join(METHODS)}")
+        self.graph = _graph(model)
+        self.composite = _composite(rules)
+        self.preprocessing = resolve_preprocessing(self.composite, preprocess)
+        self.method = method
+        self._explainer = make_explainer(self.graph, METHODS[method], self.composite,
+                                         self.preprocessing, seed)
+
+    def explain(self, x: np.ndarray, target: Target = "top1", batch_size: int = 32) -> Result:
+        """Relevance, pre-softmax scores and explained class of every input, in batches."""
+        x = _batch(x, self.graph)
+        targets = _targets(target, len(x), self.graph.num_classes)
+        parts = [self._explainer.explain(x[i:i + batch_size], targets[i:i + batch_size],
+                                         np.arange(i, min(i + batch_size, len(x))))
+                 for i in range(0, len(x), batch_size)]
+        return Result(*(np.concatenate([getattr(p, f) for p in parts])
+                        for f in ("relevance", "logits", "targets")))
+
+    def __call__(self, x: np.ndarray, target: Target = "top1", batch_size: int = 32) -> np.ndarray:
+        """The relevance of ``x``, shaped like it."""
+        relevance = self.explain(x, target, batch_size).relevance
+        return relevance if np.ndim(x) == relevance.ndim else relevance[0]
+
+
+def explain(model: keras.Model | str | Path, x: np.ndarray, method: str = "lrp", *,
+            rules: str | None = None, target: Target = "top1", preprocess: str | None = None,
+            batch_size: int = 32, seed: int = 0) -> np.ndarray:
+    """The relevance of every input for its target class (``top1``, a class index, or one
+    per input), shaped like ``x``: what ``xai explain --save-raw`` writes. See `Explainer`
+    for the arguments."""
+    return Explainer(model, method, rules=rules, preprocess=preprocess, seed=seed)(
+        x, target, batch_size)
+
+
+@dataclass
+class Evaluation:
+    """Region perturbation results: the rows of ``summary.csv`` and ``curves.csv``.
+
+    ``curves`` name each input by its position in ``x``; ``faults`` gives the position and
+    reason of every input left out (NaN or Inf relevance or scores).
+    """
+
+    summary: list[dict]
+    curves: list[dict]
+    faults: dict[int, str] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """The summary as ``xai evaluate`` prints it."""
+        return table(self.summary)
+
+
+def evaluate(model: keras.Model | str | Path, x: np.ndarray,
+             methods: Sequence[str] = ("lrp",), *, rules: str | None = None,
+             target: Target = "top1", preprocess: str | None = None,
+             perturb: tuple[int, int] = (9, 9), steps: int | None = None, order: str = "morf",
+             replace: Sequence[str] = ("uniform",), lerf: bool = False, score: str = "logit",
+             batch_size: int = 32, seed: int = 0) -> Evaluation:
+    """Perturbation curves and AOPC of each method against the random order, as ``xai
+    evaluate`` measures them (the same options; seeded, so the same numbers)."""
+    options = EvaluateOptions(tuple(dict.fromkeys(methods)), tuple(perturb), steps, order,
+                              tuple(dict.fromkeys(replace)), score, lerf)
+    graph = _graph(model)
+    explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed)
+                  for m in options.methods}
+    first = next(iter(explainers.values()))
+    valid_range = first.preprocessing.valid_range(first.graph.input_shape[-1])
+    if "uniform" in options.replace and valid_range is None:
+        raise XaiError("uniform replacement draws from the input's valid range: give a "
+                       "preprocess preset, or replace with mean or blur")
+    x = _batch(x, first.graph)
+    targets = _targets(target, len(x), first.graph.num_classes)
+    steps = steps_for(first.graph.input_shape[:2], options)
+    scorer, tally, curves, faults = Scorer(first.graph), Tally(options), [], {}
+    compiled = {m: e._explainer for m, e in explainers.items()}
+    for start in range(0, len(x), batch_size):
+        index = np.arange(start, min(start + batch_size, len(x)))
+        result = evaluate_batch(compiled, scorer, x[index], targets[index], index, options,
+                                valid_range, seed)
+        faults.update({int(index[i]): why for i, why in result.faults.items()})
+        tally.add(result)
+        curves += [dict(zip(CURVE_COLUMNS, row))
+                   for row in curve_rows([int(i) for i in index[result.kept]], result)]
+    return Evaluation(tally.rows(steps, seed), curves, faults)
+
+
+def _graph(model: keras.Model | str | Path | Graph) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    return build_graph(model if isinstance(model, keras.Model) else load(model))
+
+
+def _composite(rules: str | None) -> composites.Composite:
+    if rules is not None and "\n" in rules:
+        return composites.parse(rules, "rules")
+    return composites.load(rules)
+
+
+def _batch(x, graph: Graph) -> np.ndarray:
+    """``x`` as a float32 batch of the model's input shape."""
+    x = np.asarray(x, np.float32)
+    if x.shape == graph.input_shape:
+        x = x[None]
+    if x.shape[1:] != graph.input_shape:
+        raise XaiError(f"inputs of shape {x.shape} do not fit the model's input "
+                       f"{graph.input_shape}: give one (H, W, C) or a batch (N, H, W, C)")
+    return x
+
+
+def _targets(target: Target, count: int, classes: int) -> np.ndarray:
+    """One class per input, -1 for top-1."""
+    if isinstance(target, str):
+        if target != "top1":
+            raise XaiError(f"target must be 'top1', a class index or one per input, got '{target}'")
+        return np.full(count, -1, np.int32)
+    try:
+        targets = np.broadcast_to(np.asarray(target), (count,)).astype(np.int32)
+    except ValueError:
+        raise XaiError(f"{np.size(target)} targets for {count} inputs: give one class for "
+                       "all or one per input") from None
+    if np.any((targets < 0) | (targets >= classes)):
+        raise XaiError(f"target {target} is out of range: the model has {classes} classes")
+    return targets
