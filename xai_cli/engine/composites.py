@@ -5,7 +5,7 @@ error names the file, the line and the key. :meth:`Composite.resolve` assigns a 
 to every op of a graph: linear layers from the config's entries (first match wins)
 or its default; the other ops get the rule their kind calls for. Entries match a
 layer by type, name, being the first layer, and by graph context (what its output
-feeds, see :mod:`xai_cli.context`).
+feeds, see :mod:`xai_cli.engine.context`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The one mechanism that turns any rule into a backward step for one op.
 
-A :class:`~xai_cli.rules.LinearRule` runs one modified forward pass per term, maps
+A :class:`~xai_cli.engine.rules.LinearRule` runs one modified forward pass per term, maps
 the incoming relevance to a gradient per term, takes each term's vector-Jacobian
 product, and reduces them to the input relevance. A
-:class:`~xai_cli.rules.FlowRule` passes relevance through or follows the gradient;
+:class:`~xai_cli.engine.rules.FlowRule` passes relevance through or follows the gradient;
 passing through a gate (an element-wise product) sends all relevance to the signal,
 the input with the output's shape, and treats the gate as a constant.
 """

@@ -46,7 +46,7 @@ def make_explainer(graph: Graph, method: Method, composite: Composite, preproces
     """An Explainer for ``method``; LRP takes its rules and canonizers from ``composite``.
 
     ``warn`` receives the config's warnings (rules that apply to no layer);
-    ``jit_compile`` is :class:`~xai_cli.engine.Explainer`'s.
+    ``jit_compile`` is :class:`~xai_cli.engine.propagation.Explainer`'s.
     """
     if not method.uses_composite:
         return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed, jit_compile)

@@ -38,7 +38,7 @@ class Op:
     (LayerNormalization with its scale held constant) for the LRP rules, while gradient
     methods differentiate ``forward``.
     ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
-    (:class:`~xai_cli.transpose.Transpose`); it replaces the gradient tape, which is
+    (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the gradient tape, which is
     slower on CPU.
     """
 

@@ -4,7 +4,7 @@ A linear-layer rule is a :class:`LinearRule`: a list of terms (how to modify the
 input and the parameters for one modified forward pass), a ``mapper`` that turns
 the incoming relevance and the terms' outputs into one gradient per term, and a
 ``reducer`` that combines the terms' inputs and vector-Jacobian products into the
-relevance of the layer's input. :mod:`xai_cli.core` is the one mechanism that runs
+relevance of the layer's input. :mod:`xai_cli.engine.core` is the one mechanism that runs
 any of them. Conventions follow Zennit 0.5.1 (stabiliser sign(0) = +1, biases take
 part unless ``bias=False``).
 """

@@ -33,7 +33,7 @@ def out_path(out_dir: Path, stem: str, suffix: str) -> Path:
     out_dir : Path
         Output folder.
     stem, suffix : str
-        File name parts; stems are sanitised by :mod:`xai_cli.inputs` already.
+        File name parts; stems are sanitised by :mod:`xai_cli.io.inputs` already.
 
     Returns
     -------

@@ -44,7 +44,7 @@ class EvaluateOptions:
     lerf: bool = False
     chunk: int = 256
     baseline: bool = True   # add the random order (callers that measured it once turn it off)
-    sanity: bool = False    # also the model-randomisation check (`xai_cli.sanity`)
+    sanity: bool = False    # also the model-randomisation check (`xai_cli.jobs.sanity`)
 
     def __post_init__(self):
         if self.lerf and self.order != "morf":

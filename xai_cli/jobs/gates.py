@@ -1,6 +1,6 @@
 """CI gates: what ``--require`` can name in evaluate and spray, and the verdict (exit 3).
 
-Requirements are parsed (`xai_cli.requirements`) and checked against the options before
+Requirements are parsed (`xai_cli.jobs.requirements`) and checked against the options before
 any work starts, so that a typo or a figure the run will not measure is a usage error
 (exit 2) and not a failed gate after an hour. After the run each requirement is checked
 against the results: every one is reported on stderr with its values, and the exit code

@@ -24,7 +24,7 @@ def run(session: Session, method: str, clusters, report: Report, progress=None,
     """Cluster the heatmaps of every input of ``session`` for its (fixed) target class;
     returns the cluster of each input that was clustered.
 
-    Each batch's features are kept as a part file (`xai_cli.parts`), so that a rerun with
+    Each batch's features are kept as a part file (`xai_cli.io.parts`), so that a rerun with
     ``--skip-existing`` (after a kill, or to try another ``--clusters`` or ``style``)
     computes only the heatmaps it lacks: pictures are drawn from the stored maps."""
     if session.target < 0:

@@ -15,7 +15,7 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 def load(path: str | Path) -> keras.Model:
     """Load a ``.keras`` or legacy ``.h5`` file in Keras safe mode.
 
-    A Keras 2 ``.h5`` file that Keras 3 cannot load goes to :mod:`legacy_h5`; a model
+    A Keras 2 ``.h5`` file that Keras 3 cannot load goes to :mod:`xai_cli.models.legacy_h5`; a model
     loaded that way has the attribute ``legacy_h5_rewrites`` (what was changed)."""
     path = Path(path)
     if not path.is_file():
