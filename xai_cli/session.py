@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,8 +25,12 @@ from .engine.methods import METHODS
 from .engine.propagation import Explainer
 from .errors import InputError, XaiError
 from .io import inputs, outputs, parts, preprocess
+from .io.parts import Parts
 from .io.report import records_path
 from .models.loading import load
+
+# stores a batch's part file: (the inputs kept, their arrays)
+SaveBatch = Callable[[Sequence[inputs.InputItem], dict[str, np.ndarray]], None]
 
 DEFAULT_PREPROCESS = "unit"
 
@@ -66,10 +71,10 @@ class Session:
     problems: list[tuple[str, str]]
     positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
 
-    def label(self, index: int):
+    def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
 
-    def explainers(self, methods, report: Report) -> dict[str, Explainer]:
+    def explainers(self, methods: Iterable[str], report: Report) -> dict[str, Explainer]:
         """A compiled explainer per method; what applies to the whole run (a Keras 2 file
         loaded by rewriting, a removed softmax, the rule config's warnings) is said once on
         stderr, as every command does."""
@@ -106,7 +111,7 @@ class Session:
         return Report(fail_fast=self.options.fail_fast, keep=outputs.JsonLines(
             records_path(self.options.out, self.job(command)), self.options.skip_existing))
 
-    def parts(self, command: str, options: dict) -> parts.Parts:
+    def parts(self, command: str, options: dict) -> Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
         with --skip-existing only if it has the same model, config, preprocessing, resize,
         target, seed, batch size, number of inputs, shard and command ``options``. Shards
@@ -120,7 +125,9 @@ class Session:
         return parts.Parts(self.options.out / "parts" / self.job(command), identity,
                            self.options.skip_existing)
 
-    def unfinished(self, stored: parts.Parts, report: Report, progress=None):
+    def unfinished(self, stored: Parts, report: Report,
+                   progress: Callable[[int], None] | None = None
+                   ) -> Iterator[tuple[list[inputs.Sample], np.ndarray, SaveBatch]]:
         """Batches ``(samples, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
         numbered = self.batches()
@@ -144,7 +151,9 @@ class Session:
     def load(self, item: inputs.InputItem) -> inputs.Sample:
         return inputs.load(item, self.graph.input_shape, self.preprocessing, self.options.resize)
 
-    def loaded(self, report: Report, items=None, progress=None):
+    def loaded(self, report: Report, items: Sequence[inputs.InputItem] | None = None,
+               progress: Callable[[int], None] | None = None
+               ) -> Iterator[tuple[list[inputs.Sample], np.ndarray]]:
         """Batches of ``(samples, positions)``; inputs that fail are reported and left out.
 
         ``positions`` number the inputs over the whole, unsharded job, so that seeded
@@ -185,8 +194,9 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
                    {item: i for i, item in enumerate(everything)})
 
 
-def resolve_preprocessing(composite, name=None, scale=None, mean=None,
-                          std=None) -> preprocess.Preprocessing:
+def resolve_preprocessing(composite: composites.Composite, name: str | None = None,
+                          scale: float | None = None, mean: Sequence[float] | float | None = None,
+                          std: Sequence[float] | float | None = None) -> preprocess.Preprocessing:
     """The command line's preprocessing, else the rule config's, else the default."""
     from_cli = {k: v for k, v in (("scale", scale), ("mean", mean), ("std", std)) if v is not None}
     if name or from_cli:
@@ -220,7 +230,7 @@ def _labels(spec: str | None, num_classes: int) -> list[str] | None:
     return names
 
 
-def parse_target(spec: str, labels, num_classes: int) -> int:
+def parse_target(spec: str, labels: Sequence[str] | None, num_classes: int) -> int:
     """-1 for top-1, else the class index."""
     if spec == "top1":
         return -1

@@ -14,7 +14,15 @@ from ..catalogue import list_configs as list_configs_text
 from ..errors import XaiError
 from ..jobs.gates import EVALUATE_HELP, SPRAY_HELP
 from .options import CONTEXT, clusters_count, data_options, perturbation_options, render_options, render_style
-from .running import device_scope, handle_errors, job_module, progress_bar, session_options, write_page
+from .running import (
+    data_job,
+    device_scope,
+    handle_errors,
+    job_module,
+    progress_bar,
+    session_options,
+    write_page,
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -53,16 +61,10 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     paths from stdin.
     """
     job = job_module("explain")
-    from ..session import open_session
     style = render_style(kwargs)
-    options = session_options(kwargs)
-    session = open_session(options)
-    report = session.report("explain")
-    bar, update = progress_bar(len(session.items))
-    with device_scope(device) or nullcontext(), bar or nullcontext():
+    with data_job(kwargs, "explain", device) as (session, report, update):
         job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid,
                                             style), report, update)
-    write_page(options.out)
     return report.exit_code
 
 
@@ -85,16 +87,10 @@ def spray(method, clusters, requirements, device, **kwargs):
     """
     job = job_module("spray")
     from ..jobs import gates
-    from ..session import open_session
     gated = gates.spray_requirements(requirements)
     style = render_style(kwargs)
-    options = session_options(kwargs)
-    session = open_session(options)
-    report = session.report("spray")
-    bar, update = progress_bar(len(session.items))
-    with device_scope(device) or nullcontext(), bar or nullcontext():
+    with data_job(kwargs, "spray", device) as (session, report, update):
         labels = job.run(session, method, clusters, report, update, style)
-    write_page(options.out)
     return gates.verdict(gated, gates.spray_lookup(labels), report) or report.exit_code
 
 
@@ -133,19 +129,13 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     """
     job = job_module("evaluate")
     from ..jobs import gates, localisation
-    from ..session import open_session
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
     gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                         masks is not None, sanity)
     located = localisation.Masks(masks) if masks else None
-    options = session_options(kwargs)
-    session = open_session(options)
-    report = session.report("evaluate")
-    bar, update = progress_bar(len(session.items))
-    with device_scope(device) or nullcontext(), bar or nullcontext():
+    with data_job(kwargs, "evaluate", device) as (session, report, update):
         summary, checked = job.run(session, measure, report, update, located)
-    write_page(options.out)
     click.echo(job.table(summary, checked), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
         or report.exit_code

@@ -7,11 +7,18 @@ of the commands that measure faithfulness; the callbacks turn option text into v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
+
+if TYPE_CHECKING:
+    from ..io.render import Style
+
+    F = TypeVar("F", bound=Callable[..., Any])   # a command function, decorated in place
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,7 +32,7 @@ def _floats(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated numbers, got '{value}'") from None
 
 
-def data_options(fn):
+def data_options(fn: F) -> F:
     """Options shared by the commands that read a model and a batch of inputs."""
     options = [
         click.argument("model", type=click.Path(dir_okay=False)),
@@ -78,7 +85,7 @@ def data_options(fn):
     return fn
 
 
-def render_style(kwargs):
+def render_style(kwargs: dict[str, Any]) -> Style:
     """The rendering options of ``kwargs`` (removed from it) as a render.Style."""
     from ..io.render import Style
     try:
@@ -88,7 +95,7 @@ def render_style(kwargs):
         raise click.UsageError(f"--cmap: {exc}") from None
 
 
-def render_options(overlay: bool):
+def render_options(overlay: bool) -> Callable[[F], F]:
     """How heatmaps are drawn: options of the commands that draw them."""
     maps = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in DIVERGING_MAPS)
     sequential = ", ".join(f"{m}*" if m in COLOUR_BLIND_SAFE else m for m in SEQUENTIAL_MAPS)
@@ -120,13 +127,13 @@ def render_options(overlay: bool):
     return decorate
 
 
-def clusters_count(ctx, param, value):
+def clusters_count(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     if value == "auto" or value.isdigit():
         return value if value == "auto" else int(value)
     raise click.BadParameter(f"expected 'auto' or a number, got '{value}'")
 
 
-def patch_size(ctx, param, value):
+def patch_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     parts = value.lower().split("x")
     if len(parts) == 1:
         parts = parts * 2
@@ -135,7 +142,7 @@ def patch_size(ctx, param, value):
     return int(parts[0]), int(parts[1])
 
 
-def perturbation_options(replace_default: tuple[str, ...]):
+def perturbation_options(replace_default: tuple[str, ...]) -> Callable[[F], F]:
     """Options of the region-perturbation measurement, shared by evaluate and tune."""
     def decorate(fn):
         options = [

@@ -11,28 +11,37 @@ import functools
 import importlib
 import sys
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from ..engine import tfsetup
 from ..errors import XaiError
 
+if TYPE_CHECKING:   # for annotations only: the session pulls in TensorFlow
+    from click._termui_impl import ProgressBar
 
-def job_module(name: str):
+    from ..session import Options, Report, Session
+
+
+def job_module(name: str) -> ModuleType:
     """The job module ``name``, imported when a command runs, with TensorFlow's start-up
     noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
     tfsetup.import_tensorflow()
     return importlib.import_module(f"xai_cli.jobs.{name}")
 
 
-def session_options(kwargs):
+def session_options(kwargs: dict[str, Any]) -> Options:
     from ..session import Options
     names = Options.__dataclass_fields__
     return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
 
 
-def handle_errors(fn):
+def handle_errors(fn: Callable[..., int | None]) -> Callable[..., NoReturn]:
     """Run a command; map XaiError to its exit code and hide tracebacks unless --debug."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -57,7 +66,7 @@ def handle_errors(fn):
     return wrapper
 
 
-def device_scope(name: str):
+def device_scope(name: str) -> AbstractContextManager[object] | None:
     import tensorflow as tf
     if name == "auto":
         return None
@@ -66,7 +75,8 @@ def device_scope(name: str):
     return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
 
 
-def progress_bar(total: int, label: str = "explaining"):
+def progress_bar(total: int, label: str = "explaining"
+                 ) -> tuple[ProgressBar[int], Callable[[int], None]] | tuple[None, None]:
     if not sys.stderr.isatty():
         return None, None
     bar = click.progressbar(length=total, label=label, file=sys.stderr)
@@ -78,3 +88,17 @@ def write_page(out: Path) -> None:
     from ..io.report import write
     click.echo(f"xai: report: {write(out)}", err=True)
 
+
+@contextmanager
+def data_job(kwargs: dict[str, Any], command: str, device: str
+             ) -> Iterator[tuple[Session, Report, Callable[[int], None] | None]]:
+    """Around the job of a data command: its checked session and report, the device and
+    the progress bar while it runs, and the job's page once it is done."""
+    from ..session import open_session
+    options = session_options(kwargs)
+    session = open_session(options)
+    report = session.report(command)
+    bar, update = progress_bar(len(session.items))
+    with device_scope(device) or nullcontext(), bar or nullcontext():
+        yield session, report, update
+    write_page(options.out)

@@ -92,7 +92,7 @@ class Fit:
         """The fit of an input given at the model's size (``.npy``): nothing resized."""
         return cls("none", tuple(size), tuple(size), (0.0, 0.0, *map(float, size)), (0, 0, *size))
 
-    def apply(self, image: Image.Image, resample=Image.BILINEAR) -> Image.Image:
+    def apply(self, image: Image.Image, resample: Image.Resampling = Image.BILINEAR) -> Image.Image:
         """``image`` (the picture, or a mask of it at any resolution) as the model sees it."""
         sx, sy = image.width / self.source_size[0], image.height / self.source_size[1]
         box = (self.box[0] * sx, self.box[1] * sy, self.box[2] * sx, self.box[3] * sy)

@@ -258,7 +258,7 @@ class BackgroundWriter:
         self._line: deque[tuple[Future, Callable | None]] = deque()
         self._error: BaseException | None = None
 
-    def submit(self, fn: Callable, *args, then: Callable | None = None) -> None:
+    def submit(self, fn: Callable, *args: object, then: Callable | None = None) -> None:
         """Queue ``fn(*args)``, waiting while ``max_pending`` jobs are outstanding; then
         ``then(result)`` runs in submission order once ``fn`` has returned."""
         self._raise()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -181,7 +183,8 @@ def upscale(image: np.ndarray, min_side: int = 256) -> np.ndarray:
     return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
-def grid(display: np.ndarray, panels: list[Panel], file, title: str | None = None) -> None:
+def grid(display: np.ndarray, panels: list[Panel], file: str | Path | BinaryIO,
+         title: str | None = None) -> None:
     """A PNG figure of the input and its heatmaps side by side, named above each, with
     each heatmap's colour bar and scale below it.
 

@@ -11,7 +11,7 @@ prints the summary.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -38,7 +38,8 @@ SANITY_COLUMNS = ("method", "step", "randomised_layers", "down_to", "n_images",
                   "abs_rank_correlation_stderr")
 
 
-def run(session: Session, options: EvaluateOptions, report: Report, progress=None,
+def run(session: Session, options: EvaluateOptions, report: Report,
+        progress: Callable[[int], None] | None = None,
         masks: localisation.Masks | None = None) -> tuple[list[dict], list[dict]]:
     """Evaluate every method of ``options`` on the inputs of ``session``; writes a part file
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
@@ -167,7 +168,7 @@ def _localisation_rows(stems, methods, arrays):
                        arrays["loc/mask_fraction"][i])
 
 
-def curve_rows(stems, result: BatchResult):
+def curve_rows(stems: Iterable[str | int], result: BatchResult) -> Iterator[tuple[object, ...]]:
     """curves.csv rows of one batch, its inputs named by ``stems``."""
     for i, stem in enumerate(stems):
         for (method, replace, order), curves in result.curves.items():

@@ -7,6 +7,7 @@ once its files are on disk, in input order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -44,7 +45,8 @@ def output_names(stem: str, options: ExplainOptions) -> list[str]:
     return [*names, f"thumbs/{stem}.jpg"]
 
 
-def run(session: Session, options: ExplainOptions, report: Report, progress=None) -> None:
+def run(session: Session, options: ExplainOptions, report: Report,
+        progress: Callable[[int], None] | None = None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     opts = session.options
     explainers = session.explainers(options.methods, report)

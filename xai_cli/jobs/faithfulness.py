@@ -66,7 +66,8 @@ class EvaluateOptions:
         return (own, "lerf") if self.with_lerf(method) else (own,)
 
 
-def checked_valid_range(session: Session, options: EvaluateOptions):
+def checked_valid_range(session: Session, options: EvaluateOptions
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """The input's valid range, which uniform replacement draws from (None if unknown)."""
     valid_range = session.preprocessing.valid_range(session.graph.input_shape[-1])
     if "uniform" in options.replace and valid_range is None:
@@ -147,7 +148,8 @@ class BatchResult:
 
 def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.ndarray,
                    targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
-                   valid_range=None, seed: int = 0) -> BatchResult:
+                   valid_range: tuple[float | np.ndarray, float | np.ndarray] | None = None,
+                   seed: int = 0) -> BatchResult:
     """Perturbation curves of one batch for every method, protocol and order of ``options``.
 
     Parameters

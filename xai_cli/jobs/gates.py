@@ -9,7 +9,7 @@ is 3 if any is not met (the outputs are written either way).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,8 +42,8 @@ SPRAY_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'clusters <= 1' (on
               "clusters, largest, n_images.")
 
 
-def evaluate_requirements(texts, methods, replace, lerf: bool, masks: bool,
-                          sanity: bool) -> list[requirements.Requirement]:
+def evaluate_requirements(texts: Iterable[str], methods: Iterable[str], replace: Collection[str],
+                          lerf: bool, masks: bool, sanity: bool) -> list[requirements.Requirement]:
     """Parse and check ``--require`` of evaluate against what the run will measure."""
     on = {"--lerf": lerf, "--masks": masks, "--sanity": sanity}
     names = (*methods, RANDOM)
@@ -90,7 +90,7 @@ def evaluate_lookup(summary: list[dict], sanity_rows: list[dict]) -> Callable:
     return lookup
 
 
-def spray_requirements(texts) -> list[requirements.Requirement]:
+def spray_requirements(texts: Iterable[str]) -> list[requirements.Requirement]:
     return [requirements.parse(text, {}, ("clusters", "largest", "n_images"), ())
             for text in texts]
 

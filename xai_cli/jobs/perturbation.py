@@ -119,8 +119,9 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return x
 
 
-def replacement_values(x: np.ndarray, mode: str, valid_range, rngs: Sequence[np.random.Generator],
-                       sigma: float) -> np.ndarray:
+def replacement_values(x: np.ndarray, mode: str,
+                       valid_range: tuple[float | np.ndarray, float | np.ndarray] | None,
+                       rngs: Sequence[np.random.Generator], sigma: float) -> np.ndarray:
     """Values that perturbed pixels take, drawn once per image.
 
     Parameters
@@ -243,7 +244,7 @@ def area_between(morf: np.ndarray, lerf: np.ndarray) -> np.ndarray:
     return (lerf - morf).mean(axis=1)
 
 
-def mean_and_stderr(values) -> tuple[float, float]:
+def mean_and_stderr(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and standard error over images.
 
     Parameters

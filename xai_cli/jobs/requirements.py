@@ -220,7 +220,7 @@ class _Parser:
         self.text, self.pos = text, 0
         self.functions, self.variables, self.arguments = functions, variables, arguments
 
-    def fail(self, pos, message, hint=""):
+    def fail(self, pos: int, message: str, hint: str = ""):
         raise _error(self.text, pos, message, hint)
 
     def peek(self) -> str:
@@ -253,7 +253,7 @@ class _Parser:
             self.after_operand("right")
         return Requirement(self.text, left, op, right)
 
-    def after_operand(self, where, opened=None):
+    def after_operand(self, where: str, opened: int | None = None):
         """Fail on what follows a complete operand where neither an operator nor the
         expected comparison, ')' or end is: ``where`` is 'left', 'right' or 'paren'."""
         char, pos = self.peek(), self.pos
@@ -280,13 +280,14 @@ class _Parser:
             self.fail(pos, "expected an operator (+ - * /) or ')'")
         self.fail(pos, f"unexpected {self.text[pos:].rstrip()!r} after the requirement")
 
-    def expr(self):
+    def expr(self) -> _Num | _Ref | _Neg | _Bin:
         return self.left_associative(("+", "-"), self.term)
 
-    def term(self):
+    def term(self) -> _Num | _Ref | _Neg | _Bin:
         return self.left_associative(("*", "/"), self.unary)
 
-    def left_associative(self, operators, operand):
+    def left_associative(self, operators: tuple[str, ...],
+                         operand: Callable[[], _Num | _Ref | _Neg | _Bin]) -> _Num | _Ref | _Neg | _Bin:
         """``operand (op operand)*`` for ``op`` in ``operators``, grouped from the left."""
         node = operand()
         while self.peek() in operators:
@@ -296,7 +297,7 @@ class _Parser:
             node = _Bin(node.start, right.end, op, node, right)
         return node
 
-    def unary(self):
+    def unary(self) -> _Num | _Ref | _Neg | _Bin:
         if self.peek() == "-":
             start = self.pos
             self.pos += 1
@@ -304,7 +305,7 @@ class _Parser:
             return _Neg(start, operand.end, operand)
         return self.atom()
 
-    def atom(self):
+    def atom(self) -> _Num | _Ref | _Neg | _Bin:
         char, start = self.peek(), self.pos
         if char == "(":
             self.pos += 1
@@ -319,7 +320,7 @@ class _Parser:
             return self.name()
         self.fail(start, "expected a number, a name or '('")
 
-    def number(self):
+    def number(self) -> _Num:
         start = self.pos
         end = _NUMBER.match(self.text, start).end()
         while end < len(self.text) and (self.text[end] in _LETTERS | _DIGITS
@@ -334,7 +335,7 @@ class _Parser:
         self.pos = end
         return _Num(start, end, value)
 
-    def name(self):
+    def name(self) -> _Ref:
         start = self.pos
         name = _NAME.match(self.text, start).group()
         self.pos = end = start + len(name)
@@ -353,7 +354,7 @@ class _Parser:
         self.fail(start, f"unknown name {name!r}",
                   _known([*self.variables, *(f"{f}(...)" for f in self.functions)]))
 
-    def call(self, start, name):
+    def call(self, start: int, name: str) -> _Ref:
         opened = self.pos
         self.pos += 1
         limit = self.functions[name]

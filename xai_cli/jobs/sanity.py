@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -115,7 +117,8 @@ def correlations(original: np.ndarray, randomised: np.ndarray) -> np.ndarray:
                      rank_correlation(np.abs(original), np.abs(randomised))], axis=1)
 
 
-def plot(steps: list[Step], means: dict[str, np.ndarray], file, title: str) -> None:
+def plot(steps: list[Step], means: dict[str, np.ndarray], file: str | Path | BinaryIO,
+         title: str) -> None:
     """sanity.png: mean rank correlation per step, absolute (solid) and signed (dashed).
 
     ``means`` maps method -> (steps, 2) mean correlations (signed, absolute).

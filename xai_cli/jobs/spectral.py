@@ -11,13 +11,16 @@ linear algebra; they are an optional extra (``pip install 'xai[spray]'``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import XaiError
 
 
-def require_sklearn():
+def require_sklearn() -> tuple[ModuleType, ModuleType]:
     """scikit-learn and SciPy's csgraph, or a message saying how to install them."""
     try:
         import sklearn.cluster
@@ -135,7 +138,7 @@ def _figure(width, height):
     return figure
 
 
-def plot_eigengap(eigenvalues: np.ndarray, n_clusters: int, file) -> None:
+def plot_eigengap(eigenvalues: np.ndarray, n_clusters: int, file: str | Path | BinaryIO) -> None:
     """Eigenvalues in ascending order, the chosen gap marked."""
     figure = _figure(5, 3.5)
     axes = figure.add_subplot()
@@ -150,7 +153,7 @@ def plot_eigengap(eigenvalues: np.ndarray, n_clusters: int, file) -> None:
     figure.savefig(file, format="png")
 
 
-def plot_embedding(embedding: np.ndarray, labels: np.ndarray, file) -> None:
+def plot_embedding(embedding: np.ndarray, labels: np.ndarray, file: str | Path | BinaryIO) -> None:
     """Heatmaps in the first two non-trivial spectral coordinates, coloured by cluster."""
     figure = _figure(5, 4.5)
     axes = figure.add_subplot()

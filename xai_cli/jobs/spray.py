@@ -7,6 +7,8 @@ eigengap.png, embedding.png, and per cluster its mean heatmap and a contact shee
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..engine.methods import METHODS
@@ -19,7 +21,8 @@ from . import spectral
 THUMBNAIL = 48
 
 
-def run(session: Session, method: str, clusters, report: Report, progress=None,
+def run(session: Session, method: str, clusters: int | str, report: Report,
+        progress: Callable[[int], None] | None = None,
         style: render.Style = render.Style()) -> np.ndarray:
     """Cluster the heatmaps of every input of ``session`` for its (fixed) target class;
     returns the cluster of each input that was clustered.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import yaml
 
 from ..engine import composites
 from ..engine.explainers import apply_composite, make_explainer
+from ..engine.graph import Graph
 from ..engine.methods import METHODS
 from ..engine.propagation import Scorer
 from ..errors import XaiError
@@ -82,7 +84,7 @@ class TuneOptions:
     objective: str = "aopc"   # or "area": LeRF minus MoRF (needs the LeRF curves)
 
 
-def config_text(choice: dict[str, dict], slots, preprocess: dict | None = None,
+def config_text(choice: dict[str, dict], slots: Iterable[Slot], preprocess: dict | None = None,
                 header: str = "") -> str:
     """The YAML of a candidate: one entry per slot, in slot order, first match wins."""
     config = {"name": "tuned", "description": "rules chosen by xai tune",
@@ -94,7 +96,7 @@ def config_text(choice: dict[str, dict], slots, preprocess: dict | None = None,
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
 
 
-def used_slots(graph, preprocess: dict | None = None) -> list[Slot]:
+def used_slots(graph: Graph, preprocess: dict | None = None) -> list[Slot]:
     """The slots that match at least one layer of ``graph`` (after the earlier slots)."""
     start = {s.name: s.options[0] for s in SLOTS}
     composite = composites.parse(config_text(start, SLOTS, preprocess), "tune")
@@ -125,7 +127,8 @@ def split(data: Split, holdout: float, seed: int) -> tuple[Split, Split]:
 
 
 def measure(explainers: dict, scorer: Scorer, data: Split, target: int, options: EvaluateOptions,
-            valid_range, seed: int, batch_size: int) -> Tally:
+            valid_range: tuple[float | np.ndarray, float | np.ndarray] | None, seed: int,
+            batch_size: int) -> Tally:
     """Per-image figures of every explainer (and the random baseline, if ``options`` asks)
     on ``data``, added up batch by batch as ``xai evaluate`` does."""
     tally = Tally(options)
@@ -172,7 +175,8 @@ class Candidates:
         key = self.key(choice)
         return next((r for r in self.rows if tuple(r[s.name] for s in self.slots) == key), None)
 
-    def add(self, choice: dict, round_: int, slot: str, objective: float, summary) -> dict:
+    def add(self, choice: dict, round_: int, slot: str, objective: float,
+            summary: dict[str, dict[str, tuple[float, float]]]) -> dict:
         row = {"candidate": len(self.rows), "round": round_, "slot": slot,
                **dict(zip((s.name for s in self.slots), self.key(choice))), "objective": objective}
         for figure, replace in self.figures:
@@ -182,7 +186,8 @@ class Candidates:
         return row
 
 
-def run(session: Session, options: TuneOptions, report: Report, progress=None) -> dict:
+def run(session: Session, options: TuneOptions, report: Report,
+        progress: Callable[[int], None] | None = None) -> dict:
     """Search the rule space on a training split, write ``best.yaml``, ``candidates.csv``
     and ``holdout.csv``; returns the final record."""
     graph, opts, evaluation = session.graph, session.options, options.evaluation
@@ -236,7 +241,8 @@ def run(session: Session, options: TuneOptions, report: Report, progress=None) -
     return final
 
 
-def search(slots: list[Slot], score, rounds: int) -> dict[str, dict]:
+def search(slots: list[Slot], score: Callable[[dict[str, dict], int, str], float],
+           rounds: int) -> dict[str, dict]:
     """Coordinate ascent: each slot in turn takes its best option, the others fixed.
 
     ``score(choice, round, slot)`` returns the objective (higher is better); ties keep
@@ -251,7 +257,7 @@ def search(slots: list[Slot], score, rounds: int) -> dict[str, dict]:
     return current
 
 
-def steps_total(graph, options: TuneOptions) -> int:
+def steps_total(graph: Graph, options: TuneOptions) -> int:
     """Scoring calls of a search, for the progress bar."""
     return options.rounds * sum(len(s.options) for s in used_slots(graph))
 
