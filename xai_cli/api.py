@@ -33,7 +33,7 @@ from .engine.methods import METHODS
 from .engine.propagation import Result, Scorer
 from .errors import XaiError
 from .jobs.evaluate import CURVE_COLUMNS, curve_rows, table
-from .jobs.faithfulness import EvaluateOptions, Tally, evaluate_batch, steps_for
+from .jobs.faithfulness import EvaluateOptions, Tally, checked_valid_range, evaluate_batch, steps_for
 from .models.loading import load
 from .session import resolve_preprocessing
 
@@ -122,15 +122,12 @@ def evaluate(model: keras.Model | str | Path, x: np.ndarray,
     graph = _graph(model)
     explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed)
                   for m in options.methods}
-    first = next(iter(explainers.values()))
-    valid_range = first.preprocessing.valid_range(first.graph.input_shape[-1])
-    if "uniform" in options.replace and valid_range is None:
-        raise XaiError("uniform replacement draws from the input's valid range: give a "
-                       "preprocess preset, or replace with mean or blur")
-    x = _batch(x, first.graph)
-    targets = _targets(target, len(x), first.graph.num_classes)
-    steps = steps_for(first.graph.input_shape[:2], options)
-    scorer, tally, curves, faults = Scorer(first.graph), Tally(options), [], {}
+    preprocessing = next(iter(explainers.values())).preprocessing
+    valid_range = checked_valid_range(preprocessing, graph.input_shape[-1], options)
+    x = _batch(x, graph)
+    targets = _targets(target, len(x), graph.num_classes)
+    steps = steps_for(graph.input_shape[:2], options)
+    scorer, tally, curves, faults = Scorer(graph), Tally(options), [], {}
     compiled = {m: e._explainer for m, e in explainers.items()}
     for start in range(0, len(x), batch_size):
         index = np.arange(start, min(start + batch_size, len(x)))

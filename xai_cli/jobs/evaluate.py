@@ -45,7 +45,7 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
     scores. Returns the summary rows and the sanity rows (empty without ``sanity``)."""
     graph, opts = session.graph, session.options
-    valid_range = checked_valid_range(session, options)
+    valid_range = checked_valid_range(session.preprocessing, graph.input_shape[-1], options)
     steps = steps_for(graph.input_shape[:2], options)
     explainers = session.explainers(options.methods, report)
     randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine.propagation import Explainer, Scorer
 from ..errors import XaiError
-from ..session import Session
+from ..io.preprocess import Preprocessing
 from . import localisation
 from . import perturbation as pa
 
@@ -66,10 +66,10 @@ class EvaluateOptions:
         return (own, "lerf") if self.with_lerf(method) else (own,)
 
 
-def checked_valid_range(session: Session, options: EvaluateOptions
+def checked_valid_range(preprocessing: Preprocessing, channels: int, options: EvaluateOptions
                         ) -> tuple[np.ndarray, np.ndarray] | None:
     """The input's valid range, which uniform replacement draws from (None if unknown)."""
-    valid_range = session.preprocessing.valid_range(session.graph.input_shape[-1])
+    valid_range = preprocessing.valid_range(channels)
     if "uniform" in options.replace and valid_range is None:
         raise XaiError("--replace uniform draws from the input's valid range: choose a "
                        "--preprocess preset, or use --replace mean or blur")

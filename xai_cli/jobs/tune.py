@@ -193,7 +193,8 @@ def run(session: Session, options: TuneOptions, report: Report,
     graph, opts, evaluation = session.graph, session.options, options.evaluation
     if options.objective == "area":
         evaluation = dataclasses.replace(evaluation, lerf=True)
-    valid_range = checked_valid_range(session, evaluation)
+    valid_range = checked_valid_range(session.preprocessing, session.graph.input_shape[-1],
+                                      evaluation)
     rules_explainer = session.explainers(("lrp",), report)["lrp"]
     preprocess = _preprocess_spec(opts)
     slots = used_slots(graph, preprocess)
