@@ -25,6 +25,19 @@ def explain(model, x, targets, method="lrp", rules="lrp-epsilon", preprocessing=
     return explainer.explain(np.asarray(x, np.float32), np.asarray(targets, np.int32))
 
 
+def autodiff_vjp(fn, x, output_gradient=None):
+    """The Keras backend's own autodiff of ``fn`` at ``x`` (a reference for the engine's
+    gradient and transposed maps): the VJP of ``output_gradient`` (default: a random one)
+    and the output gradient used."""
+    from keras import ops
+
+    from xai_cli.engine import backends
+    z, pullback = backends.current().vjp(lambda xs: fn(xs[0]), [ops.convert_to_tensor(x, "float32")])
+    if output_gradient is None:
+        output_gradient = np.random.default_rng(0).normal(size=tuple(z.shape)).astype(np.float32)
+    return ops.convert_to_numpy(pullback(ops.convert_to_tensor(output_gradient))[0]), output_gradient
+
+
 def relative_max_diff(actual, expected):
     return float(np.abs(actual - expected).max() / np.abs(expected).max())
 

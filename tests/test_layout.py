@@ -1,4 +1,5 @@
-"""The package's rooms and the one direction imports flow in: cli -> jobs -> session -> engine, models, io.
+"""The package's rooms and the one direction imports flow in: cli -> jobs -> session -> engine, models, io;
+and the one place that may import a Keras backend's framework: engine/backends/.
 
 Imports are read from the source with ``ast`` (run-time imports inside functions
 included), so a module that reaches back up fails here before it confuses a reader.
@@ -55,6 +56,20 @@ def _imports(path: Path) -> set[str]:
     return found - {name}
 
 
+FRAMEWORKS = {"tensorflow", "jax", "jaxlib", "torch"}
+
+
+def _frameworks(path: Path) -> set[str]:
+    """The backend frameworks ``path`` imports (top-level package names)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found & FRAMEWORKS
+
+
 def _exists(module: str) -> bool:
     path = PACKAGE.parent.joinpath(*module.split("."))
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
@@ -100,3 +115,17 @@ def test_the_checker_sees_relative_and_late_imports():
     running = PACKAGE / "cli" / "running.py"
     assert "io.report" not in running.read_text().split("\ndef ")[0]   # not at the top
     assert "xai_cli.io.report" in _imports(running)   # only inside write_page
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_each_backends_own_module_imports_its_framework(module):
+    own = {module.rsplit(".", 1)[1]} if module.startswith("xai_cli.engine.backends.") else set()
+    assert _frameworks(MODULES[module]) <= own, \
+        f"{module} imports {sorted(_frameworks(MODULES[module]) - own)}: keras.ops, or a function " \
+        "of engine/backends/"
+
+
+def test_the_checker_sees_framework_imports():
+    backends = PACKAGE / "engine" / "backends"
+    assert [_frameworks(backends / f"{name}.py") for name in ("tensorflow", "jax", "torch")] \
+        == [{"tensorflow"}, {"jax"}, {"torch"}]

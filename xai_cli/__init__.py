@@ -11,8 +11,8 @@ __all__ = ["Evaluation", "Explainer", "evaluate", "explain"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from .engine import tfsetup
-        tfsetup.import_tensorflow()   # without TensorFlow's start-up messages
+        from .engine import backends
+        backends.start()   # without the Keras backend's start-up messages
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module 'xai_cli' has no attribute '{name}'")

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import explain
+from conftest import autodiff_vjp, explain
+
+pytestmark = pytest.mark.backends   # run on every installed Keras backend
 
 
 def _relu_net(bias=True, seed=0):
@@ -53,7 +55,8 @@ def test_lrp0_equals_gradient_times_input_on_relu_nets():
     model = _relu_net(bias=True)
     lrp = explain(model, x, [2] * len(x), rules="lrp-0").relevance
     gxi = explain(model, x, [2] * len(x), method="gradxinput").relevance
-    np.testing.assert_allclose(lrp, gxi, rtol=1e-3, atol=1e-4 * np.abs(gxi).max())
+    # LRP-0 divides by z unstabilised: near-zero z amplifies the backend's rounding
+    np.testing.assert_allclose(lrp, gxi, rtol=1e-3, atol=5e-4 * np.abs(gxi).max())
 
 
 @pytest.mark.parametrize("rules", ["dtd-zplus", "lrp-alpha1beta0"])
@@ -85,16 +88,12 @@ def test_results_do_not_depend_on_batch_size(method, rules):
                                atol=1e-6 * np.abs(whole).max())
 
 
-def test_engine_gradient_equals_tensorflow_gradient():
-    import tensorflow as tf
+def test_engine_gradient_equals_the_backends_autodiff():
     x = _inputs()
     model = _relu_net()
     ours = explain(model, x, [1] * len(x), method="gradient").relevance
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        score = model(xt)[:, 1]
-    np.testing.assert_allclose(ours, tape.gradient(score, xt).numpy(), rtol=1e-5, atol=1e-7)
+    reference, _ = autodiff_vjp(model, x, np.eye(model.output_shape[-1], dtype=np.float32)[[1] * len(x)])
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
 
 
 def test_guided_backprop_and_deconvnet_differ_from_the_gradient():
@@ -111,6 +110,6 @@ def test_integrated_gradients_is_complete():
     x = _inputs(3)
     model = _relu_net()
     result = explain(model, x, [0] * 3, method="integrated-gradients")
-    baseline = np.asarray(model(np.zeros_like(x)))[:, 0]
+    baseline = keras.ops.convert_to_numpy(model(np.zeros_like(x)))[:, 0]
     np.testing.assert_allclose(result.relevance.sum(axis=(1, 2, 3)),
                                result.logits[:, 0] - baseline, rtol=0.05)

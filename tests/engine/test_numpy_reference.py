@@ -11,6 +11,8 @@ import pytest
 
 from conftest import explain, relative_max_diff
 
+pytestmark = pytest.mark.backends   # run on every installed Keras backend
+
 EPS = 1e-6
 
 
@@ -78,7 +80,7 @@ def _dense_layers(model, x, conv_activation="relu"):
     linear = keras.layers.Conv2D(3, 3)
     linear.build(x.shape)
     linear.set_weights([kernel, np.zeros_like(bias)])
-    W1 = np.asarray(linear(probe)).reshape(n_in, -1)
+    W1 = keras.ops.convert_to_numpy(linear(probe)).reshape(n_in, -1)
     b1 = np.tile(bias, W1.shape[1] // len(bias))
     a0 = x.reshape(len(x), -1).astype(np.float64)
     a1 = a0 @ W1 + b1

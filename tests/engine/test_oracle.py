@@ -5,6 +5,8 @@ import pytest
 
 from conftest import ORACLE, explain, relative_max_diff
 
+pytestmark = pytest.mark.backends   # run on every installed Keras backend
+
 MODELS = ["mlp", "vgg", "bn", "res", "concat", "softmax"]
 TOLERANCE = 1e-3
 

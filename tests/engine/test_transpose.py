@@ -1,6 +1,6 @@
-"""The transposed maps that replace the gradient tape for linear ops (xai_cli/transpose.py).
+"""The transposed maps that replace autodiff for linear ops (xai_cli/engine/transpose.py).
 
-Each formulation is checked against TensorFlow's own gradient of the op's forward pass,
+Each formulation is checked against the Keras backend's own gradient of the op's forward pass,
 through the op the layer converter emits (so strides and padding are wired as Keras
 reads them); a small ResNet-like model gives the same LRP relevance with and without them.
 """
@@ -11,9 +11,9 @@ import itertools
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
-from conftest import relative_max_diff
+from conftest import autodiff_vjp, relative_max_diff
 from networks import resnet_like
 from xai_cli.engine import composites
 from xai_cli.engine.explainers import make_explainer
@@ -21,6 +21,8 @@ from xai_cli.engine.graph import build_graph
 from xai_cli.engine.layers import Builder
 from xai_cli.engine.methods import METHODS
 from xai_cli.io import preprocess
+
+pytestmark = pytest.mark.backends   # run on every installed Keras backend
 
 L = keras.layers
 TOLERANCE = 1e-5
@@ -35,15 +37,10 @@ def _ops(layer, input_shape):
 
 
 def _check(op, x, seed=0):
-    """``op.input_vjp`` against the tape, for a random output gradient."""
-    x = tf.constant(x, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        z = op.forward([x], op.params)
-    grad = tf.constant(np.random.default_rng(seed).normal(size=z.shape), tf.float32)
-    expected = tape.gradient(z, x, output_gradients=grad).numpy()
-    kernel = op.input_vjp.kernel(tf.convert_to_tensor(op.params["kernel"]))
-    actual = op.input_vjp.apply(grad, kernel, x.shape).numpy()
+    """``op.input_vjp`` against autodiff, for a random output gradient."""
+    expected, grad = autodiff_vjp(lambda t: op.forward([t], op.params), x.astype(np.float32))
+    kernel = op.input_vjp.kernel(ops.convert_to_tensor(op.params["kernel"]))
+    actual = ops.convert_to_numpy(op.input_vjp.apply(ops.convert_to_tensor(grad), kernel, x.shape))
     assert actual.shape == expected.shape
     assert relative_max_diff(actual, expected) < TOLERANCE
 
@@ -99,11 +96,12 @@ def test_other_convolutions_keep_the_tape(layer, shape):
 @pytest.mark.parametrize("kernel,strides,padding", [(3, 1, "same"), (7, 2, "valid"),
                                                     (4, 2, "same")])
 def test_first_layers_use_the_backprop_kernel_without_a_tape(kernel, strides, padding):
-    """Few input channels (3 here): TensorFlow's backprop kernel, called directly."""
+    """Few input channels (3 here): a transposed convolution, called directly."""
     keras.utils.set_random_seed(0)
     (op,) = _ops(L.Conv2D(8, kernel, strides=strides, padding=padding), (13, 12, 3))
-    kernel = tf.convert_to_tensor(op.params["kernel"])
-    assert np.array_equal(op.input_vjp.kernel(kernel), kernel)  # the kernel as it is
+    kernel = ops.convert_to_tensor(op.params["kernel"])
+    assert np.array_equal(ops.convert_to_numpy(op.input_vjp.kernel(kernel)),
+                          ops.convert_to_numpy(kernel))  # the kernel as it is
     _check(op, np.random.default_rng(1).normal(size=(3, 13, 12, 3)))
 
 

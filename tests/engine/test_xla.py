@@ -30,7 +30,7 @@ def test_xla_gives_the_same_relevance(method, rules, monkeypatch):
     compiled = make_explainer(graph, METHODS[method], _config(rules), preprocess.resolve("unit"))
     monkeypatch.setenv("XAI_XLA", "0")
     plain = make_explainer(graph, METHODS[method], _config(rules), preprocess.resolve("unit"))
-    assert compiled._compiled._jit_compile and not plain._compiled._jit_compile
+    assert compiled.jit and not plain.jit
     a, b = compiled.explain(x, targets), plain.explain(x, targets)
     assert np.abs(b.relevance).max() > 0
     assert relative_max_diff(a.relevance, b.relevance) < 1e-5
@@ -40,4 +40,4 @@ def test_random_methods_are_not_compiled(monkeypatch):
     monkeypatch.setenv("XAI_XLA", "1")
     explainer = make_explainer(build_graph(resnet_like()), METHODS["smoothgrad"],
                                composites.load("lrp-epsilon"), preprocess.resolve("unit"))
-    assert not explainer._compiled._jit_compile
+    assert not explainer.jit

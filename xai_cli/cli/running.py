@@ -19,19 +19,20 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..engine import tfsetup
+from ..engine import backends
 from ..errors import XaiError
 
-if TYPE_CHECKING:   # for annotations only: the session pulls in TensorFlow
+if TYPE_CHECKING:   # for annotations only: the session pulls in Keras and its backend
     from click._termui_impl import ProgressBar
 
     from ..session import Options, Report, Session
 
 
 def job_module(name: str) -> ModuleType:
-    """The job module ``name``, imported when a command runs, with TensorFlow's start-up
-    noise hidden: TensorFlow takes seconds to import, and --help or --version never need it."""
-    tfsetup.import_tensorflow()
+    """The job module ``name``, imported when a command runs, with the Keras backend's
+    start-up noise hidden: TensorFlow takes seconds to import, and --help or --version
+    never need it."""
+    backends.start()
     return importlib.import_module(f"xai_cli.jobs.{name}")
 
 
@@ -67,12 +68,13 @@ def handle_errors(fn: Callable[..., int | None]) -> Callable[..., NoReturn]:
 
 
 def device_scope(name: str) -> AbstractContextManager[object] | None:
-    import tensorflow as tf
+    import keras
     if name == "auto":
         return None
-    if name == "gpu" and not tf.config.list_physical_devices("GPU"):
-        raise XaiError("--device gpu: TensorFlow sees no GPU on this machine")
-    return tf.device("/GPU:0" if name == "gpu" else "/CPU:0")
+    if name == "gpu" and not backends.current().gpu_available():
+        raise XaiError(f"--device gpu: Keras' {keras.backend.backend()} backend sees no GPU "
+                       "on this machine")
+    return keras.device("gpu:0" if name == "gpu" else "cpu:0")
 
 
 def progress_bar(total: int, label: str = "explaining"
@@ -90,7 +92,7 @@ def write_page(out: Path) -> None:
 
 
 @contextmanager
-def data_job(kwargs: dict[str, Any], command: str, device: str
+def data_job(kwargs: dict[str, Any], command: str
              ) -> Iterator[tuple[Session, Report, Callable[[int], None] | None]]:
     """Around the job of a data command: its checked session and report, the device and
     the progress bar while it runs, and the job's page once it is done."""
@@ -99,6 +101,6 @@ def data_job(kwargs: dict[str, Any], command: str, device: str
     session = open_session(options)
     report = session.report(command)
     bar, update = progress_bar(len(session.items))
-    with device_scope(device) or nullcontext(), bar or nullcontext():
+    with device_scope(options.device) or nullcontext(), bar or nullcontext():
         yield session, report, update
     write_page(options.out)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import tensorflow as tf
+from keras import ops
 
 from ..errors import XaiError
+from . import backends
 from .layers import Op
 from .rules import FlowRule, LinearRule
 
@@ -55,37 +56,34 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
 
 
 def _weights(fn, weights):
-    """``fn(weights)``, computed once when the explainer is traced (``tf.init_scope``),
+    """``fn(weights)``, computed once when the explainer is traced (outside the trace),
     not again for every batch: modified and transposed kernels depend on nothing else."""
-    with tf.init_scope():
-        return fn(tf.convert_to_tensor(weights))
+    with backends.current().outside_trace():
+        return fn(ops.convert_to_tensor(weights))
 
 
 def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
     """The op's output and a function mapping a gradient to the inputs' VJPs.
 
     The one place that picks the VJP: an op with an ``input_vjp`` (a LINEAR op's
-    transposed map) needs no tape, and runs its forward pass only where ``output`` (the
-    output, where the caller knows it) is not given; any other op runs its forward pass
-    under a tape.
+    transposed map) needs no autodiff, and runs its forward pass only where ``output``
+    (the output, where the caller knows it) is not given; any other op takes the
+    backend's VJP of its forward pass.
     """
     forward = forward or op.forward
     if op.input_vjp is not None:
         kernel, shape = _weights(op.input_vjp.kernel, params["kernel"]), inputs[0].shape
         z = output if output is not None else forward(inputs, params)
         return z, lambda grad: [op.input_vjp.apply(grad, kernel, shape)]
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(inputs)
-        z = forward(inputs, params)
-    return (output if output is not None else z), \
-        lambda grad: tape.gradient(z, inputs, output_gradients=grad)
+    z, vjp = backends.current().vjp(lambda xs: forward(xs, params), inputs)
+    return (output if output is not None else z), vjp
 
 
 def _constant_pass(op: Op, term, inputs, params, low, high):
     """A term's input and output where its input does not depend on ``x``: computed
     once, for one input, when the explainer is traced; both broadcast over the batch."""
-    with tf.init_scope():
-        xs = [term.input(tf.zeros((1, *x.shape[1:]), x.dtype), low, high) for x in inputs]
+    with backends.current().outside_trace():
+        xs = [term.input(ops.zeros((1, *x.shape[1:]), x.dtype), low, high) for x in inputs]
         return xs, (op.linear_forward or op.forward)(xs, params)
 
 
@@ -98,7 +96,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
     for term in rule.terms:
         if facts.skips(term):
             term_inputs.append([None] * len(inputs))
-            outputs.append(tf.zeros_like(output))
+            outputs.append(ops.zeros_like(output))
             vjps.append(None)
             continue
         modified = {k: _weights(term.bias if k == "bias" else term.kernel, v)
@@ -123,14 +121,14 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
 def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
     if rule.mode == "pass":
         signal = next((j for j, x in enumerate(inputs)
-                       if x.shape.is_compatible_with(relevance.shape)), None)
+                       if tuple(x.shape)[1:] == tuple(relevance.shape)[1:]), None)
         if signal is None:
             raise XaiError(f"rule pass on '{op.name}' ({op.layer_type}): its input and output "
                            "shapes differ; pass suits element-wise layers only")
         return [relevance if j == signal else None for j in range(len(inputs))]
     if rule.mode == "deconvnet":
-        return [tf.nn.relu(relevance)]
-    grad = tf.nn.relu(relevance) if rule.mode == "guided" else relevance
+        return [ops.relu(relevance)]
+    grad = ops.relu(relevance) if rule.mode == "guided" else relevance
     _, vjp = _vjp(op, list(inputs), op.params, output=output)
     return vjp(grad)
 

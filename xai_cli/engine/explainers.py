@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from ..errors import XaiError
 from .composites import Assignment, Composite
@@ -70,7 +70,7 @@ def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:
         op = graph.ops[index]
         low, high = rule.params.get("low"), rule.params.get("high")
         if low is not None and high is not None:
-            bounds[index] = (tf.constant(low, tf.float32), tf.constant(high, tf.float32))
+            bounds[index] = (ops.convert_to_tensor(low, "float32"), ops.convert_to_tensor(high, "float32"))
             continue
         valid = preprocessing.valid_range(graph.input_shape[-1]) if preprocessing else None
         if valid is None:
@@ -88,12 +88,12 @@ def _propagate_range(graph: Graph, tensor: int, low: np.ndarray, high: np.ndarra
                        "explicit low and high in the rule config: its input is not the model input")
     images = np.stack([np.broadcast_to(np.asarray(v, np.float32), graph.input_shape)
                        for v in (low, high)])
-    values = {0: tf.constant(images)}
+    values = {0: ops.convert_to_tensor(images)}
     for i in sorted(needed):
         op = graph.ops[i]
         values[op.output] = op.forward([values[t] for t in op.inputs], op.params)
     pair = values[tensor]
-    return tf.minimum(pair[0], pair[1])[None], tf.maximum(pair[0], pair[1])[None]
+    return ops.minimum(pair[0], pair[1])[None], ops.maximum(pair[0], pair[1])[None]
 
 
 def _ancestors(graph: Graph, tensor: int) -> set[int]:

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from ..errors import XaiError
-from . import transpose
+from . import backends, transpose
 
 LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
 POOLING = "pooling"        # parameter-free linear map (average pooling, Add): z-rule split
@@ -23,7 +23,7 @@ AFFINE = "affine"          # input rescaling (Rescaling, Normalization): relevan
 STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat): gradient
 GATE = "gate"              # element-wise product, first input the signal, others constant
 
-Forward = Callable[[list, dict], tf.Tensor]
+Forward = Callable[[list, dict], object]   # tensors in, a tensor out
 
 
 @dataclass(eq=False)
@@ -56,12 +56,11 @@ class Op:
 
 
 def _with_bias(linear: Callable) -> Forward:
-    """``linear(x, kernel)`` plus the bias; ``bias_add`` lets TensorFlow fuse it into a
-    preceding convolution (one pass less over the output)."""
+    """``linear(x, kernel)`` plus the bias."""
     def forward(xs, params):
         z = linear(xs[0], params["kernel"])
         if "bias" in params:
-            z = tf.nn.bias_add(z, params["bias"])
+            z = ops.add(z, params["bias"])
         return z
     return forward
 
@@ -69,8 +68,8 @@ def _with_bias(linear: Callable) -> Forward:
 def _dense(layer):
     def matmul(x, kernel):
         if len(x.shape) == 2:
-            return tf.matmul(x, kernel)
-        return tf.tensordot(x, kernel, axes=1)
+            return ops.matmul(x, kernel)
+        return ops.tensordot(x, kernel, axes=1)
     return matmul
 
 
@@ -83,22 +82,22 @@ def _conv(layer):
 
     def conv(x, kernel):
         if pad is not None:
-            x = tf.pad(x, pad)
-        return keras.ops.conv(x, kernel, strides=list(layer.strides), padding=padding,
+            x = ops.pad(x, pad)
+        return ops.conv(x, kernel, strides=list(layer.strides), padding=padding,
                               dilation_rate=layer.dilation_rate, data_format="channels_last")
     return conv
 
 
 def _depthwise(layer):
     def conv(x, kernel):
-        return keras.ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+        return ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
                                         dilation_rate=layer.dilation_rate,
                                         data_format="channels_last")
     return conv
 
 
 def _pointwise(x, kernel):
-    return keras.ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
+    return ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
 
 
 def _call(layer) -> Forward:
@@ -133,9 +132,10 @@ class Builder:
     def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
              linear_forward=None, input_vjp=None) -> int:
         out = self.tensor()
+        constant = backends.current().constant
+        params = {k: constant(v) for k, v in (params or {}).items()}
         self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
-                           list(inputs), out, dict(params or {}), activation, linear_forward,
-                           input_vjp))
+                           list(inputs), out, params, activation, linear_forward, input_vjp))
         return out
 
     def add_layer(self, layer, inputs: list[int]) -> int:
@@ -166,14 +166,14 @@ def _check_layout(layer):
 
 
 def _conv_transpose(layer):
-    """The transposed map of a Conv2D; TensorFlow's backprop kernel for fewer than 8
+    """The transposed map of a Conv2D; a transposed convolution for fewer than 8
     input channels (first layers on images), where it beats a forward convolution with
     so few output channels; None (the tape) for dilated, grouped and other ranks."""
     if len(layer.kernel_size) != 2 or layer.padding not in ("same", "valid") \
             or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
         return None
     if layer.kernel.shape[2] < 8:
-        return transpose.conv2d_backprop(layer.strides, layer.padding)
+        return transpose.conv2d_backprop(layer.kernel_size, layer.strides, layer.padding)
     return transpose.conv2d(layer.kernel_size, layer.strides, layer.padding)
 
 
@@ -199,13 +199,13 @@ def _separable(b: Builder, layer, inputs):
 
 def batchnorm_affine(layer):
     """The (scale, shift) of an inference-mode BatchNormalization."""
-    variance = tf.convert_to_tensor(layer.moving_variance)
-    scale = tf.math.rsqrt(variance + layer.epsilon)
+    constant = backends.current().constant
+    scale = ops.rsqrt(constant(layer.moving_variance) + layer.epsilon)
     if layer.scale:
-        scale = scale * layer.gamma
-    shift = -tf.convert_to_tensor(layer.moving_mean) * scale
+        scale = scale * constant(layer.gamma)
+    shift = -constant(layer.moving_mean) * scale
     if layer.center:
-        shift = shift + layer.beta
+        shift = shift + constant(layer.beta)
     return scale, shift
 
 
@@ -222,9 +222,9 @@ def _batchnorm(b: Builder, layer, inputs):
 def _standardise(epsilon, hold_scale: bool) -> Forward:
     def forward(xs, params):
         x = xs[0]
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        scale = tf.math.rsqrt(variance + epsilon)
-        return (x - mean) * (tf.stop_gradient(scale) if hold_scale else scale)
+        mean, variance = ops.moments(x, axes=[-1], keepdims=True)
+        scale = ops.rsqrt(variance + epsilon)
+        return (x - mean) * (ops.stop_gradient(scale) if hold_scale else scale)
     return forward
 
 
@@ -239,7 +239,7 @@ def _layernorm(b: Builder, layer, inputs):
                        "normalisation over the channel axis (last) is supported")
     out = b.emit(layer, POOLING, _standardise(layer.epsilon, False), inputs,
                  suffix="/standardise", linear_forward=_standardise(layer.epsilon, True))
-    params = {"kernel": layer.gamma} if layer.scale else {"kernel": tf.ones(layer.output.shape[-1])}
+    params = {"kernel": layer.gamma} if layer.scale else {"kernel": ops.ones(layer.output.shape[-1])}
     if layer.center:
         params["bias"] = layer.beta
     return b.emit(layer, LINEAR, _with_bias(_scale), [out], params, input_vjp=transpose.SCALE)

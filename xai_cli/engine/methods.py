@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import tensorflow as tf
+from keras import ops
 
 from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_SAMPLES
+from . import backends
 from .layers import ACTIVATION
 from .rules import DECONVNET, GRADIENT, GUIDED
 
@@ -27,7 +28,7 @@ class Method:
     magnitude (sequential colormap); ``activation_rule`` is the rule ReLUs get in the
     gradient family (``None`` for LRP, whose rules come from the composite). ``random``
     methods draw noise, which XLA draws differently from TensorFlow's kernels: they are
-    never XLA-compiled, so that their maps do not depend on the setting.
+    never XLA-compiled on TensorFlow, so that their maps do not depend on the setting.
     """
 
     name: str
@@ -58,31 +59,31 @@ def _gradxinput(e, x, values, targets, index):
 
 
 def _sensitivity(e, x, values, targets, index):
-    return tf.square(_gradient(e, x, values, targets, index))
+    return ops.square(_gradient(e, x, values, targets, index))
 
 
 def _integrated_gradients(e, x, values, targets, index):
-    """Riemann sum (midpoints) of the gradient on the straight path from 0 to ``x``."""
-    total = tf.zeros_like(x)
-    for step in tf.range(IG_STEPS):
-        alpha = (tf.cast(step, x.dtype) + 0.5) / IG_STEPS
-        total += e.gradient_at(alpha * x, targets)
-    return x * total / IG_STEPS
+    """Riemann sum (midpoints) of the gradient on the straight path from 0 to ``x``
+    (a loop in the compiled function, not one copy of the model per step)."""
+    def step(i, total):
+        alpha = (ops.cast(i, x.dtype) + 0.5) / IG_STEPS
+        return total + e.gradient_at(alpha * x, targets)
+
+    return x * ops.fori_loop(0, IG_STEPS, step, ops.zeros_like(x)) / IG_STEPS
 
 
 def _smoothgrad(e, x, values, targets, index):
     """Mean gradient over noisy copies; the noise of input ``i`` depends only on (seed, i)."""
-    axes = list(range(1, len(x.shape)))
-    spread = tf.reduce_max(x, axes, keepdims=True) - tf.reduce_min(x, axes, keepdims=True)
+    axes = tuple(range(1, len(x.shape)))
+    spread = ops.max(x, axes, keepdims=True) - ops.min(x, axes, keepdims=True)
     sigma = SMOOTHGRAD_NOISE * spread
-    total = tf.zeros_like(x)
-    for sample in tf.range(SMOOTHGRAD_SAMPLES):
-        seeds = tf.stack([index, tf.fill(tf.shape(index), tf.cast(e.seed, tf.int64) * 1_000_003
-                                         + tf.cast(sample, tf.int64))], axis=1)
-        noise = tf.map_fn(lambda s: tf.random.stateless_normal(tf.shape(x)[1:], s),
-                          seeds, fn_output_signature=x.dtype)
-        total += e.gradient_at(x + sigma * noise, targets)
-    return total / SMOOTHGRAD_SAMPLES
+    normal = backends.current().normal
+
+    def sample(i, total):
+        noise = normal(tuple(x.shape[1:]), index, e.seed, i)
+        return total + e.gradient_at(x + sigma * noise, targets)
+
+    return ops.fori_loop(0, SMOOTHGRAD_SAMPLES, sample, ops.zeros_like(x)) / SMOOTHGRAD_SAMPLES
 
 
 METHODS = {m.name: m for m in (

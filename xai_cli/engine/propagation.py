@@ -3,8 +3,8 @@
 :class:`Propagator` is the rewritten model: a forward pass that keeps every
 intermediate tensor, and a backward pass that walks the ops in reverse topological
 order, applies each op's rule and sums relevance where branches merge.
-:class:`Explainer` compiles a method over it into one TensorFlow function per
-(model, rules) that takes a whole batch of any size.
+:class:`Explainer` compiles a method over it into one function per (model, rules), on
+the Keras backend at hand, that takes a whole batch of any size.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from . import core
+from . import backends, core
 from .context import RELU
 from .graph import Graph
 from .layers import ACTIVATION, LINEAR, POOLING, STRUCTURAL
@@ -62,7 +62,7 @@ class Propagator:
             for tensor, r in zip(op.inputs, r_ins):
                 if r is not None:
                     relevance[tensor] = relevance[tensor] + r if tensor in relevance else r
-        return relevance.get(0, tf.zeros_like(values[0]))
+        return relevance.get(0, ops.zeros_like(values[0]))
 
 
 _NONNEGATIVE_ACTIVATIONS = {"relu", "relu6", "sigmoid", "softmax", "hard_sigmoid", "softplus"}
@@ -116,7 +116,7 @@ def silent_where_negative(graph: Graph, rules: list) -> set[int]:
 
 def output_relevance(logits, targets, scale_by_logit: bool):
     """Where a backward pass starts: ``one_hot(target)``, times the logit for LRP."""
-    seed = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
+    seed = ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
     return seed * logits if scale_by_logit else seed
 
 
@@ -130,7 +130,8 @@ class Result:
 
 
 def xla_requested() -> bool:
-    """``XAI_XLA=1`` in the environment: compile explainers with XLA.
+    """``XAI_XLA=1`` in the environment: compile explainers with XLA (TensorFlow; JAX
+    always compiles with it).
 
     Off by default: on the CPU measured it made the forward pass and LRP about 6x
     slower; on a GPU it is often faster. ``xai bench --xla`` measures both on the machine at hand.
@@ -151,17 +152,14 @@ class Explainer:
         self.method = method
         self.propagator = propagator
         self.seed = seed
-        jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
-        spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32),
-                tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64)]
-        self._compiled = tf.function(self._explain, input_signature=spec, reduce_retracing=True,
-                                     jit_compile=jit)
-        self._compiled.get_concrete_function()  # trace now: rule errors surface before any output
+        self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
+        signature = [(graph.input_shape, "float32"), ((), "int32"), ((), "int64")]
+        self._compiled = backends.current().compile(self._explain, signature, self.jit)
 
     def _explain(self, x, targets, index):
         values = self.propagator.forward(x)
         logits = values[self.graph.output]
-        targets = tf.where(targets < 0, tf.argmax(logits, -1, output_type=tf.int32), targets)
+        targets = ops.where(targets < 0, ops.cast(ops.argmax(logits, -1), "int32"), targets)
         relevance = self.method.compute(self, x, values, targets, index)
         return relevance, logits, targets
 
@@ -173,9 +171,7 @@ class Explainer:
         """
         if index is None:
             index = np.arange(len(x))
-        out = self._compiled(tf.constant(x, tf.float32), tf.constant(targets, tf.int32),
-                             tf.constant(index, tf.int64))
-        return Result(*(t.numpy() for t in out))
+        return Result(*self._compiled(x, targets, index))
 
     def propagate(self, values: dict, targets, scale_by_logit: bool):
         """Backward pass from ``one_hot(target)``, times the logit for LRP."""
@@ -192,9 +188,9 @@ class Scorer:
 
     def __init__(self, graph: Graph):
         propagator = Propagator(graph, [])
-        spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32)]
-        self._compiled = tf.function(lambda x: propagator.forward(x)[graph.output],
-                                     input_signature=spec)
+        self._compiled = backends.current().compile(
+            lambda x: propagator.forward(x)[graph.output], [(graph.input_shape, "float32")],
+            jit=False)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._compiled(tf.constant(x, tf.float32)).numpy()
+        return self._compiled(x)

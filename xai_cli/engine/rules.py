@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import tensorflow as tf
+from keras import ops
 
 STABILISER = 1e-6
 
@@ -24,25 +24,25 @@ def _keep(t):
 
 
 def _pos(t):
-    return tf.maximum(t, 0.0)
+    return ops.maximum(t, 0.0)
 
 
 def _neg(t):
-    return tf.minimum(t, 0.0)
+    return ops.minimum(t, 0.0)
 
 
 def _zero(t):
-    return tf.zeros_like(t)
+    return ops.zeros_like(t)
 
 
 def _ones(t):
-    return tf.ones_like(t)
+    return ops.ones_like(t)
 
 
 def stabilise(z, epsilon):
     """``z + epsilon * sign(z)`` with sign(0) = +1 (one select and one add, not three ops)."""
-    epsilon = tf.cast(epsilon, z.dtype)   # a config's epsilon may be an int
-    return z + tf.where(z >= 0, epsilon, -epsilon)
+    epsilon = float(epsilon)   # a config's epsilon may be an int
+    return z + ops.where(z >= 0, epsilon, -epsilon)
 
 
 def _identity_input(x, low, high):
@@ -50,23 +50,23 @@ def _identity_input(x, low, high):
 
 
 def _pos_input(x, low, high):
-    return tf.maximum(x, 0.0)
+    return ops.maximum(x, 0.0)
 
 
 def _neg_input(x, low, high):
-    return tf.minimum(x, 0.0)
+    return ops.minimum(x, 0.0)
 
 
 def _ones_input(x, low, high):
-    return tf.ones_like(x)
+    return ops.ones_like(x)
 
 
 def _low_input(x, low, high):
-    return tf.broadcast_to(low, tf.shape(x))
+    return ops.broadcast_to(low, ops.shape(x))
 
 
 def _high_input(x, low, high):
-    return tf.broadcast_to(high, tf.shape(x))
+    return ops.broadcast_to(high, ops.shape(x))
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,13 @@ def _divide_positive(relevance, z, epsilon):
     """``relevance / stabilise(z, epsilon)`` for a ``z`` that is > 0 wherever the relevance
     is not 0 (or >= 0 everywhere): one addition instead of a sign test and a select;
     0 where the relevance is 0, also where ``z + epsilon`` happens to be 0."""
-    return tf.math.divide_no_nan(relevance, z + tf.cast(epsilon, z.dtype))
+    return ops.divide_no_nan(relevance, z + float(epsilon))
 
 
 def zero(bias=True):
     """LRP-0: relevance split by contribution; 0 where z = 0."""
     return LinearRule("zero", (Term(_identity_input),),
-                      lambda r, zs: [tf.math.divide_no_nan(r, zs[0])], bias=bias)
+                      lambda r, zs: [ops.divide_no_nan(r, zs[0])], bias=bias)
 
 
 def _proportional(name, epsilon, bias=True, **extra):
@@ -212,8 +212,8 @@ def gamma(gamma=0.25, bias=True):
     def mapper(r, zs):
         z, positive = zs[2], zs[0] + zs[1]
         # P >= 0: each denominator has the sign of z, so the stabiliser's sign is known
-        p = tf.where(z > 0, r / (z + gamma * positive + STABILISER), 0.0)
-        n = tf.where(z < 0, r / ((1 + gamma) * z - gamma * positive - STABILISER), 0.0)
+        p = ops.where(z > 0, r / (z + gamma * positive + STABILISER), 0.0)
+        n = ops.where(z < 0, r / ((1 + gamma) * z - gamma * positive - STABILISER), 0.0)
         d = gamma * (p - n)
         return [d, d, p + (1 + gamma) * n]
 
@@ -278,7 +278,7 @@ def zbox(low=None, high=None, bias=True):
 
 def w2(bias=True):
     """w^2: relevance by squared weights, independent of the input."""
-    return LinearRule("w2", (Term(_ones_input, tf.square, tf.square),),
+    return LinearRule("w2", (Term(_ones_input, ops.square, ops.square),),
                       lambda r, zs: [_divide(r, zs[0], STABILISER)], grads_only, bias=bias)
 
 

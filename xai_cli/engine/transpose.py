@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import tensorflow as tf
+from keras import ops
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ def _same(kernel):
 def _matmul(grad, kernel, input_shape):
     """``grad @ W^T`` as ``(W @ grad^T)^T``: reading the large kernel along its rows is
     up to 4x faster on CPU than a matmul with a transposed kernel operand."""
-    flat = tf.reshape(grad, (-1, grad.shape[-1]))
-    return tf.reshape(tf.transpose(tf.matmul(kernel, flat, transpose_b=True)),
-                      (-1, *input_shape[1:]))
+    flat = ops.reshape(grad, (-1, grad.shape[-1]))
+    return ops.reshape(ops.transpose(ops.matmul(kernel, ops.transpose(flat))),
+                       (-1, *input_shape[1:]))
 
 
 def _scale(grad, kernel, input_shape):
@@ -50,15 +50,22 @@ DENSE = Transpose(_same, _matmul)                # grad @ W^T over the last axis
 SCALE = Transpose(_same, _scale)                 # element-wise scaling is its own transpose
 
 
-def conv2d_backprop(strides, padding) -> Transpose:
-    """A 2-D convolution's input VJP by TensorFlow's own backprop kernel, without a tape:
-    for few input channels (first layers on images) it beats a forward convolution with
-    so few output channels."""
+def conv2d_backprop(kernel_size, strides, padding) -> Transpose:
+    """A 2-D convolution's input VJP as a transposed convolution, without autodiff: for
+    few input channels (first layers on images) it beats a forward convolution with so
+    few output channels."""
     def apply(grad, w, input_shape):
-        shape = tf.concat([tf.shape(grad)[:1], tf.constant(list(input_shape[1:]), tf.int32)], 0)
-        return tf.nn.conv2d_transpose(grad, w, shape, strides, padding.upper())
+        # the rows a strided convolution never reached, which its output does not determine
+        extra = [size - _transposed_size(out, k, s, padding) for size, out, k, s
+                 in zip(input_shape[1:3], grad.shape[1:3], kernel_size, strides)]
+        return ops.conv_transpose(grad, w, strides, padding, output_padding=extra)
 
     return Transpose(_same, apply)
+
+
+def _transposed_size(size, kernel, stride, padding):
+    """The size ``keras.ops.conv_transpose`` gives ``size`` rows without output padding."""
+    return (size - 1) * stride + kernel - (2 * (kernel // 2) if padding == "same" else 0)
 
 
 def conv2d(kernel_size, strides, padding) -> Transpose:
@@ -78,12 +85,12 @@ def conv2d(kernel_size, strides, padding) -> Transpose:
     def kernel(w):
         channels, filters = w.shape[2], w.shape[3]
         if (sh, sw) == (1, 1):
-            return tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
-        w = tf.pad(w, [[0, taps[0] * sh - kh], [0, taps[1] * sw - kw], [0, 0], [0, 0]])
-        w = tf.reshape(w, (taps[0], sh, taps[1], sw, channels, filters))
-        w = tf.reverse(w[:, :phases[0], :, :phases[1]], [0, 2])
-        return tf.reshape(tf.transpose(w, [0, 2, 5, 1, 3, 4]),
-                          (*taps, filters, phases[0] * phases[1] * channels))
+            return ops.transpose(ops.flip(w, (0, 1)), [0, 1, 3, 2])
+        w = ops.pad(w, [[0, taps[0] * sh - kh], [0, taps[1] * sw - kw], [0, 0], [0, 0]])
+        w = ops.reshape(w, (taps[0], sh, taps[1], sw, channels, filters))
+        w = ops.flip(w[:, :phases[0], :, :phases[1]], (0, 2))
+        return ops.reshape(ops.transpose(w, [0, 2, 5, 1, 3, 4]),
+                           (*taps, filters, phases[0] * phases[1] * channels))
 
     def apply(grad, w, input_shape):
         channels = input_shape[-1]
@@ -95,13 +102,21 @@ def conv2d(kernel_size, strides, padding) -> Transpose:
             pads.append([t - 1 - first, last - out])
             crops.append(before - s * first)
             spans.append(last - first)
-        y = tf.nn.conv2d(grad, w, 1, [[0, 0], *pads, [0, 0]])
+        y = _conv_padded(grad, w, pads)
         if (sh, sw) == (1, 1):
             return y
-        y = tf.reshape(y, (-1, *spans, *phases, channels))
-        y = tf.pad(y, [[0, 0], [0, 0], [0, 0], [0, sh - phases[0]], [0, sw - phases[1]], [0, 0]])
-        y = tf.reshape(tf.transpose(y, [0, 1, 3, 2, 4, 5]),
-                       (-1, spans[0] * sh, spans[1] * sw, channels))
+        y = ops.reshape(y, (-1, *spans, *phases, channels))
+        y = ops.pad(y, [[0, 0], [0, 0], [0, 0], [0, sh - phases[0]], [0, sw - phases[1]], [0, 0]])
+        y = ops.reshape(ops.transpose(y, [0, 1, 3, 2, 4, 5]),
+                        (-1, spans[0] * sh, spans[1] * sw, channels))
         return y[:, crops[0]:crops[0] + input_shape[1], crops[1]:crops[1] + input_shape[2]]
 
     return Transpose(kernel, apply)
+
+
+def _conv_padded(x, w, pads):
+    """A stride-1 convolution with explicit padding: "same" where that is what the pads
+    are (no separate padding pass), else padded first."""
+    if all(before == after == (k - 1) // 2 and k % 2 for (before, after), k in zip(pads, w.shape[:2])):
+        return ops.conv(x, w, 1, "same")
+    return ops.conv(ops.pad(x, [[0, 0], *pads, [0, 0]]), w, 1, "valid")

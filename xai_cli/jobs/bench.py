@@ -2,7 +2,7 @@
 
 Every figure is the median of several timed repetitions after warm-up (compilation),
 on the same model and batch in the same process, so the ratios hold on a noisy
-machine. The plain gradient is TensorFlow's own autodiff of the target logit; the
+machine. The plain gradient is the Keras backend's own autodiff of the target logit; the
 evaluate figure compares a perturbation run with the bare forward passes it needs.
 The end-to-end figures run the explain job itself on generated photos, once with a
 trivial model and once with the bench's model, to show whether the input pipeline
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 from PIL import Image
 
-from ..engine import composites
+from ..engine import backends, composites
 from ..engine.explainers import make_explainer
 from ..engine.graph import build_graph
 from ..engine.methods import METHODS
@@ -74,8 +74,9 @@ def _medians(fns: dict, repeats: int) -> dict:
 
 
 def _peak_memory_mb() -> float:
-    if tf.config.list_physical_devices("GPU"):
-        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    on_gpu = backends.current().peak_memory_mb()
+    if on_gpu is not None:
+        return on_gpu
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
@@ -85,30 +86,31 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False) -> dict:
     """Time forward, gradient, each method (LRP once per config), evaluate and, unless
     ``end_to_end`` is false, the explain job with the first method (and config). With
-    ``xla``, the forward pass and every method not random are timed XLA-compiled too."""
+    ``xla`` (TensorFlow; JAX always compiles with XLA), the forward pass and every method
+    not random are timed XLA-compiled too."""
+    backend = backends.current()
+    xla = xla and backend.NAME == "tensorflow"
     graph = build_graph(_model(model_path, arch, input_size))
-    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (batch_size, *graph.input_shape))
-                    .astype(np.float32))
-    targets = tf.zeros(batch_size, tf.int32)
-    index = tf.range(batch_size, dtype=tf.int64)
+    x = np.random.default_rng(0).uniform(0, 1, (batch_size, *graph.input_shape)).astype(np.float32)
+    targets = np.zeros(batch_size, np.int32)
+    index = np.arange(batch_size, dtype=np.int64)
     forward = Propagator(graph, [])
-    spec = [tf.TensorSpec((None, *graph.input_shape), tf.float32)]
+    signature = [(graph.input_shape, "float32")]
 
     def plain_forward(batch):
         return forward.forward(batch)[graph.output]
 
-    @tf.function(input_signature=spec)
     def plain_gradient(batch):
-        with tf.GradientTape() as tape:
-            tape.watch(batch)
-            score = tf.reduce_sum(forward.forward(batch)[graph.output][:, 0])
-        return tape.gradient(score, batch)
+        logits, pullback = backend.vjp(lambda xs: plain_forward(xs[0]), [batch])
+        first_class = ops.zeros_like(logits[:, 0], dtype="int32")
+        return pullback(ops.one_hot(first_class, graph.num_classes))[0]
 
-    compiled = tf.function(plain_forward, input_signature=spec)
-    fns = {"forward": lambda: compiled(x).numpy(), "gradient": lambda: plain_gradient(x).numpy()}
+    compiled, gradient = (backend.compile(fn, signature, jit=False)
+                          for fn in (plain_forward, plain_gradient))
+    fns = {"forward": lambda: compiled(x), "gradient": lambda: gradient(x)}
     if xla:
-        with_xla = tf.function(plain_forward, input_signature=spec, jit_compile=True)
-        fns["forward +xla"] = lambda: with_xla(x).numpy()
+        with_xla = backend.compile(plain_forward, signature, jit=True)
+        fns["forward +xla"] = lambda: with_xla(x)
     unit = preprocess.resolve("unit")
     runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
             for config in (configs if METHODS[method].uses_composite else (None,))]
@@ -116,12 +118,12 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         for jit in (False, True) if xla and not METHODS[method].random else (False,):
             explainer = make_explainer(graph, METHODS[method], composites.load(config), unit,
                                        jit_compile=jit)
-            fns[name + " +xla" * jit] = lambda e=explainer: e._compiled(x, targets, index)[0].numpy()
+            fns[name + " +xla" * jit] = lambda e=explainer: e.explain(x, targets, index)
     figures = _medians(fns, repeats)
-    evaluate, forwards = _evaluate_figures(graph, x.numpy(), evaluate_steps, repeats)
+    evaluate, forwards = _evaluate_figures(graph, x, evaluate_steps, repeats)
     result = {
-        "device": _device_name(), "model": model_path or arch, "batch_size": batch_size,
-        "input_shape": list(graph.input_shape), "repeats": repeats,
+        "backend": backend.NAME, "device": _device_name(), "model": model_path or arch,
+        "batch_size": batch_size, "input_shape": list(graph.input_shape), "repeats": repeats,
         "peak_memory_mb": round(_peak_memory_mb(), 1),
         "methods": {name: {**_rate(t, batch_size),
                            "ratio_to_gradient": round(t / figures["gradient"], 3),
@@ -206,10 +208,10 @@ def _evaluate_figures(graph, x, steps, repeats) -> tuple[float, float]:
 
 
 def _device_name() -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    return f"CPU ({_cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores)"
+    gpu = backends.current().device_name()
+    if gpu:
+        return gpu
+    return f"CPU ({_cpu_model()}, {len(os.sched_getaffinity(0))} cores)"
 
 
 def _cpu_model() -> str:
@@ -223,7 +225,7 @@ def _cpu_model() -> str:
 def table(result: dict) -> str:
     """The figures as a text table."""
     lines = [f"{result['model']}  input {tuple(result['input_shape'])}  batch {result['batch_size']}"
-             f"  on {result['device']}  (median of {result['repeats']}; peak memory "
+             f"  on {result['device']} ({result['backend']})  (median of {result['repeats']}; peak memory "
              f"{result['peak_memory_mb']} MB)",
              f"{'method':40s} {'images/s':>10s} {'x gradient':>11s} {'x forward':>10s}"]
     for name, f in result["methods"].items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from ..engine import composites
 from ..engine.context import contexts
@@ -48,17 +48,17 @@ def _check(applied, composite, image, preprocessing, target) -> str:
         raise XaiError(f"--check {image}: {problems[0][1] if problems else 'no input'}")
     x = inputs.load(items[0], graph.input_shape, prep).x[None]
     propagator = applied.propagator(prep)
-    values = propagator.forward(tf.constant(x))
-    logits = values[graph.output][0].numpy()
+    values = propagator.forward(ops.convert_to_tensor(x))
+    logits = ops.convert_to_numpy(values[graph.output][0])
     index = parse_target(target, None, graph.num_classes)
     index = int(np.argmax(logits)) if index < 0 else index
     record = []
-    relevance = propagator.backward(
-        values, output_relevance(values[graph.output], [index], scale_by_logit=True), record).numpy()
+    relevance = ops.convert_to_numpy(propagator.backward(
+        values, output_relevance(values[graph.output], [index], scale_by_logit=True), record))
     rows = [("op", "rule", "relevance out", "relevance in", "in / out")]
     for op, r_out, r_ins in record:
-        out_sum = float(tf.reduce_sum(r_out))
-        in_sum = sum(float(tf.reduce_sum(r)) for r in r_ins if r is not None)
+        out_sum = float(ops.sum(r_out))
+        in_sum = sum(float(ops.sum(r)) for r in r_ins if r is not None)
         ratio = in_sum / out_sum if out_sum else float("nan")
         rows.append((op.name, rules[graph.ops.index(op)].describe(), f"{out_sum:.6g}",
                      f"{in_sum:.6g}", f"{ratio:.4f}"))
