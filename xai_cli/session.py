@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .engine import composites
+from .engine import backends, composites
 from .engine.explainers import make_explainer
 from .engine.graph import Graph, build_graph
 from .engine.methods import METHODS
@@ -55,6 +55,7 @@ class Options:
     fail_fast: bool = False
     seed: int = 0
     resize: str = "squash"
+    device: str = "auto"
 
 
 @dataclass
@@ -97,6 +98,11 @@ class Session:
         return make_explainer(graph, METHODS[method], self.composite, self.preprocessing,
                               self.options.seed)
 
+    @functools.cached_property
+    def runs_on(self) -> dict[str, str]:
+        """The Keras backend and the device (a GPU's name, or ``cpu``) the job runs on."""
+        return backends.runs_on(self.options.device)
+
     def job(self, command: str) -> str:
         """``command``, or ``<command>-shard-K-of-N`` with --shard: the name of this run's
         parts and records, so that shards writing into one folder keep them apart."""
@@ -114,14 +120,15 @@ class Session:
     def parts(self, command: str, options: dict) -> Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
         with --skip-existing only if it has the same model, config, preprocessing, resize,
-        target, seed, batch size, number of inputs, shard and command ``options``. Shards
-        keep their parts apart."""
+        target, seed, batch size, number of inputs, shard, Keras backend and command
+        ``options``. Shards keep their parts apart."""
         identity = {"model": parts.file_digest(self.options.model),
                     "rules": self.composite.fingerprint(),
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
                     "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
-                    "inputs": len(self.positions), "shard": self.options.shard, **options}
+                    "inputs": len(self.positions), "shard": self.options.shard,
+                    "backend": self.runs_on["backend"], **options}
         return parts.Parts(self.options.out / "parts" / self.job(command), identity,
                            self.options.skip_existing)
 

@@ -53,7 +53,7 @@ def main(debug):
                                            "(<stem>.grid.png).")
 @render_options(overlay=True)
 @handle_errors
-def explain(methods, overlay, save_raw, grid, device, **kwargs):
+def explain(methods, overlay, save_raw, grid, **kwargs):
     """Write heatmaps <stem>.<method>.png explaining MODEL's decision on each image.
 
     MODEL is a .keras or .h5 file. IMAGES are image files, folders, glob patterns,
@@ -62,7 +62,7 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
     """
     job = job_module("explain")
     style = render_style(kwargs)
-    with data_job(kwargs, "explain", device) as (session, report, update):
+    with data_job(kwargs, "explain") as (session, report, update):
         job.run(session, job.ExplainOptions(tuple(dict.fromkeys(methods)), overlay, save_raw, grid,
                                             style), report, update)
     return report.exit_code
@@ -76,7 +76,7 @@ def explain(methods, overlay, save_raw, grid, device, **kwargs):
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=SPRAY_HELP)
 @render_options(overlay=False)
 @handle_errors
-def spray(method, clusters, requirements, device, **kwargs):
+def spray(method, clusters, requirements, **kwargs):
     """Cluster the heatmaps of one class (--target) over many images: SpRAy.
 
     Finds the distinct strategies a model uses for a class, such as a watermark instead of
@@ -89,7 +89,7 @@ def spray(method, clusters, requirements, device, **kwargs):
     from ..jobs import gates
     gated = gates.spray_requirements(requirements)
     style = render_style(kwargs)
-    with data_job(kwargs, "spray", device) as (session, report, update):
+    with data_job(kwargs, "spray") as (session, report, update):
         labels = job.run(session, method, clusters, report, update, style)
     return gates.verdict(gated, gates.spray_lookup(labels), report) or report.exit_code
 
@@ -119,7 +119,7 @@ def spray(method, clusters, requirements, device, **kwargs):
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=EVALUATE_HELP)
 @handle_errors
 def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity, requirements,
-             device, **kwargs):
+             **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
@@ -134,7 +134,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
     gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                         masks is not None, sanity)
     located = localisation.Masks(masks) if masks else None
-    with data_job(kwargs, "evaluate", device) as (session, report, update):
+    with data_job(kwargs, "evaluate") as (session, report, update):
         summary, checked = job.run(session, measure, report, update, located)
     click.echo(job.table(summary, checked), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
@@ -155,7 +155,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity
                                       "AOPC (most relevant first) or the area between the "
                                       "least- and most-relevant-first curves.")
 @handle_errors
-def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **kwargs):
+def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
     """Search LRP rule configs for the most faithful heatmaps on your own images.
 
     Layers are grouped by graph context (first layer, depthwise convolutions, convolutions
@@ -176,7 +176,7 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, device, **k
     report = Report(fail_fast=options.fail_fast)
     settings = job.TuneOptions(measure, holdout, rounds, objective)
     bar, update = progress_bar(job.steps_total(session.graph, settings), "tuning")
-    with device_scope(device) or nullcontext(), bar or nullcontext():
+    with device_scope(options.device) or nullcontext(), bar or nullcontext():
         job.run(session, settings, report, update)
     return report.exit_code
 

@@ -78,7 +78,8 @@ def data_options(fn: F) -> F:
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for smoothgrad noise and random perturbation orders."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-                     show_default=True, help="Where TensorFlow runs."),
+                     show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
+                                             "it sees one)."),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -190,7 +190,8 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
                   "outputs": [save_thumbnail(session.options.out, sample.item.stem,
                                              sample.display)],
                   "target": target, "target_label": session.label(target),
-                  "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace}
+                  "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace,
+                  **session.runs_on}
         fraction = arrays.get("loc/mask_fraction")
         if fraction is not None and np.isfinite(fraction[i]):
             record["localisation"] = {m: {f: float(arrays[f"loc/{f}/{m}"][i])

@@ -111,6 +111,7 @@ def _record(session, sample, logits, target, maps) -> dict:
         "explained": "logit (softmax removed)" if session.graph.softmax_stripped else "model output",
         "relevance_sum": {m: float(r.sum()) for m, r in maps.items()},
         "resize": sample.fit.mode, "source_size": list(sample.fit.source_size),
+        **session.runs_on,
     }
 
 
