@@ -1,15 +1,33 @@
 PYTHON ?= .venv/bin/python
 PIP ?= .venv/bin/pip
 
-.PHONY: install test test-all lint bench sample
+.PHONY: install install-backends test test-all lint bench sample
 
 install:
 	python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev,spray]'
 
+# the tests marked `backends` (rules, oracle, layers, loading, resume and shards) run again
+# on every other Keras backend that is installed (make install-backends)
+BACKENDS = jax torch
+
 test:
 	$(PYTHON) -m pytest -q -m "not slow"
+	@for backend in $(BACKENDS); do \
+	    if $(PYTHON) -c "import $$backend" 2>/dev/null; then \
+	        echo "== KERAS_BACKEND=$$backend"; \
+	        KERAS_BACKEND=$$backend $(PYTHON) -m pytest -q -m "backends and not slow" || exit 1; \
+	    else \
+	        echo "== $$backend is not installed: its tests do not run (make install-backends)"; \
+	    fi; \
+	done
+
+# the CPU builds of JAX and PyTorch ('xai[jax]' and 'xai[torch]' install whatever builds pip picks)
+TORCH_CPU ?= torch==2.13.0+cpu
+
+install-backends:
+	$(PIP) install --quiet 'jax[cpu]>=0.4.30' '$(TORCH_CPU)'
 
 test-all:
 	$(PYTHON) -m pytest -q

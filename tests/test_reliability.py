@@ -123,6 +123,7 @@ def _explain_cmd(inputs, out, *extra):
             "--save-raw", "-o", str(out), *extra]
 
 
+@pytest.mark.backends
 def test_killed_job_resumes_to_identical_outputs(tmp_path):
     batch = np.load(FIXTURES / "digits_test_x.npy")[:200]
     np.save(tmp_path / "x.npy", batch)

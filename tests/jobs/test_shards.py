@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 from xai_cli.cli import main
 
+pytestmark = pytest.mark.backends   # run on every installed Keras backend
+
 MODEL = str(FIXTURES / "digits.keras")
 RESULTS = ("curves.csv", "summary.csv", "localisation.csv", "sanity.csv")
 
