@@ -2,7 +2,7 @@
 
 The command line is ``xai``; from Python, ``xai_cli.explain``, ``xai_cli.evaluate`` and
 ``xai_cli.Explainer`` (:mod:`xai_cli.api`) run the same engine. They are imported on first
-use, so that ``import xai_cli`` (and ``xai --help``) stays free of TensorFlow.
+use, so that ``import xai_cli`` (and ``xai --help``) stays free of Keras and its backend.
 """
 
 __version__ = "0.1.0"

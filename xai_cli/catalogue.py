@@ -1,4 +1,4 @@
-"""What the command line lists without importing TensorFlow: methods and built-in configs.
+"""What the command line lists without importing Keras: methods and built-in configs.
 
 ``xai --help``, ``xai explain --help`` and ``xai rules --list`` read only this module, so
 they answer at once; the implementations (`methods`, `composites`) take their names and

@@ -197,8 +197,8 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
               help="Also time the explain job (decode, explain, render, write) on generated "
                    "photos, with a trivial model and with MODEL.")
 @click.option("--xla", is_flag=True,
-              help="Also time the forward pass and each method compiled with XLA (jobs use "
-                   "it with XAI_XLA=1).")
+              help="On TensorFlow, also time the forward pass and each method compiled with "
+                   "XLA (jobs use it with XAI_XLA=1); JAX always compiles with XLA.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @handle_errors
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
@@ -210,7 +210,7 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
     the explain job with the first method runs on 4 batches of generated 500x375 JPEG/PNG
     files twice: with a trivial model, which gives the rate decoding, rendering and writing
     allow, and with MODEL; the nearer MODEL's rate is to it, the more the input pipeline
-    and not the model bounds a job."""
+    and not the model bounds a job. KERAS_BACKEND picks the backend, as for every command."""
     job = job_module("bench")
     from ..io.outputs import emit
     if bool(model) == bool(arch):
@@ -258,7 +258,7 @@ def report(folder):
     summary.csv and the figures become those of one unsharded run, byte for byte (same
     arguments and --batch-size in every shard)."""
     from ..io.parts import shards
-    found = shards(folder / "parts", "evaluate")   # TensorFlow only if there is a merge
+    found = shards(folder / "parts", "evaluate")   # Keras only if there is a merge
     if found is not None:
         job = job_module("evaluate")
         summary, checked = job.merge_shards(folder, *found)

@@ -86,7 +86,7 @@ def progress_bar(total: int, label: str = "explaining"
 
 
 def write_page(out: Path) -> None:
-    """OUT/index.html from every record and picture in OUT (needs no TensorFlow)."""
+    """OUT/index.html from every record and picture in OUT (needs no Keras)."""
     from ..io.report import write
     click.echo(f"xai: report: {write(out)}", err=True)
 

@@ -38,8 +38,8 @@ class Op:
     (LayerNormalization with its scale held constant) for the LRP rules, while gradient
     methods differentiate ``forward``.
     ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
-    (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the gradient tape, which is
-    slower on CPU.
+    (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the backend's autodiff,
+    which is slower on TensorFlow's CPU kernels.
     """
 
     layer: str
@@ -168,7 +168,7 @@ def _check_layout(layer):
 def _conv_transpose(layer):
     """The transposed map of a Conv2D; a transposed convolution for fewer than 8
     input channels (first layers on images), where it beats a forward convolution with
-    so few output channels; None (the tape) for dilated, grouped and other ranks."""
+    so few output channels; None (autodiff) for dilated, grouped and other ranks."""
     if len(layer.kernel_size) != 2 or layer.padding not in ("same", "valid") \
             or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
         return None

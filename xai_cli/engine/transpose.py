@@ -1,11 +1,11 @@
 """Input vector-Jacobian products of linear ops as forward ops with the transposed kernel.
 
 Every LINEAR op is linear in its input once the kernel is fixed (the bias does not
-enter), so its VJP is the transposed map applied to the gradient: no tape needed. On
+enter), so its VJP is the transposed map applied to the gradient: no autodiff needed. On
 CPU, TensorFlow's ``Conv2DBackpropInput`` is several times slower than a forward
 convolution for 1x1, strided and small-map convolutions (ResNet50 is mostly those); a
 forward convolution of the gradient with the flipped, in/out-swapped kernel gives the
-same VJP, exact to float32 rounding. Depthwise convolutions keep the tape: TensorFlow's
+same VJP, exact to float32 rounding. Depthwise convolutions keep autodiff: TensorFlow's
 depthwise backprop is as fast as a flipped depthwise convolution.
 """
 

@@ -19,7 +19,7 @@ from . import requirements
 from .localisation import FIGURES as LOCALISATION_FIGURES
 from .perturbation import REPLACEMENTS
 
-if TYPE_CHECKING:   # the CLI imports this module for its help, before TensorFlow
+if TYPE_CHECKING:   # the CLI imports this module for its help, before Keras
     from ..session import Report
 
 REQUIREMENTS_NOT_MET = 3
