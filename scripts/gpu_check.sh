@@ -4,7 +4,8 @@
 #
 #   scripts/gpu_check.sh --fetch          # here, with pip's index: keras, namex, optree into .whl/
 #   scripts/gpu_check.sh [OUT [PART]]     # there: install, then PART (default all):
-#       1    oracle tests on JAX and PyTorch; VGG16 and ResNet50 benches at batch 64
+#       1    oracle tests on JAX and PyTorch; VGG16 and ResNet50 benches at batch 64 (also
+#            with autodiff VJPs), PyTorch's VGG16
 #       2    VGG16 at batch 256, EfficientNet-Lite0, end to end on 2,000 JPEGs
 #
 # The device tool runs a command for at most 10 minutes: run part 1, then part 2, with .whl
@@ -117,8 +118,10 @@ if [ "$PART" = 1 ] || [ "$PART" = all ]; then
         step "oracle-$backend" env KERAS_BACKEND=$backend "$PY" -m pytest -q -p no:cacheprovider \
             tests/engine/test_oracle.py tests/engine/test_numpy_reference.py
     done
-    bench jax vgg16 "${RULES[@]}" --arch vgg16 --input-size "$SIZE" -b "$BATCH"
-    bench jax resnet50 "${RULES[@]}" --arch resnet50 --input-size "$SIZE" -b "$BATCH"
+    # --autodiff: also with JAX's own VJPs in place of the transposed-kernel maps, which
+    # were chosen on TensorFlow's CPU kernels: which to use on the GPU is measured here
+    bench jax vgg16 "${RULES[@]}" --arch vgg16 --input-size "$SIZE" -b "$BATCH" --autodiff
+    bench jax resnet50 "${RULES[@]}" --arch resnet50 --input-size "$SIZE" -b "$BATCH" --autodiff
     bench torch vgg16 "${RULES[@]}" --arch vgg16 --input-size "$SIZE" -b "$BATCH"
 fi
 if [ "$PART" = 2 ] || [ "$PART" = all ]; then

@@ -7,7 +7,9 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES
 from xai_cli.cli import main
+from xai_cli.engine.graph import build_graph
 from xai_cli.jobs import bench
+from xai_cli.models.loading import load
 
 MODEL = str(FIXTURES / "digits.keras")  # small, and grayscale: the photos are converted
 
@@ -51,3 +53,17 @@ def test_bench_xla_rows_time_the_same_methods_compiled():
     assert list(result["methods"]) == ["forward", "gradient", "forward +xla", "lrp:lrp-epsilon",
                                        "lrp:lrp-epsilon +xla", "smoothgrad"]
     assert "lrp:lrp-epsilon +xla" in bench.table(result)
+
+
+def test_bench_autodiff_rows_time_each_method_without_the_transposed_maps():
+    result = bench.run(MODEL, None, 32, 2, ("lrp", "sa"), ("lrp-epsilon",), repeats=1,
+                       evaluate_steps=2, end_to_end=False, autodiff=True)
+    assert list(result["methods"]) == ["forward", "gradient", "lrp:lrp-epsilon",
+                                       "lrp:lrp-epsilon +autodiff", "sa", "sa +autodiff"]
+    assert all(f["images_per_s"] > 0 for f in result["methods"].values())
+
+
+def test_without_transposes_leaves_no_transposed_map():
+    graph = build_graph(load(MODEL))
+    assert any(op.input_vjp is not None for op in graph.ops)
+    assert all(op.input_vjp is None for op in bench._without_transposes(graph).ops)

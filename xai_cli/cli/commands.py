@@ -199,10 +199,14 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
 @click.option("--xla", is_flag=True,
               help="On TensorFlow, also time the forward pass and each method compiled with "
                    "XLA (jobs use it with XAI_XLA=1); JAX always compiles with XLA.")
+@click.option("--autodiff", is_flag=True,
+              help="Also time each method with the backend's autodiff for every VJP instead of "
+                   "the transposed-kernel maps the engine uses: whether those pay off on this "
+                   "backend and device.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @handle_errors
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
-          as_json):
+          autodiff, as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient and to the forward pass (medians after
     warm-up, one process, all timed in turn so that load changes hit them alike;
@@ -216,7 +220,8 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
     if bool(model) == bool(arch):
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
-                     tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end, xla=xla)
+                     tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end, xla=xla,
+                     autodiff=autodiff)
     if as_json:
         emit(result, sys.stdout)
     else:

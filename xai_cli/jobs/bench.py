@@ -83,11 +83,13 @@ def _peak_memory_mb() -> float:
 
 def run(model_path: str | None, arch: str | None, input_size: int, batch_size: int,
         methods: tuple[str, ...], configs: tuple[str, ...], repeats: int = 5,
-        evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False) -> dict:
+        evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False,
+        autodiff: bool = False) -> dict:
     """Time forward, gradient, each method (LRP once per config), evaluate and, unless
     ``end_to_end`` is false, the explain job with the first method (and config). With
     ``xla`` (TensorFlow; JAX always compiles with XLA), the forward pass and every method
-    not random are timed XLA-compiled too."""
+    not random are timed XLA-compiled too; with ``autodiff``, every method is timed with the
+    backend's autodiff in place of the transposed-kernel VJPs too."""
     backend = backends.current()
     xla = xla and backend.NAME == "tensorflow"
     graph = build_graph(_model(model_path, arch, input_size))
@@ -114,11 +116,15 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     unit = preprocess.resolve("unit")
     runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
             for config in (configs if METHODS[method].uses_composite else (None,))]
+    variants = [("", graph, False)] + [(" +xla", graph, True)] * xla \
+        + [(" +autodiff", _without_transposes(graph), False)] * autodiff
     for name, method, config in runs:
-        for jit in (False, True) if xla and not METHODS[method].random else (False,):
-            explainer = make_explainer(graph, METHODS[method], composites.load(config), unit,
+        for suffix, variant, jit in variants:
+            if jit and METHODS[method].random:
+                continue
+            explainer = make_explainer(variant, METHODS[method], composites.load(config), unit,
                                        jit_compile=jit)
-            fns[name + " +xla" * jit] = lambda e=explainer: e.explain(x, targets, index)
+            fns[name + suffix] = lambda e=explainer: e.explain(x, targets, index)
     figures = _medians(fns, repeats)
     evaluate, forwards = _evaluate_figures(graph, x, evaluate_steps, repeats)
     result = {
@@ -137,6 +143,12 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     if end_to_end:
         result["end_to_end"] = _end_to_end(graph, *runs[0], batch_size, repeats)
     return result
+
+
+def _without_transposes(graph):
+    """``graph`` with the backend's autodiff for every VJP (no transposed-kernel maps)."""
+    return dataclasses.replace(graph, ops=[dataclasses.replace(op, input_vjp=None)
+                                           for op in graph.ops])
 
 
 def _rate(seconds: float, images: int) -> dict:
