@@ -21,6 +21,7 @@ place what each backend does:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from types import ModuleType
 
 from ...errors import XaiError
 
-MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+# each backend's framework and the pip extra that installs it
 EXTRAS = {"tensorflow": "xai", "jax": "xai[jax]", "torch": "xai[torch]"}
 
 
@@ -40,7 +41,6 @@ def requested() -> str:
 
 
 def _configured() -> str | None:
-    import json
     path = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
     try:
         with open(path) as f:
@@ -53,19 +53,17 @@ def start() -> ModuleType:
     """Import Keras and its backend without the backend's start-up messages on the
     user's terminal; a backend that is asked for but not installed is a clear error."""
     name = requested()
-    if name not in MODULES:
-        raise XaiError(f"KERAS_BACKEND={name}: xai runs on {', '.join(MODULES)}")
+    if name not in EXTRAS:
+        raise XaiError(f"KERAS_BACKEND={name}: xai runs on {', '.join(EXTRAS)}")
     if "keras" not in sys.modules:
         with _quiet_stderr():
             try:
-                importlib.import_module(MODULES[name])
+                importlib.import_module(name)
             except ImportError as exc:
                 raise XaiError(f"Keras backend '{name}' is not installed ({exc}); install it with "
                                f"pip install '{EXTRAS[name]}'") from None
             importlib.import_module("keras")
-            module = current()
-            module.start()
-        return module
+            current().start()
     return current()
 
 

@@ -66,4 +66,3 @@ def peak_memory_mb() -> float | None:
     if not gpu_available():
         return None
     return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-

@@ -1,5 +1,5 @@
-"""The PyTorch backend: eager under ``no_grad`` (``torch.compile`` is not used: measured
-per device, see docs/performance.md), ``torch.func.vjp``, one CPU generator per input."""
+"""The PyTorch backend: eager under ``no_grad`` (``torch.compile`` is not used yet: it
+has not been measured on a GPU), ``torch.func.vjp``, one CPU generator per input."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def _numpy(t):
 
 
 def normal(shape, index, seed: int, sample):
-    """Each input's noise from its own generator seeded by ``(seed, sample, index)``."""
+    """Each input's noise from its own generator seeded by ``(seed, sample, index)``: PyTorch
+    has no stateless per-row normal, so this loops over the batch (smoothgrad only)."""
     rows = []
     for i in index.tolist():
         state = np.random.SeedSequence([seed, int(sample), i]).generate_state(1, np.uint64)[0]
