@@ -23,7 +23,8 @@ from . import rules as R
 from .canonizers import CANONIZERS
 from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .graph import Graph
-from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING
+from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING, RECURRENT
+from .recurrent import KINDS as RECURRENT_LAYERS
 
 _CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
                  "SeparableConv2D"}
@@ -39,8 +40,10 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "FullConvolution": lambda op: op.layer_type in _CONVOLUTIONS and not _depthwise(op),
     "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
+    "Recurrent": lambda op: op.kind == RECURRENT,  # SimpleRNN, LSTM, GRU, in Bidirectional too
 }
 DEFAULT_CONFIG = "context-gamma-box"
+DEFAULT_TEXT_CONFIG = "text-epsilon"
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
@@ -89,7 +92,10 @@ class Entry:
 
 
 def _type_matches(wanted: str, op) -> bool:
-    return FAMILIES[wanted](op) if wanted in FAMILIES else op.layer_type == wanted
+    """A family, the layer's class, or the class a Bidirectional layer wraps."""
+    if wanted in FAMILIES:
+        return FAMILIES[wanted](op)
+    return op.layer_type == wanted or (op.cell is not None and RECURRENT_LAYERS.get(wanted) == op.cell.kind)
 
 
 @dataclass
@@ -139,6 +145,8 @@ class Composite:
                     used.add(id(entry))
                 out.append(Assignment(entry.rule, entry.source) if entry else
                            Assignment(R.norm(), "parameter-free linear map: z-rule"))
+            elif op.kind == RECURRENT:
+                out.append(self._recurrent(op, used))
             elif op.kind in (ACTIVATION, AFFINE, GATE):
                 out.append(Assignment(R.PASS, f"{op.kind}: relevance passes through"))
             else:
@@ -146,6 +154,21 @@ class Composite:
         warnings = [f"{e.source}: this rule applies to no layer (none matches, or earlier rules took them)"
                     for e in self.entries if id(e) not in used and self.warn_unused]
         return out, warnings
+
+
+    def _recurrent(self, op, used: set) -> Assignment:
+        """An entry naming the layer (by type or name) gives its linear steps their rule;
+        otherwise they take epsilon, as in Arras et al. 2017."""
+        entry = next((e for e in self.entries if e.matches(op, False, None, explicit_only=True)), None)
+        if entry is None:
+            return Assignment(R.recurrent(), "recurrent layer: epsilon "
+                              f"{R.RECURRENT_EPSILON:g} (Arras et al. 2017)")
+        if not isinstance(entry.rule, R.LinearRule) or entry.rule.needs_bounds:
+            raise XaiError(f"{entry.source}: rule {entry.rule.describe()} on '{op.name}' "
+                           f"({op.layer_type}): recurrent layers take a linear rule without "
+                           "input bounds (epsilon, zero, gamma, alpha-beta, zplus, w2, flat)")
+        used.add(id(entry))
+        return Assignment(R.recurrent(entry.rule), entry.source)
 
 
 def first_layers(graph: Graph) -> set[int]:
@@ -160,9 +183,10 @@ def first_layers(graph: Graph) -> set[int]:
     return first
 
 
-def load(spec: str | None) -> Composite:
-    """A config by built-in name or by file path (``None``: the default config)."""
-    spec = spec or DEFAULT_CONFIG
+def load(spec: str | None, graph: Graph | None = None) -> Composite:
+    """A config by built-in name or by file path (``None``: the default config, for a
+    text model's ``graph`` the default for text)."""
+    spec = spec or (DEFAULT_TEXT_CONFIG if graph is not None and graph.text else DEFAULT_CONFIG)
     path = Path(spec)
     if path.is_file():
         return parse(path.read_text(encoding="utf-8"), str(path))

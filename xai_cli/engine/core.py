@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from keras import ops
 
 from ..errors import XaiError
-from . import backends
+from . import backends, recurrent
 from .layers import Op
-from .rules import FlowRule, LinearRule
+from .rules import FlowRule, LinearRule, RecurrentRule
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     """
     if isinstance(rule, LinearRule):
         return _linear(op, rule, inputs, output, relevance, bounds, facts)
+    if isinstance(rule, RecurrentRule):
+        return recurrent.relevance(op.cell, rule.linear, rule.epsilon, inputs, relevance, op.params)
     return _flow(op, rule, inputs, output, relevance)
 
 

@@ -14,11 +14,17 @@ from keras.src.models.functional import Functional
 
 from ..errors import XaiError
 from .layers import ACTIVATION, Builder, Op
+from .tokens import TextInput, text_input
 
 
 @dataclass
 class Graph:
-    """A model as ops in topological order; tensor 0 is the input."""
+    """A model as ops in topological order; tensor 0 is the input.
+
+    A text model's input is its embedding's output ``(T, D)``: ``text`` says how
+    documents get there, and ``mask`` is the tensor id of the padding mask ``(T,)``, a
+    second input of the graph (None without one).
+    """
 
     model: keras.Model
     ops: list[Op]
@@ -26,6 +32,14 @@ class Graph:
     input_shape: tuple[int, ...]
     num_classes: int
     softmax_stripped: bool
+    text: TextInput | None = None
+    mask: int | None = None
+
+    @property
+    def signature(self) -> list[tuple[tuple[int, ...], str]]:
+        """Shapes and dtypes of the graph's inputs (but the batch): the input, and the mask."""
+        mask = [] if self.mask is None else [((self.input_shape[0],), "float32")]
+        return [(self.input_shape, "float32"), *mask]
 
     def consumers(self, tensor: int) -> list[Op]:
         return [op for op in self.ops if tensor in op.inputs]
@@ -46,13 +60,46 @@ def build_graph(model: keras.Model) -> Graph:
     if builder.unsupported:
         raise XaiError(f"model '{model.name}' has layers the explanation engine does not "
                        f"support: {', '.join(builder.unsupported)}")
+    text = _cut_text_front(builder)
     ops, output, stripped = _strip_softmax(builder.ops, output)
     input_shape = tuple(functional.inputs[0].shape[1:])
+    if text is not None:
+        input_shape = (text.length, text.embeddings.shape[1])
     if any(d is None for d in input_shape):
         raise XaiError(f"model '{model.name}' has input shape {input_shape}; "
                        "xai needs a fixed input size")
     num_classes = functional.outputs[0].shape[-1]
-    return Graph(model, ops, output, input_shape, num_classes, stripped)
+    return Graph(model, ops, output, input_shape, num_classes, stripped, text, builder.mask)
+
+
+def _cut_text_front(builder: Builder) -> TextInput | None:
+    """Cut a text model's TextVectorization and Embedding off the graph, whose input
+    becomes the embedding's output (tensor 0)."""
+    if builder.embedding is None:
+        if builder.vectorizer is not None:
+            raise XaiError(f"layer '{builder.vectorizer[0].name}' (TextVectorization) does not "
+                           "feed an Embedding; xai explains text models at their embedding")
+        return None
+    layer, source, embedded = builder.embedding
+    front = {0}
+    if builder.vectorizer is not None:
+        vectorizer, vectorizer_source, tokens = builder.vectorizer
+        if vectorizer_source != 0:
+            raise XaiError(f"layer '{vectorizer.name}' (TextVectorization) is not fed by the "
+                           "model input")
+        front.add(tokens)
+    if source not in front:
+        raise XaiError(f"layer '{layer.name}' (Embedding) is not fed by the model input; xai "
+                       "explains text models whose first layer embeds the tokens")
+    if builder.mask is not None and (builder.mask_source not in front or not layer.mask_zero):
+        raise XaiError("the model compares tensors (NotEqual) other than as its Embedding's "
+                       "padding mask (mask_zero); xai does not explain that")
+    if any(t in front for op in builder.ops for t in op.inputs):
+        raise XaiError("the model's token ids feed layers other than its Embedding; xai explains "
+                       "text models whose tokens only enter through the embedding")
+    for op in builder.ops:
+        op.inputs = [0 if t == embedded else t for t in op.inputs]
+    return text_input(layer, builder.vectorizer and builder.vectorizer[0], layer.output.shape[1])
 
 
 def _functional(model):

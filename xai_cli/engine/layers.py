@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from ..errors import XaiError
-from . import backends, transpose
+from . import backends, recurrent, transpose
 
 LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
 POOLING = "pooling"        # parameter-free linear map (average pooling, Add): z-rule split
@@ -22,6 +22,7 @@ ACTIVATION = "activation"  # element-wise non-linearity: relevance passes throug
 AFFINE = "affine"          # input rescaling (Rescaling, Normalization): relevance passes
 STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat): gradient
 GATE = "gate"              # element-wise product, first input the signal, others constant
+RECURRENT = "recurrent"    # one direction of a recurrent layer: the rules of recurrent.py
 
 Forward = Callable[[list, dict], object]   # tensors in, a tensor out
 
@@ -40,6 +41,7 @@ class Op:
     ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
     (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the backend's autodiff,
     which is slower on TensorFlow's CPU kernels.
+    ``cell``, for a RECURRENT op, describes the recurrent layer's direction.
     """
 
     layer: str
@@ -53,6 +55,7 @@ class Op:
     activation: str | None = None
     linear_forward: Forward | None = None
     input_vjp: transpose.Transpose | None = None
+    cell: recurrent.Cell | None = None
 
 
 def _with_bias(linear: Callable) -> Forward:
@@ -118,11 +121,23 @@ def _activation_name(fn) -> str:
 
 
 class Builder:
-    """Emits ops for layers, handing out tensor ids."""
+    """Emits ops for layers, handing out tensor ids.
+
+    A text model's Embedding (and the TextVectorization in front of it) emit no op: they
+    are recorded in ``embedding`` and ``vectorizer`` as ``(layer, input id, output id)``
+    and :mod:`~xai_cli.engine.graph` cuts them off, so that the graph's input is the
+    embedding's output. Keras records the padding mask of ``mask_zero`` as a NotEqual
+    node on the token ids, an input of the layers that read it (recurrent layers, average
+    pooling): ``mask`` is its output id, ``mask_source`` its input's.
+    """
 
     def __init__(self):
         self.ops: list[Op] = []
         self.unsupported: list[str] = []
+        self.embedding: tuple | None = None
+        self.vectorizer: tuple | None = None
+        self.mask: int | None = None
+        self.mask_source: int | None = None
         self._next_id = 1  # id 0 is the model input
 
     def tensor(self) -> int:
@@ -130,12 +145,12 @@ class Builder:
         return self._next_id - 1
 
     def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
-             linear_forward=None, input_vjp=None) -> int:
+             linear_forward=None, input_vjp=None, cell=None) -> int:
         out = self.tensor()
         constant = backends.current().constant
         params = {k: constant(v) for k, v in (params or {}).items()}
         self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
-                           list(inputs), out, params, activation, linear_forward, input_vjp))
+                           list(inputs), out, params, activation, linear_forward, input_vjp, cell))
         return out
 
     def add_layer(self, layer, inputs: list[int]) -> int:
@@ -148,7 +163,7 @@ class Builder:
             return self.tensor()
         out = converter(self, layer, inputs)
         activation = getattr(layer, "activation", None)
-        if name not in _ACTIVATION_LAYERS and activation is not None \
+        if name not in _ACTIVATION_LAYERS and name not in recurrent.KINDS and activation is not None \
                 and _activation_name(activation) != "linear":
             out = self.emit(layer, ACTIVATION, lambda xs, p, fn=activation: fn(xs[0]), [out],
                             suffix="/activation", activation=_activation_name(activation))
@@ -275,6 +290,62 @@ def _multiply(b: Builder, layer, inputs):
     return b.emit(layer, GATE, lambda xs, p: xs[0] * xs[1], inputs)
 
 
+def _recurrent(b: Builder, layer, inputs):
+    cell, params = recurrent.cell_of(layer)
+    return b.emit(layer, RECURRENT, recurrent.forward(cell), inputs, params, cell=cell)
+
+
+_MERGES = {"concat": (STRUCTURAL, lambda xs, p: ops.concatenate(xs, -1)),
+           "sum": (POOLING, lambda xs, p: xs[0] + xs[1]),
+           "ave": (POOLING, lambda xs, p: (xs[0] + xs[1]) / 2)}
+
+
+def _bidirectional(b: Builder, layer, inputs):
+    """Each direction an op (the backward one's sequence flipped back into time order, as
+    Keras does), merged by a concatenation or a sum."""
+    if layer.merge_mode not in _MERGES:
+        raise XaiError(f"layer '{layer.name}' (Bidirectional) merges with {layer.merge_mode!r}; "
+                       f"xai explains the merge modes {', '.join(_MERGES)}")
+    outputs = []
+    for sub, suffix in ((layer.forward_layer, "/forward"), (layer.backward_layer, "/backward")):
+        if type(sub).__name__ not in recurrent.KINDS:
+            raise XaiError(f"layer '{layer.name}' (Bidirectional) wraps {type(sub).__name__}; "
+                           f"xai explains {', '.join(recurrent.KINDS)}")
+        cell, params = recurrent.cell_of(sub, align=suffix == "/backward")
+        outputs.append(b.emit(layer, RECURRENT, recurrent.forward(cell), inputs, params,
+                              suffix=suffix, cell=cell))
+    kind, merge = _MERGES[layer.merge_mode]
+    return b.emit(layer, kind, merge, outputs, suffix="/merge")
+
+
+def _global_average_1d(b: Builder, layer, inputs):
+    """Masked average pooling (a second input, the mask) averages the unmasked steps only."""
+    if len(inputs) == 1:
+        return b.emit(layer, POOLING, _call(layer), inputs)
+    return b.emit(layer, POOLING, lambda xs, p: layer(xs[0], mask=xs[1] > 0.5), inputs)
+
+
+def _front(role: str):
+    """Embedding and TextVectorization: recorded for the graph to cut off (see Builder)."""
+    def convert(b: Builder, layer, inputs):
+        if getattr(b, role) is not None:
+            raise XaiError(f"model has two {type(layer).__name__} layers ('{getattr(b, role)[0].name}' "
+                           f"and '{layer.name}'); xai explains models with one text input")
+        out = b.tensor()
+        setattr(b, role, (layer, inputs[0], out))
+        return out
+    return convert
+
+
+def _padding_mask(b: Builder, layer, inputs):
+    """The NotEqual node of an Embedding's ``mask_zero`` (see Builder)."""
+    if b.mask is not None:
+        raise XaiError("model computes two masks (NotEqual); xai explains models with one "
+                       "text input and its padding mask")
+    b.mask, b.mask_source = b.tensor(), inputs[0]
+    return b.mask
+
+
 _ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 
 _CONVERTERS = {
@@ -284,7 +355,7 @@ _CONVERTERS = {
     "SeparableConv2D": _separable,
     "BatchNormalization": _batchnorm,
     "AveragePooling1D": _kind(POOLING), "AveragePooling2D": _kind(POOLING),
-    "AveragePooling3D": _kind(POOLING), "GlobalAveragePooling1D": _kind(POOLING),
+    "AveragePooling3D": _kind(POOLING), "GlobalAveragePooling1D": _global_average_1d,
     "GlobalAveragePooling2D": _kind(POOLING), "GlobalAveragePooling3D": _kind(POOLING),
     "Add": _kind(POOLING), "Average": _kind(POOLING), "Subtract": _kind(POOLING),
     "MaxPooling1D": _kind(STRUCTURAL), "MaxPooling2D": _kind(STRUCTURAL),
@@ -301,5 +372,8 @@ _CONVERTERS = {
     "Rescaling": _kind(AFFINE), "Normalization": _kind(AFFINE),
     "Multiply": _multiply,
     "LayerNormalization": _layernorm, "LayerScale": _layer_scale,
+    **{name: _recurrent for name in recurrent.KINDS}, "Bidirectional": _bidirectional,
+    "Embedding": _front("embedding"), "TextVectorization": _front("vectorizer"),
+    "NotEqual": _padding_mask,
     **{name: _activation for name in _ACTIVATION_LAYERS},
 }

@@ -67,7 +67,7 @@ def _integrated_gradients(e, x, values, targets, index):
     (a loop in the compiled function, not one copy of the model per step)."""
     def step(i, total):
         alpha = (ops.cast(i, x.dtype) + 0.5) / IG_STEPS
-        return total + e.gradient_at(alpha * x, targets)
+        return total + e.gradient_at(alpha * x, targets, values)
 
     return x * ops.fori_loop(0, IG_STEPS, step, ops.zeros_like(x)) / IG_STEPS
 
@@ -81,7 +81,7 @@ def _smoothgrad(e, x, values, targets, index):
 
     def sample(i, total):
         noise = normal(tuple(x.shape[1:]), index, e.seed, i)
-        return total + e.gradient_at(x + sigma * noise, targets)
+        return total + e.gradient_at(x + sigma * noise, targets, values)
 
     return ops.fori_loop(0, SMOOTHGRAD_SAMPLES, sample, ops.zeros_like(x)) / SMOOTHGRAD_SAMPLES
 

@@ -36,9 +36,11 @@ class Propagator:
         self.facts = [core.Facts(all(t in nonnegative for t in op.inputs), i in silent)
                       for i, op in enumerate(graph.ops)]
 
-    def forward(self, x) -> dict:
-        """All tensors of the graph, by id, for input ``x``."""
+    def forward(self, x, mask=None) -> dict:
+        """All tensors of the graph, by id, for input ``x`` (and a text model's padding mask)."""
         values = {0: x}
+        if self.graph.mask is not None:
+            values[self.graph.mask] = mask
         for op in self.graph.ops:
             values[op.output] = op.forward([values[i] for i in op.inputs], op.params)
         return values
@@ -153,34 +155,45 @@ class Explainer:
         self.propagator = propagator
         self.seed = seed
         self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
-        signature = [(graph.input_shape, "float32"), ((), "int32"), ((), "int64")]
+        signature = [((), "int32"), ((), "int64"), *graph.signature]
         self._compiled = backends.current().compile(self._explain, signature, self.jit)
 
-    def _explain(self, x, targets, index):
-        values = self.propagator.forward(x)
+    def _explain(self, targets, index, x, mask=None):
+        values = self.propagator.forward(x, mask)
         logits = values[self.graph.output]
         targets = ops.where(targets < 0, ops.cast(ops.argmax(logits, -1), "int32"), targets)
         relevance = self.method.compute(self, x, values, targets, index)
         return relevance, logits, targets
 
-    def explain(self, x: np.ndarray, targets: np.ndarray, index: np.ndarray | None = None) -> Result:
+    def explain(self, x: np.ndarray, targets: np.ndarray, index: np.ndarray | None = None,
+                mask: np.ndarray | None = None) -> Result:
         """Explain a batch; a target of -1 means the top-1 class.
 
         ``index`` numbers the inputs globally, so that seeded methods give every
-        input the same noise whatever batch it lands in.
+        input the same noise whatever batch it lands in. ``mask``: a text model's padding
+        mask (see :meth:`~xai_cli.engine.tokens.TextInput.embed`).
         """
         if index is None:
             index = np.arange(len(x))
-        return Result(*self._compiled(x, targets, index))
+        return Result(*self._compiled(targets, index, *_graph_inputs(self.graph, x, mask)))
 
     def propagate(self, values: dict, targets, scale_by_logit: bool):
         """Backward pass from ``one_hot(target)``, times the logit for LRP."""
         return self.propagator.backward(
             values, output_relevance(values[self.graph.output], targets, scale_by_logit))
 
-    def gradient_at(self, x, targets):
-        """The engine's gradient of the target score at ``x`` (a fresh forward pass)."""
-        return self.propagate(self.propagator.forward(x), targets, scale_by_logit=False)
+    def gradient_at(self, x, targets, values: dict):
+        """The engine's gradient of the target score at ``x`` (a fresh forward pass, with
+        the padding mask of ``values``, the forward pass of the input explained)."""
+        mask = values[self.graph.mask] if self.graph.mask is not None else None
+        return self.propagate(self.propagator.forward(x, mask), targets, scale_by_logit=False)
+
+
+def _graph_inputs(graph: Graph, x, mask) -> list:
+    """``x``, and the mask a graph with one needs (all ones where none is given)."""
+    if graph.mask is None:
+        return [x]
+    return [x, np.ones(np.shape(x)[:2], np.float32) if mask is None else mask]
 
 
 class Scorer:
@@ -188,9 +201,10 @@ class Scorer:
 
     def __init__(self, graph: Graph):
         propagator = Propagator(graph, [])
+        self.graph = graph
         self._compiled = backends.current().compile(
-            lambda x: propagator.forward(x)[graph.output], [(graph.input_shape, "float32")],
+            lambda x, mask=None: propagator.forward(x, mask)[graph.output], graph.signature,
             jit=False)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._compiled(x)
+    def __call__(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return self._compiled(*_graph_inputs(self.graph, x, mask))

@@ -289,6 +289,29 @@ def flat(bias=False):
                       default_bias=False)
 
 
+RECURRENT_EPSILON = 1e-3   # Arras et al. 2017's epsilon for the LSTM's linear steps and sums
+
+
+@dataclass(frozen=True)
+class RecurrentRule:
+    """A recurrent layer's rule (Arras et al. 2017, see :mod:`~xai_cli.engine.recurrent`):
+    ``linear`` for the signal's input and recurrent kernels; ``epsilon`` stabilises the
+    split of the memory's and the signal's sum; gates take no relevance."""
+
+    linear: LinearRule
+    epsilon: float
+
+    def describe(self) -> str:
+        return f"{self.linear.describe()}; gates none, sums split with epsilon={self.epsilon:g}"
+
+
+def recurrent(linear: LinearRule | None = None) -> RecurrentRule:
+    """The rule of a recurrent layer whose linear steps take ``linear`` (default: epsilon
+    as in Arras et al. 2017); the sums are split with ``linear``'s epsilon, if it has one."""
+    linear = linear or epsilon(RECURRENT_EPSILON)
+    return RecurrentRule(linear, float(linear.params.get("epsilon", RECURRENT_EPSILON)))
+
+
 PASS = FlowRule("pass", "pass")
 GRADIENT = FlowRule("gradient", "gradient")
 GUIDED = FlowRule("guided", "guided")
