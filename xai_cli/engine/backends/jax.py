@@ -15,7 +15,9 @@ def start() -> None:
 
 
 def constant(value):
-    return jnp.asarray(getattr(value, "value", value))
+    """A copy: Keras' JAX trainer donates its variables' buffers (``predict`` deletes
+    them), which would leave the explainer holding deleted arrays."""
+    return jnp.array(getattr(value, "value", value), copy=True)
 
 
 def outside_trace():
