@@ -118,7 +118,7 @@ def evaluate(model: keras.Model | str | Path, x: np.ndarray,
     """Perturbation curves and AOPC of each method against the random order, as ``xai
     evaluate`` measures them (the same options; seeded, so the same numbers)."""
     options = EvaluateOptions(tuple(dict.fromkeys(methods)), tuple(perturb), steps, order,
-                              tuple(dict.fromkeys(replace)), score, lerf)
+                              tuple(dict.fromkeys(replace)), score, lerf).for_inputs(text=False)
     graph = _graph(model)
     explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed)
                   for m in options.methods}

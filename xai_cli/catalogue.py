@@ -26,6 +26,9 @@ METHOD_DESCRIPTIONS = {
 }
 METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 
+REPLACEMENTS = ("uniform", "mean", "blur")        # what replaces a perturbed image region
+WORD_REPLACEMENTS = ("zero", "unknown", "pad")    # what a deleted word becomes (text models)
+
 
 def builtin_configs() -> list[str]:
     """Names of the rule configs shipped in ``configs/``."""

@@ -24,7 +24,7 @@ from .engine.graph import Graph, build_graph
 from .engine.methods import METHODS
 from .engine.propagation import Explainer
 from .errors import InputError, XaiError
-from .io import inputs, outputs, parts, preprocess
+from .io import documents, inputs, outputs, parts, preprocess
 from .io.parts import Parts
 from .io.report import records_path
 from .models.loading import load
@@ -56,6 +56,8 @@ class Options:
     seed: int = 0
     resize: str = "squash"
     device: str = "auto"
+    lines: bool = False
+    vocab: str | None = None
 
 
 @dataclass
@@ -71,6 +73,8 @@ class Session:
     items: list[inputs.InputItem]
     problems: list[tuple[str, str]]
     positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
+    texts: dict[inputs.InputItem, str] | None = None   # a text model's documents
+    tokenizer: documents.Tokenizer | None = None
 
     def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
@@ -155,7 +159,9 @@ class Session:
         size = self.options.batch_size
         return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
 
-    def load(self, item: inputs.InputItem) -> inputs.Sample:
+    def load(self, item: inputs.InputItem) -> inputs.Sample | documents.Document:
+        if self.tokenizer is not None:
+            return documents.load(item, self.texts[item], self.tokenizer, self.graph.text)
         return inputs.load(item, self.graph.input_shape, self.preprocessing, self.options.resize)
 
     def loaded(self, report: Report, items: Sequence[inputs.InputItem] | None = None,
@@ -188,17 +194,27 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
     graph = build_graph(load(options.model))
-    composite = composites.load(options.rules)
-    preprocessing = resolve_preprocessing(composite, options.preprocess, options.scale,
-                                          options.mean, options.std)
-    if len(graph.input_shape) != 3:
-        raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
+    composite = composites.load(options.rules, graph)
     labels = _labels(options.labels, graph.num_classes)
     target = parse_target(options.target, labels, graph.num_classes)
-    everything, problems = inputs.discover(options.images, stdin or sys.stdin)
+    stdin = stdin or sys.stdin
+    texts = tokenizer = None
+    if graph.text is not None:
+        preprocessing = preprocess.resolve("none")
+        tokenizer = documents.tokenizer(graph.text, options.vocab)
+        everything, problems, texts = documents.discover(options.images, options.lines, stdin)
+    else:
+        if options.lines or options.vocab:
+            raise XaiError(f"--{'lines' if options.lines else 'vocab'} is for text models; "
+                           f"model input shape {graph.input_shape} is not a text model's")
+        preprocessing = resolve_preprocessing(composite, options.preprocess, options.scale,
+                                              options.mean, options.std)
+        if len(graph.input_shape) != 3:
+            raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
+        everything, problems = inputs.discover(options.images, stdin)
     items = inputs.shard(everything, options.shard, options.batch_size)
     return Session(options, graph, composite, preprocessing, target, labels, items, problems,
-                   {item: i for i, item in enumerate(everything)})
+                   {item: i for i, item in enumerate(everything)}, texts, tokenizer)
 
 
 def resolve_preprocessing(composite: composites.Composite, name: str | None = None,

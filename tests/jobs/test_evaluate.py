@@ -25,7 +25,7 @@ class LinearModel:
     def scorer(self, batch):
         return np.stack([(batch * self.w).sum(axis=(1, 2, 3)), np.zeros(len(batch))], axis=1)
 
-    def explain(self, x, targets, index):
+    def explain(self, x, targets, index, mask=None):
         self.calls += 1
         return SimpleNamespace(relevance=self.w * x, targets=np.where(targets < 0, 0, targets))
 
@@ -104,12 +104,23 @@ def test_relevance_once_per_batch_and_protocols_independent():
 @pytest.mark.parametrize("kwargs,message", [
     ({"lerf": True, "order": "lerf"}, "--order morf"),
     ({"lerf": True, "order": "random"}, "--order morf"),
-    ({"replace": ()}, "--replace"),
     ({"replace": ("noise",)}, "noise"),
+    ({"words": 0}, "--words"),
 ])
 def test_options_are_checked_for_every_caller(kwargs, message):
     with pytest.raises(XaiError, match=message):
         EvaluateOptions(**kwargs)
+
+
+def test_images_and_documents_have_their_own_protocols():
+    """No --replace: uniform for images, zero for documents; one kind's protocol is refused
+    for the other."""
+    assert EvaluateOptions(replace=()).for_inputs(text=False).replace == ("uniform",)
+    assert EvaluateOptions(replace=()).for_inputs(text=True).replace == ("zero",)
+    with pytest.raises(XaiError, match="--replace blur is for images"):
+        EvaluateOptions(replace=("zero", "blur")).for_inputs(text=True)
+    with pytest.raises(XaiError, match="--replace pad is for text models"):
+        EvaluateOptions(replace=("pad",)).for_inputs(text=False)
 
 
 def test_no_ratio_when_the_random_baseline_does_not_fall():

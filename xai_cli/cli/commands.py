@@ -20,6 +20,7 @@ from .running import (
     handle_errors,
     job_module,
     progress_bar,
+    refuse_text,
     session_options,
     write_page,
 )
@@ -59,6 +60,11 @@ def explain(methods, overlay, save_raw, grid, **kwargs):
     MODEL is a .keras or .h5 file. IMAGES are image files, folders, glob patterns,
     .npy arrays of preprocessed inputs ((H,W,C) or a batch (N,H,W,C)), or - to read
     paths from stdin.
+
+    For a text model (an Embedding, after a TextVectorization or fed token ids with
+    --vocab) they are documents: text files, folders of .txt files, or - for stdin (one
+    document, or one per line with --lines). Each gets word heatmaps <stem>.<method>.html
+    and .png: words red where they speak for the class, blue against.
     """
     job = job_module("explain")
     style = render_style(kwargs)
@@ -99,7 +105,7 @@ def spray(method, clusters, requirements, **kwargs):
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES), help="Method to evaluate; repeat for several.")
-@perturbation_options(replace_default=("uniform",))
+@perturbation_options(replace_default=(), text=True)
 @click.option("--order", type=click.Choice(["morf", "lerf", "random"]), default="morf",
               show_default=True, help="Most relevant first, least relevant first, or random. "
                                       "A random-order baseline is always added.")
@@ -118,23 +124,28 @@ def spray(method, clusters, requirements, **kwargs):
                    "model.")
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=EVALUATE_HELP)
 @handle_errors
-def evaluate(methods, perturb, steps, order, replace, lerf, score, masks, sanity, requirements,
-             **kwargs):
+def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks, sanity,
+             requirements, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
     regions the model really uses. A summary table goes to stderr. Each batch is stored in
     OUT/parts/ as soon as it is done: --skip-existing resumes a killed run. Arguments as
     for `xai explain`.
+
+    For a text model's documents it is word deletion (Arras et al. 2017): --words words
+    are deleted per step (--replace says how), most relevant first; the same files.
     """
     job = job_module("evaluate")
     from ..jobs import gates, localisation
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
-                                  tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity)
-    gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
-                                        masks is not None, sanity)
+                                  tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity,
+                                  words=words)
     located = localisation.Masks(masks) if masks else None
     with data_job(kwargs, "evaluate") as (session, report, update):
+        measure = measure.for_inputs(session.tokenizer is not None)
+        gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
+                                            masks is not None, sanity)
         summary, checked = job.run(session, measure, report, update, located)
     click.echo(job.table(summary, checked), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
@@ -170,9 +181,10 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
     from ..jobs.faithfulness import EvaluateOptions
     from ..session import Report, open_session
     measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
-                              score)
+                              score).for_inputs(text=False)
     options = session_options(kwargs)
     session = open_session(options)
+    refuse_text(session, "tune")
     report = Report(fail_fast=options.fail_fast)
     settings = job.TuneOptions(measure, holdout, rounds, objective)
     bar, update = progress_bar(job.steps_total(session.graph, settings), "tuning")
@@ -234,11 +246,14 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
 @click.option("--rules", "-r", metavar="CFG", help="Rule config: built-in name or YAML file.")
 @click.option("--list", "list_configs", is_flag=True, help="List the built-in rule configs.")
 @click.option("--check", "check_image", metavar="IMAGE",
-              help="Explain IMAGE and report relevance conservation per layer.")
+              help="Explain IMAGE (a text model: a document) and report relevance "
+                   "conservation per layer.")
 @click.option("--preprocess", "-p", metavar="PRESET", help="Preprocessing for --check and zbox.")
+@click.option("--vocab", metavar="FILE", help="A text model's vocabulary, for --check (see "
+                                               "`xai explain --help`).")
 @click.option("--target", "-t", default="top1", show_default=True)
 @handle_errors
-def rules(model, rules, list_configs, check_image, preprocess, target):
+def rules(model, rules, list_configs, check_image, preprocess, vocab, target):
     """Print which rule each layer of MODEL gets from the rule config, and why."""
     if list_configs:
         click.echo(list_configs_text())
@@ -246,7 +261,7 @@ def rules(model, rules, list_configs, check_image, preprocess, target):
     job = job_module("rules")
     if model is None:
         raise XaiError("give a MODEL (or --list)")
-    click.echo(job.table(model, rules, check_image, preprocess, target))
+    click.echo(job.table(model, rules, check_image, preprocess, target, vocab))
     return 0
 
 

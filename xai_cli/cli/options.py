@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ..catalogue import REPLACEMENTS, WORD_REPLACEMENTS
 from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
 
 if TYPE_CHECKING:
@@ -77,6 +78,15 @@ def data_options(fn: F) -> F:
         click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for smoothgrad noise and random perturbation orders."),
+        click.option("--lines", is_flag=True,
+                     help="Text models: every non-empty line of a file (or of stdin, -) is a "
+                          "document; without it every file is one."),
+        click.option("--vocab", metavar="FILE",
+                     help="Text models that take token ids: their vocabulary, one token per "
+                          "line in index order from index 2 (0 pads, 1 is unknown), as "
+                          "TextVectorization(vocabulary=FILE) reads it. Documents are lower-cased, "
+                          "stripped of ASCII punctuation and split on whitespace, as "
+                          "TextVectorization does by default."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
                      show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
                                              "it sees one)."),
@@ -143,8 +153,15 @@ def patch_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     return int(parts[0]), int(parts[1])
 
 
-def perturbation_options(replace_default: tuple[str, ...]) -> Callable[[F], F]:
-    """Options of the region-perturbation measurement, shared by evaluate and tune."""
+def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -> Callable[[F], F]:
+    """Options of the region-perturbation measurement, shared by evaluate and tune;
+    ``text`` adds word deletion's protocols and --words."""
+    replacements = [*REPLACEMENTS, *(WORD_REPLACEMENTS if text else ())]
+    text_help = (" Default: uniform. Text models delete words instead: zero (the word's "
+                 "embedding becomes zero, as Arras et al.; the default for them), unknown (it "
+                 "becomes the unknown token) or pad (padding, which a mask_zero model skips).") \
+        if text else ""
+
     def decorate(fn):
         options = [
             click.option("--perturb", default="9x9", show_default=True, callback=patch_size,
@@ -152,15 +169,19 @@ def perturbation_options(replace_default: tuple[str, ...]) -> Callable[[F], F]:
             click.option("--steps", type=click.IntRange(min=0),
                          help="Perturbation steps (one patch each). Default: all patches, at "
                               "most 100."),
-            click.option("--replace", multiple=True, type=click.Choice(["uniform", "mean", "blur"]),
-                         default=replace_default, show_default=True,
+            click.option("--replace", multiple=True, type=click.Choice(replacements),
+                         default=replace_default, show_default=bool(replace_default),
                          help="Values of perturbed pixels: uniform over the valid input range, "
                               "the image mean, or a blurred copy. Repeat to measure several "
-                              "protocols on the same heatmaps."),
+                              "protocols on the same heatmaps." + text_help),
             click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
                          show_default=True,
                          help="Track the pre-softmax score or the softmax probability."),
         ]
+        if text:
+            options.append(click.option("--words", type=click.IntRange(min=1), default=1,
+                                        show_default=True,
+                                        help="Text models: words deleted per step."))
         for option in reversed(options):
             fn = option(fn)
         return fn

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import XaiError
+from ..io.documents import PADDING
 
-PADDING, UNKNOWN = 0, 1   # the ids Keras' TextVectorization gives padding and unknown words
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
 
 

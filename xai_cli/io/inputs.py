@@ -161,6 +161,16 @@ def sanitise(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:100] or "input"
 
 
+def unique_stem(base: str, taken: set[str]) -> str:
+    """``base``, or ``base__2``, ``base__3``...: a stem no other input of the run has
+    (compared without case, for case-insensitive file systems); added to ``taken``."""
+    stem, n = base, 2
+    while stem.lower() in taken:
+        stem, n = f"{base}__{n}", n + 1
+    taken.add(stem.lower())
+    return stem
+
+
 def _npy_count(path: str) -> int | None:
     try:
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
@@ -206,11 +216,7 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
     items, seen, taken = [], set(), set()
 
     def add(source: str, base: str, index: int | None = None) -> None:
-        stem, n = base, 2
-        while stem.lower() in taken:
-            stem, n = f"{base}__{n}", n + 1
-        taken.add(stem.lower())
-        items.append(InputItem(source, stem, index))
+        items.append(InputItem(source, unique_stem(base, taken), index))
 
     for path in paths:
         key = os.path.realpath(path)

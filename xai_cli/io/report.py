@@ -99,13 +99,17 @@ def _relative(path: str, present: set[str]) -> str | None:
 
 def _card(record: dict, present: set[str]) -> dict:
     """The record as the page shows it: ``outputs`` replaced by its thumbnail and a heatmap
-    per method, as URLs relative to the page."""
+    per method, as URLs relative to the page (a document's word heatmaps also by the HTML
+    page each links to)."""
     card = dict(record)
     files = [f for f in (_relative(p, present) for p in card.pop("outputs", ())) if f]
     thumb = next((f for f in files if f.startswith("thumbs/")), None)
     card["thumb"] = thumb and quote(thumb)
-    card["maps"] = [[method, quote(f)] for method in card.get("relevance_sum") or {}
+    methods = card.get("relevance_sum") or {}
+    card["maps"] = [[method, quote(f)] for method in methods
                     for f in files if f.endswith(f".{method}.png")]
+    card["pages"] = {method: quote(f) for method in methods
+                     for f in files if f.endswith(f".{method}.html")}
     return card
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.propagation import Scorer
-from ..errors import InputError
+from ..errors import InputError, XaiError
 from ..io.outputs import CsvRows, atomic_open, atomic_write, save_csv, save_thumbnail, text_table
 from ..io.parts import Parts, merged
 from ..session import Report, Session
-from . import localisation, sanity
+from . import deletion, localisation, sanity
 from . import perturbation as pa
 from .faithfulness import BatchResult, EvaluateOptions, Tally, checked_valid_range, evaluate_batch, steps_for
 
@@ -45,8 +45,14 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
     scores. Returns the summary rows and the sanity rows (empty without ``sanity``)."""
     graph, opts = session.graph, session.options
-    valid_range = checked_valid_range(session.preprocessing, graph.input_shape[-1], options)
-    steps = steps_for(graph.input_shape[:2], options)
+    text = session.tokenizer is not None
+    if text and masks is not None:
+        raise XaiError("--masks is for images: a text model's documents have no object masks")
+    options = options.for_inputs(text)
+    valid_range = None if text else checked_valid_range(session.preprocessing,
+                                                        graph.input_shape[-1], options)
+    steps = deletion.steps_for(graph.input_shape[0], options) if text \
+        else steps_for(graph.input_shape[:2], options)
     explainers = session.explainers(options.methods, report)
     randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \
         if options.sanity else None
@@ -61,10 +67,14 @@ def run(session: Session, options: EvaluateOptions, report: Report,
             samples, index, object_masks = _with_masks(samples, index, masks, graph, report)
             if not samples:
                 continue
-        x = np.stack([s.x for s in samples])
-        targets = np.full(len(x), session.target, np.int32)
-        result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
-                                opts.seed)
+        targets = np.full(len(samples), session.target, np.int32)
+        if text:
+            result = deletion.evaluate_batch(explainers, scorer, samples, targets, index, options,
+                                             graph.text, opts.seed)
+        else:
+            x = np.stack([s.x for s in samples])
+            result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
+                                    opts.seed)
         for i, reason in result.faults.items():
             report.error(samples[i].item.source, reason, samples[i].item.index)
         kept = [samples[i] for i in result.kept]
@@ -186,9 +196,10 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
+        thumbnail = [] if session.tokenizer is not None else \
+            [save_thumbnail(session.options.out, sample.item.stem, sample.display)]
         record = {"input": sample.item.source, "index": sample.item.index, "status": "ok",
-                  "outputs": [save_thumbnail(session.options.out, sample.item.stem,
-                                             sample.display)],
+                  "outputs": thumbnail,
                   "target": target, "target_label": session.label(target),
                   "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace,
                   **session.runs_on}
@@ -204,8 +215,10 @@ def _plot(out, tally: Tally, summary: list[dict]) -> None:
     if not summary[0]["n_images"]:
         return
     options = tally.options
-    title = (f"region perturbation {summary[0]['perturb']}, {options.order}"
-             f"{' and lerf' if options.lerf else ''} ({summary[0]['n_images']} images)")
+    kind = "word deletion" if options.deletes_words else "region perturbation"
+    title = (f"{kind} {summary[0]['perturb']}, {options.order}"
+             f"{' and lerf' if options.lerf else ''} ({summary[0]['n_images']} "
+             f"{'documents' if options.deletes_words else 'images'})")
     atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title))
 
 
@@ -228,7 +241,9 @@ def table(summary: list[dict], sanity_rows: list[dict] = ()) -> str:
     for replace in dict.fromkeys(row["replace"] for row in summary):
         block = [i for i, row in enumerate(summary) if row["replace"] == replace]
         first = summary[block[0]]
-        lines.append(f"replace {replace} ({first['n_images']} images, {first['perturb']} patches, "
+        words = "word" in first["perturb"]
+        lines.append(f"replace {replace} ({first['n_images']} {'documents' if words else 'images'}, "
+                     f"{first['perturb']}{' per step' if words else ' patches'}, "
                      f"{first['steps']} steps, {first['order']}{' and lerf' if lerf else ''})")
         lines += [line(header)] + [line(cells[i]) for i in block]
         if any(summary[i]["aopc_vs_random"] is None for i in block):

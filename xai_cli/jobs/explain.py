@@ -1,4 +1,5 @@
-"""The explain job: batches of inputs through every requested method, to heatmap files.
+"""The explain job: batches of inputs through every requested method, to heatmap files
+(word heatmaps for a text model's documents, see :mod:`~xai_cli.jobs.words`).
 
 Batches are loaded in parallel while the device computes; files are rendered and
 written on background threads, one per core, and each input's JSON record is printed
@@ -15,11 +16,13 @@ import numpy as np
 
 from ..engine.diagnostics import vanishing
 from ..engine.methods import METHODS
+from ..errors import XaiError
 from ..io import render
 from ..io.inputs import worker_threads
 from ..io.outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png, save_thumbnail
 from ..io.parts import chunks
 from ..session import Report, Session
+from . import words
 
 
 @dataclass
@@ -31,8 +34,10 @@ class ExplainOptions:
     style: render.Style = render.Style()
 
 
-def output_names(stem: str, options: ExplainOptions) -> list[str]:
+def output_names(stem: str, options: ExplainOptions, text: bool = False) -> list[str]:
     """The files one input produces, so that --skip-existing can test for them."""
+    if text:
+        return words.output_names(stem, options.methods, options.save_raw)
     names = []
     for method in options.methods:
         names.append(f"{stem}.{method}.png")
@@ -49,6 +54,9 @@ def run(session: Session, options: ExplainOptions, report: Report,
         progress: Callable[[int], None] | None = None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     opts = session.options
+    if session.tokenizer is not None and (options.overlay or options.grid):
+        raise XaiError(f"--{'overlay' if options.overlay else 'grid'} is for images; a text model's "
+                       "documents get word heatmaps (HTML and PNG)")
     explainers = session.explainers(options.methods, report)
     done, todo = _resume(session, options)
     if done:
@@ -69,16 +77,18 @@ def _resume(session: Session, options: ExplainOptions):
     opts = session.options
     if not opts.skip_existing:
         return set(), session.items
+    text = session.tokenizer is not None
     done = {item for item in session.items
-            if all((opts.out / name).exists() for name in output_names(item.stem, options))}
+            if all((opts.out / name).exists() for name in output_names(item.stem, options, text))}
     return done, [item for batch in chunks(session.items, opts.batch_size)
                   if not done.issuperset(batch) for item in batch]
 
 
 def _explain_batch(session, options, explainers, samples, index, writer, report, done):
     x = np.stack([s.x for s in samples])
+    mask = np.stack([s.mask for s in samples]) if session.tokenizer is not None else None
     targets = np.full(len(samples), session.target, np.int32)
-    results = {m: e.explain(x, targets, index) for m, e in explainers.items()}
+    results = {m: e.explain(x, targets, index, mask) for m, e in explainers.items()}
     first = next(iter(results.values()))
     for i, sample in enumerate(samples):
         if sample.item in done:
@@ -97,12 +107,28 @@ def _explain_batch(session, options, explainers, samples, index, writer, report,
             record["warning"] = "; ".join(warnings.values())
             for method, warning in warnings.items():
                 report.warn_once(method, warning)
-        writer.submit(_write, session.options.out, sample, maps, options,
-                      then=partial(_emit, report, record))
+        if session.tokenizer is not None:
+            writer.submit(words.write, session.options.out, sample, maps, _caption(record),
+                          options.save_raw, options.style, then=partial(_emit, report, record))
+        else:
+            writer.submit(_write, session.options.out, sample, maps, options,
+                          then=partial(_emit, report, record))
+
+
+def _caption(record: dict) -> str:
+    def name(index, label):
+        return f"{label} ({index})" if label is not None else f"class {index}"
+    return (f"predicted {name(record['predicted'], record['predicted_label'])}, score "
+            f"{record['score']:.4g}; explained {name(record['target'], record['target_label'])}, "
+            f"score {record['explained_score']:.4g}")
 
 
 def _record(session, sample, logits, target, maps) -> dict:
     predicted = int(np.argmax(logits))
+    if session.tokenizer is not None:
+        source = words.record_fields(sample, maps)
+    else:
+        source = {"resize": sample.fit.mode, "source_size": list(sample.fit.source_size)}
     return {
         "input": sample.item.source, "index": sample.item.index, "status": "ok",
         "outputs": [], "predicted": predicted, "predicted_label": session.label(predicted),
@@ -110,8 +136,7 @@ def _record(session, sample, logits, target, maps) -> dict:
         "target_label": session.label(target), "explained_score": float(logits[target]),
         "explained": "logit (softmax removed)" if session.graph.softmax_stripped else "model output",
         "relevance_sum": {m: float(r.sum()) for m, r in maps.items()},
-        "resize": sample.fit.mode, "source_size": list(sample.fit.source_size),
-        **session.runs_on,
+        **source, **session.runs_on,
     }
 
 

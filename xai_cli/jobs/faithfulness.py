@@ -13,6 +13,7 @@ protocols run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,16 +46,47 @@ class EvaluateOptions:
     chunk: int = 256
     baseline: bool = True   # add the random order (callers that measured it once turn it off)
     sanity: bool = False    # also the model-randomisation check (`xai_cli.jobs.sanity`)
+    words: int = 1          # text models: words deleted per step (`xai_cli.jobs.deletion`)
 
     def __post_init__(self):
         if self.lerf and self.order != "morf":
             raise XaiError("--lerf adds least-relevant-first curves to the most-relevant-first "
                            f"ones: use it with --order morf (the default), not --order "
                            f"{self.order}")
-        unknown = [r for r in self.replace if r not in pa.REPLACEMENTS]
-        if unknown or not self.replace:
-            raise XaiError(f"--replace must be one or more of {', '.join(pa.REPLACEMENTS)}, "
-                           f"got {', '.join(self.replace) or 'none'}")
+        if self.words < 1:
+            raise XaiError(f"--words must be at least 1, got {self.words}")
+        known = pa.REPLACEMENTS + pa.WORD_REPLACEMENTS
+        unknown = [r for r in self.replace if r not in known]
+        if unknown:
+            raise XaiError(f"--replace must be one or more of {', '.join(known)}, "
+                           f"got {', '.join(self.replace)}")
+
+    @property
+    def deletes_words(self) -> bool:
+        """Word deletion (a text model's documents), not region perturbation."""
+        return bool(self.replace) and all(r in pa.WORD_REPLACEMENTS for r in self.replace)
+
+    @property
+    def unit(self) -> str:
+        """What one step removes: a patch size, or a number of words."""
+        if self.deletes_words:
+            return f"{self.words} word{'s' if self.words > 1 else ''}"
+        return "x".join(map(str, self.perturb))
+
+    def for_inputs(self, text: bool) -> EvaluateOptions:
+        """These options checked for images or for a text model's documents: each has its
+        own --replace protocols (none given: uniform, or zero for documents)."""
+        own, other = (pa.WORD_REPLACEMENTS, pa.REPLACEMENTS) if text else \
+            (pa.REPLACEMENTS, pa.WORD_REPLACEMENTS)
+        replace = self.replace or (own[0],)
+        wrong = [r for r in replace if r in other]
+        if wrong:
+            raise XaiError(f"--replace {', '.join(wrong)} is for "
+                           f"{'images' if text else 'text models'}; "
+                           f"{'documents' if text else 'images'} take {', '.join(own)}")
+        if text and self.sanity:
+            raise XaiError("--sanity is for image models")
+        return dataclasses.replace(self, replace=replace)
 
     def with_lerf(self, method: str) -> bool:
         """Whether ``method`` also runs least relevant first (never the random baseline)."""
@@ -207,11 +239,11 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     return result
 
 
-def _relevance(explainers, x, targets, index):
+def _relevance(explainers, x, targets, index, mask=None):
     """Each method's relevance, once; the first explainer resolves top-1 targets."""
     relevance = {}
     for method, explainer in explainers.items():
-        result = explainer.explain(x, targets, index)
+        result = explainer.explain(x, targets, index, mask)
         relevance[method], targets = result.relevance, result.targets
     return relevance, targets
 
@@ -290,7 +322,7 @@ class Tally:
         methods = (*self.options.methods, RANDOM)
         rows = [self._row(m, r) for m in methods for r in self.options.replace]
         random = {row["replace"]: row["aopc"] for row in rows if row["method"] == RANDOM}
-        perturb = "x".join(map(str, self.options.perturb))
+        perturb = self.options.unit
         for row in rows:
             base = random[row["replace"]]
             row.update(aopc_vs_random=row["aopc"] / base if base > 0 else None,

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import XaiError
 from . import requirements
 from .localisation import FIGURES as LOCALISATION_FIGURES
-from .perturbation import REPLACEMENTS
+from .perturbation import REPLACEMENTS, WORD_REPLACEMENTS
 
 if TYPE_CHECKING:   # the CLI imports this module for its help, before Keras
     from ..session import Report
@@ -48,7 +48,7 @@ def evaluate_requirements(texts: Iterable[str], methods: Iterable[str], replace:
     on = {"--lerf": lerf, "--masks": masks, "--sanity": sanity}
     names = (*methods, RANDOM)
     parsed = [requirements.parse(text, {f: n for f, (n, _) in EVALUATE_FUNCTIONS.items()},
-                                 (*names, "n_images"), (*names, *REPLACEMENTS))
+                                 (*names, "n_images"), (*names, *REPLACEMENTS, *WORD_REPLACEMENTS))
               for text in texts]
     for requirement in parsed:
         for name, args in requirement.references():

@@ -16,8 +16,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..catalogue import REPLACEMENTS, WORD_REPLACEMENTS  # noqa: F401 (the names of the protocols)
+
 ORDERS = ("morf", "lerf", "random")
-REPLACEMENTS = ("uniform", "mean", "blur")
 
 
 def patch_ids(shape_hw: tuple[int, int], patch: tuple[int, int]) -> tuple[np.ndarray, int]:

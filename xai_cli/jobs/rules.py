@@ -11,17 +11,18 @@ from ..engine.explainers import apply_composite
 from ..engine.graph import build_graph
 from ..engine.propagation import output_relevance
 from ..errors import XaiError
-from ..io import inputs
+from ..io import documents, inputs
 from ..io.outputs import text_table
 from ..models.loading import load
 from ..session import parse_target, resolve_preprocessing
 
 
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
-          target: str) -> str:
+          target: str, vocab: str | None = None) -> str:
     """The rule table; with ``check_image``, also relevance in and out of every op."""
-    composite = composites.load(rules)
-    applied = apply_composite(build_graph(load(model_path)), composite)
+    graph = build_graph(load(model_path))
+    composite = composites.load(rules, graph)
+    applied = apply_composite(graph, composite)
     graph = applied.graph
     header = [f"model: {model_path} ({len(graph.ops)} ops; input {graph.input_shape}; "
               f"{graph.num_classes} outputs{', final softmax removed' if graph.softmax_stripped else ''})",
@@ -36,19 +37,33 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
     if applied.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
     if check_image:
-        text += "\n\n" + _check(applied, composite, check_image, preprocessing, target)
+        text += "\n\n" + _check(applied, composite, check_image, preprocessing, target, vocab)
     return text
 
 
-def _check(applied, composite, image, preprocessing, target) -> str:
-    graph, rules = applied.graph, applied.rules
+def _input(graph, composite, path, preprocessing, vocab):
+    """The image or document of --check as the model's input (and a text model's mask),
+    with the preprocessing zB needs (None for text)."""
+    if graph.text is not None:
+        items, problems, texts = documents.discover([path], False, None)
+        if problems or not items:
+            raise XaiError(f"--check {path}: {problems[0][1] if problems else 'no input'}")
+        tokens = documents.tokenizer(graph.text, vocab)
+        document = documents.load(items[0], texts[items[0]], tokens, graph.text)
+        return document.x[None], document.mask[None], None
     prep = resolve_preprocessing(composite, preprocessing)
-    items, problems = inputs.discover([image])
+    items, problems = inputs.discover([path])
     if problems or not items:
-        raise XaiError(f"--check {image}: {problems[0][1] if problems else 'no input'}")
-    x = inputs.load(items[0], graph.input_shape, prep).x[None]
+        raise XaiError(f"--check {path}: {problems[0][1] if problems else 'no input'}")
+    return inputs.load(items[0], graph.input_shape, prep).x[None], None, prep
+
+
+def _check(applied, composite, image, preprocessing, target, vocab) -> str:
+    graph, rules = applied.graph, applied.rules
+    x, mask, prep = _input(graph, composite, image, preprocessing, vocab)
     propagator = applied.propagator(prep)
-    values = propagator.forward(ops.convert_to_tensor(x))
+    values = propagator.forward(ops.convert_to_tensor(x),
+                                None if mask is None else ops.convert_to_tensor(mask))
     logits = ops.convert_to_numpy(values[graph.output][0])
     index = parse_target(target, None, graph.num_classes)
     index = int(np.argmax(logits)) if index < 0 else index

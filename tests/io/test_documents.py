@@ -1,0 +1,92 @@
+"""Documents and tokens: xai's tokeniser is Keras' TextVectorization, word for word."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+
+from xai_cli.engine.tokens import TextInput, Vectorizer
+from xai_cli.errors import XaiError
+from xai_cli.io import documents
+
+TRICKY = [
+    "The CAT sat, on the mat!",
+    "e-mail: a.b@example.org (don't) -- ok?",
+    "Ünïcode WORDS stay Ünïcode; ÄBC lower-cases only ASCII",
+    "tabs\tand\nnewlines   and  spaces",
+    "non\u00a0breaking space and \u2014 dashes",
+    "...!!! ,,, ''",
+    "one two three four five six seven eight nine ten eleven twelve",
+]
+
+
+@pytest.fixture(scope="module")
+def vectorizer():
+    layer = keras.layers.TextVectorization(max_tokens=60, output_sequence_length=8)
+    layer.adapt(TRICKY)
+    return layer
+
+
+def test_ids_are_those_of_text_vectorization(vectorizer):
+    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8)
+    texts = [*TRICKY, "unseen zzz qqq"]
+    expected = np.asarray(vectorizer(np.array(texts, dtype=object)))
+    got = np.stack([tokens.ids(t) for t in texts])
+    np.testing.assert_array_equal(got, expected)
+    assert (got[-1][:3] == 1).all()   # unknown words
+
+
+def test_words_keep_the_text_as_written_and_map_onto_tokens(vectorizer):
+    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8)
+    words = tokens.words("The CAT sat, -- on the mat!")
+    assert [w for w, _ in words] == ["The", "CAT", "sat,", "--", "on", "the", "mat!"]
+    assert [p for _, p in words] == [0, 1, 2, None, 3, 4, 5]
+    long = tokens.words(TRICKY[-1])
+    assert [p for _, p in long][7:] == [7, None, None, None, None]
+
+
+def test_vocabulary_file_in_text_vectorization_format(tmp_path, vectorizer):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vectorizer.get_vocabulary()[2:]) + "\n", encoding="utf-8")
+    assert documents.read_vocabulary(str(path)) == tuple(vectorizer.get_vocabulary()[2:])
+    listed = tmp_path / "listed.txt"   # as get_vocabulary() lists it: padding and unknown first
+    listed.write_text("\n".join(vectorizer.get_vocabulary()), encoding="utf-8")
+    assert documents.read_vocabulary(str(listed)) == tuple(vectorizer.get_vocabulary()[2:])
+    front = TextInput(8, np.zeros((60, 3), np.float32), True, None)
+    tokens = documents.tokenizer(front, str(path))
+    np.testing.assert_array_equal(tokens.ids(TRICKY[0]), np.asarray(vectorizer(np.array([TRICKY[0]],
+                                                                                         dtype=object)))[0])
+
+
+def test_vocabulary_problems_are_clear(tmp_path):
+    front = TextInput(8, np.zeros((5, 3), np.float32), True, None)
+    with pytest.raises(XaiError, match="--vocab FILE"):
+        documents.tokenizer(front, None)
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(f"w{i}" for i in range(10)))
+    with pytest.raises(XaiError, match="more than the model's embedding has rows"):
+        documents.tokenizer(front, str(big))
+    with pytest.raises(XaiError, match="cannot read vocabulary"):
+        documents.tokenizer(front, str(tmp_path / "missing.txt"))
+    own = TextInput(8, np.zeros((5, 3), np.float32), True, Vectorizer(("", "[UNK]", "a"), "lower"))
+    with pytest.raises(XaiError, match="leave --vocab out"):
+        documents.tokenizer(own, str(big))
+
+
+def test_discover_files_folders_lines_and_stdin(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "b.txt").write_text("second doc")
+    (tmp_path / "docs" / "a.txt").write_text("first doc")
+    (tmp_path / "docs" / "skip.md").write_text("not a txt")
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one\n\ntwo words\n")
+    items, problems, texts = documents.discover(
+        [str(tmp_path / "docs"), str(tmp_path / "bad.txt"), str(tmp_path / "nope.txt")], False, None)
+    assert [texts[i] for i in items] == ["first doc", "second doc"]
+    assert [p[0] for p in problems] == [str(tmp_path / "bad.txt"), str(tmp_path / "nope.txt")]
+    items, _, texts = documents.discover([str(lines), "-"], True, io.StringIO("from stdin\nand more\n"))
+    assert [(i.source.rsplit("/", 1)[-1], i.stem, texts[i]) for i in items] == [
+        ("lines.txt:1", "lines_1", "one"), ("lines.txt:3", "lines_3", "two words"),
+        ("-:1", "stdin_1", "from stdin"), ("-:2", "stdin_2", "and more")]

@@ -1,0 +1,143 @@
+"""Text models from the command line: word heatmaps, records, word deletion, and refusals."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+L = keras.layers
+DOCS = ["the cat sat on the mat and purred", "dogs bark loudly at night in the park",
+        "a quiet cat sleeps on a warm mat", "loud dogs run and bark in the park",
+        "cats purr and dogs bark", "the night sky over the park was loud"]
+LABELS = np.array([0, 1, 0, 1, 0, 1])
+LENGTH = 10
+
+
+def xai(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "xai_cli", *map(str, args)], capture_output=True,
+                          text=True, input=stdin, timeout=600)
+
+
+def records(result):
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A bidirectional LSTM that tokenises its strings itself, and a Conv1D over token ids
+    with a vocabulary file, both trained a little on cats and dogs."""
+    import tensorflow as tf
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("text-models")
+    vectorizer = L.TextVectorization(max_tokens=40, output_sequence_length=LENGTH)
+    vectorizer.adapt(DOCS)
+    strings = keras.Input((1,), dtype="string")
+    x = L.Embedding(40, 8, mask_zero=True)(vectorizer(strings))
+    lstm = keras.Model(strings, L.Dense(2, activation="softmax")(L.Bidirectional(L.LSTM(6))(x)))
+    lstm.compile("adam", "sparse_categorical_crossentropy")
+    lstm.fit(tf.constant(DOCS)[:, None], LABELS, epochs=40, verbose=0)
+    lstm.save(folder / "lstm.keras")
+    ids = keras.Input((LENGTH,), dtype="int32")
+    y = L.Conv1D(6, 3, padding="same", activation="relu")(L.Embedding(40, 8)(ids))
+    cnn = keras.Model(ids, L.Dense(2)(L.GlobalMaxPooling1D()(y)))
+    cnn.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cnn.fit(np.asarray(vectorizer(tf.constant(DOCS))), LABELS, epochs=40, verbose=0)
+    cnn.save(folder / "cnn.keras")
+    (folder / "vocab.txt").write_text("\n".join(vectorizer.get_vocabulary()[2:]) + "\n")
+    (folder / "labels.txt").write_text("cats\ndogs\n")
+    docs = folder / "docs"
+    docs.mkdir()
+    (docs / "cat.txt").write_text("The cat sat, purring, on the mat! <b>&amp;</b>")
+    (docs / "dogs.txt").write_text("Dogs bark at night in the park.")
+    return folder
+
+
+def test_explain_writes_word_heatmaps_and_records(models, tmp_path):
+    result = xai("explain", models / "lstm.keras", models / "docs", "-m", "lrp", "-m", "sa",
+                 "--labels", models / "labels.txt", "--save-raw", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    cat, dogs = records(result)
+    assert cat["predicted_label"] == "cats" and dogs["predicted_label"] == "dogs"
+    assert cat["tokens"] == 8 and cat["words_cut"] == 0   # '<b>&amp;</b>' is the token 'bampb'
+    for method in ("lrp", "sa"):
+        for suffix in ("html", "png", "json", "npy"):
+            assert (tmp_path / f"cat.{method}.{suffix}").is_file()
+    page = (tmp_path / "cat.lrp.html").read_text()
+    assert "purring," in page and "<b>" not in page and "&lt;b&gt;" in page
+    raw = json.loads((tmp_path / "cat.lrp.json").read_text())
+    relevance = np.load(tmp_path / "cat.lrp.npy")
+    assert relevance.shape == (LENGTH, 8)
+    np.testing.assert_allclose(sum(r for _, r in raw["words"] if r is not None),
+                               cat["relevance_sum"]["lrp"], rtol=1e-4)
+    assert cat["padding_relevance"]["lrp"] == 0     # masked: padding holds none
+    assert raw["words"][3] == ["purring,", raw["relevance"][3]]
+    top = cat["top_words"]["lrp"]
+    assert set(top) == {"for", "against"} and top["for"]
+    assert set(cat["top_words"]["sa"]) == {"most"}
+    picture = np.asarray(Image.open(tmp_path / "cat.lrp.png").convert("RGB"))
+    assert picture.shape[1] > 200
+
+
+def test_token_ids_model_with_vocabulary_lines_and_stdin(models, tmp_path):
+    result = xai("explain", models / "cnn.keras", "-", "--lines", "--vocab", models / "vocab.txt",
+                 "-m", "gradxinput", "-o", tmp_path, stdin="the cat purred\n\ndogs bark loudly\n")
+    assert result.returncode == 0, result.stderr
+    first, second = records(result)
+    assert (first["input"], second["input"]) == ("-:1", "-:3")
+    assert (tmp_path / "stdin_3.gradxinput.html").is_file()
+    assert "padding_relevance" in first
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cnn.keras", "docs"), "--vocab FILE"),
+    (("lstm.keras", "docs", "--vocab", "vocab.txt"), "leave --vocab out"),
+    (("lstm.keras", "docs", "--grid"), "--grid is for images"),
+])
+def test_text_usage_errors_exit_2(models, tmp_path, args, message):
+    result = xai("explain", *[models / a if (models / a).exists() else a for a in args], "-o", tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_unsupported_text_layer_is_named(tmp_path):
+    inputs = keras.Input((LENGTH,), dtype="int32")
+    x = L.Embedding(40, 8)(inputs)
+    x = L.MultiHeadAttention(2, 4)(x, x)
+    keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling1D()(x))).save(tmp_path / "attention.keras")
+    result = xai("explain", tmp_path / "attention.keras", tmp_path, "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert "MultiHeadAttention" in result.stderr
+
+
+def test_word_deletion_writes_the_evaluate_files(models, tmp_path):
+    lines = tmp_path / "docs.txt"
+    lines.write_text("\n".join(DOCS) + "\n")
+    result = xai("evaluate", models / "lstm.keras", lines, "--lines", "-m", "lrp", "-m", "sa",
+                 "--replace", "zero", "--replace", "pad", "--steps", "5", "-o", tmp_path / "out",
+                 "--require", "n_images == 6")
+    assert result.returncode == 0, result.stderr
+    assert "replace zero (6 documents, 1 word per step, 5 steps, morf)" in result.stderr
+    curves = np.genfromtxt(tmp_path / "out" / "curves.csv", delimiter=",", names=True, dtype=None,
+                           encoding="utf-8")
+    assert set(curves["replace"]) == {"zero", "pad"}
+    assert set(curves["method"]) == {"lrp", "sa", "random"}
+    first = curves[(curves["image"] == "docs_1") & (curves["method"] == "lrp")
+                   & (curves["replace"] == "zero")]
+    np.testing.assert_allclose(first["fraction_perturbed"], np.arange(6) / 8)   # 8 words
+    summary = (tmp_path / "out" / "summary.csv").read_text()
+    assert "lrp,zero,6," in summary and ",1 word," in summary
+    assert (tmp_path / "out" / "curves.png").is_file()
+
+
+def test_image_protocols_are_refused_for_documents(models, tmp_path):
+    result = xai("evaluate", models / "lstm.keras", models / "docs", "--replace", "blur", "-o", tmp_path)
+    assert result.returncode == 2 and "--replace blur is for images" in result.stderr
+
+
+def test_image_commands_refuse_text_models(models, tmp_path):
+    result = xai("spray", models / "lstm.keras", models / "docs", "--target", "0", "-o", tmp_path)
+    assert result.returncode == 2 and "xai spray works on image models" in result.stderr

@@ -1,0 +1,172 @@
+"""Documents for text models: finding them, and turning them into token ids.
+
+A document is a text file, or one line of a file with ``--lines``; ``-`` reads stdin.
+Tokens are made as Keras' ``TextVectorization`` makes them with its defaults: ASCII
+letters lower-cased, the ASCII punctuation of its ``lower_and_strip_punctuation``
+removed, split on ASCII whitespace. Standardising only removes characters and
+lower-cases, so the words of the document as written map one to one onto its tokens
+(a word of punctuation only has none), and heatmaps can show the text as written.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from ..errors import InputError, XaiError
+from .inputs import InputItem, sanitise, unique_stem
+
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+PADDING, UNKNOWN = 0, 1    # the ids Keras' TextVectorization gives padding and unknown words
+_SPECIAL = ("", "[UNK]")   # how TextVectorization.get_vocabulary() names them
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Documents to ``length`` token ids with ``vocabulary`` (index order, padding and
+    unknown first) and a TextVectorization standardisation."""
+
+    vocabulary: tuple[str, ...]
+    length: int
+    standardize: str | None = "lower_and_strip_punctuation"
+
+    def token(self, word: str) -> str:
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            word = word.translate(_ASCII_LOWER)
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            word = _PUNCTUATION.sub("", word)
+        return word
+
+    def words(self, text: str) -> list[tuple[str, int | None]]:
+        """The document's words as written, each with the position of its token (None: no
+        token, or one beyond the model's length)."""
+        out, position = [], 0
+        for word in _WHITESPACE.split(text.strip()):
+            if not word:
+                continue
+            has_token = self.token(word) != "" and position < self.length
+            out.append((word, position if has_token else None))
+            position += self.token(word) != ""
+        return out
+
+    def ids(self, text: str) -> np.ndarray:
+        """Token ids ``(length,)``: unknown words 1, padding 0 after the last token."""
+        index = self._index
+        tokens = [t for t in (self.token(w) for w in _WHITESPACE.split(text.strip())) if t]
+        ids = [index.get(t, UNKNOWN) for t in tokens[:self.length]]
+        return np.array(ids + [PADDING] * (self.length - len(ids)), np.int32)
+
+    @property
+    def _index(self) -> dict[str, int]:
+        index = self.__dict__.get("_lookup")
+        if index is None:
+            index = {t: i for i, t in enumerate(self.vocabulary) if i >= len(_SPECIAL)}
+            object.__setattr__(self, "_lookup", index)
+        return index
+
+
+def tokenizer(text, vocab: str | None) -> Tokenizer:
+    """The tokeniser of a text model's :class:`~xai_cli.engine.tokens.TextInput` ``text``:
+    its own (a TextVectorization), or one from a vocabulary file."""
+    if text.vectorizer is not None:
+        if vocab is not None:
+            raise XaiError("--vocab: the model tokenises its text itself (TextVectorization); "
+                           "leave --vocab out")
+        return Tokenizer(text.vectorizer.vocabulary, text.length, text.vectorizer.standardize)
+    if vocab is None:
+        raise XaiError("the model takes token ids: give its vocabulary with --vocab FILE (one "
+                       "token per line in index order, from index 2: 0 pads, 1 is unknown)")
+    vocabulary = _SPECIAL + read_vocabulary(vocab)
+    if len(vocabulary) > text.vocabulary_size:
+        raise XaiError(f"--vocab {vocab}: {len(vocabulary) - 2} tokens and the 2 special ids "
+                       f"are more than the model's embedding has rows ({text.vocabulary_size})")
+    return Tokenizer(vocabulary, text.length)
+
+
+def read_vocabulary(path: str) -> tuple[str, ...]:
+    """Tokens of a vocabulary file from index 2, the format ``TextVectorization(vocabulary=
+    path)`` reads; leading padding and unknown lines, as ``get_vocabulary()`` lists them,
+    are dropped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XaiError(f"cannot read vocabulary file '{path}': {exc}") from exc
+    if lines and lines[-1] == "":
+        lines.pop()
+    for special in _SPECIAL:
+        if lines and lines[0] == special:
+            lines.pop(0)
+    return tuple(lines)
+
+
+def discover(args: Sequence[str], lines: bool, stdin: TextIO | None
+             ) -> tuple[list[InputItem], list[tuple[str, str]], dict[InputItem, str]]:
+    """Documents (items), problems ``(source, reason)``, and each item's text.
+
+    Arguments are text files, folders (their ``*.txt``, sorted) or glob patterns; ``-``
+    is stdin. With ``lines`` every non-empty line is a document (``index`` its line
+    number, from 1), else every file is one.
+    """
+    items, problems, texts, stems = [], [], {}, set()
+    for source, text in _sources(args, stdin, problems):
+        base = "stdin" if source == "-" else Path(source).stem
+        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()] \
+            if lines else [(None, text)]
+        for number, document in numbered:
+            stem = unique_stem(sanitise(base if number is None else f"{base}_{number}"), stems)
+            item = InputItem(source if number is None else f"{source}:{number}", stem, number)
+            items.append(item)
+            texts[item] = document
+    return items, problems, texts
+
+
+def _sources(args, stdin, problems):
+    for arg in args:
+        if arg == "-":
+            yield "-", stdin.read() if stdin is not None else ""
+            continue
+        path = Path(arg)
+        paths = sorted(path.glob("*.txt")) if path.is_dir() else [path] if path.exists() else \
+            sorted(Path(p) for p in glob.glob(arg) if os.path.isfile(p)) if glob.has_magic(arg) else []
+        if not paths:
+            problems.append((arg, "no such file, folder or matching pattern"))
+        for found in paths:
+            try:
+                yield str(found), found.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append((str(found), f"cannot read as UTF-8 text: {exc}"))
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded document: the model's input ``x`` (embedding vectors) and ``mask``, its
+    token ``ids``, its words as written with their token positions, and how many words
+    were ``cut`` (beyond the model's length)."""
+
+    item: InputItem
+    x: np.ndarray
+    mask: np.ndarray
+    ids: np.ndarray
+    words: list[tuple[str, int | None]]
+    cut: int
+
+
+def load(item: InputItem, text: str, tokens: Tokenizer, front) -> Document:
+    """The document ``text`` as the input of the model whose
+    :class:`~xai_cli.engine.tokens.TextInput` is ``front``."""
+    words = tokens.words(text)
+    if not any(position is not None for _, position in words):
+        raise InputError("the document has no words")
+    ids = tokens.ids(text)
+    x, mask = front.embed(ids[None])
+    cut = sum(1 for word, position in words if position is None and tokens.token(word))
+    return Document(item, x[0], mask[0], ids, words, cut)

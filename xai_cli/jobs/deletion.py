@@ -1,0 +1,128 @@
+"""Word deletion (Arras et al. 2017): how fast a text model's score falls as relevant words go.
+
+The text counterpart of region perturbation: each method's token relevance (summed over
+the embedding) ranks a document's tokens, and at step k the ``k * words`` first-ranked
+tokens are deleted (most relevant first; least relevant first and random orders too).
+Padding is never deleted; once a document has no words left its curve stays flat.
+What deleting a word means is a protocol (``--replace``), and they are different
+experiments:
+
+- ``zero``: its embedding vector becomes zero, as Arras et al. and their code do;
+- ``unknown``: it becomes the unknown token (id 1), as an unseen word would;
+- ``pad``: it becomes padding (id 0), which a model with ``mask_zero`` skips: the word
+  is removed from the sequence the recurrent layers read.
+
+The curves, AOPC and summary are those of region perturbation
+(:class:`~xai_cli.jobs.faithfulness.BatchResult`), so ``xai evaluate`` writes the same
+files for documents as for images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..engine.propagation import Explainer, Scorer
+from ..engine.tokens import TextInput
+from ..io.documents import PADDING, UNKNOWN, Document
+from . import perturbation as pa
+from .faithfulness import RANDOM, BatchResult, EvaluateOptions, _faults, _relevance, _rngs
+
+
+def steps_for(length: int, options: EvaluateOptions) -> int:
+    """``--steps``, by default enough to delete the model's whole length (at most 100)."""
+    return min(-(-length // options.words), 100) if options.steps is None else options.steps
+
+
+def token_ranks(scores: np.ndarray, tokens: np.ndarray, order: str,
+                rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """Step rank of every position ``(N, T)``: tokens in ``order`` from 0, padding last
+    (rank T, never deleted). Ties go to the earlier position."""
+    n, length = scores.shape
+    if order == "random":
+        keys = np.stack([rng.permutation(length) for rng in rngs]).astype(np.float64)
+    elif order in ("morf", "lerf"):
+        keys = -scores if order == "morf" else scores.astype(np.float64)
+    else:
+        raise ValueError(f"unknown order '{order}'; expected one of {', '.join(pa.ORDERS)}")
+    keys = np.where(tokens, keys, np.inf)
+    ranks = np.empty((n, length), np.int64)
+    np.put_along_axis(ranks, np.argsort(keys, axis=1, kind="stable"), np.arange(length)[None], 1)
+    return np.where(tokens, ranks, length)
+
+
+def deleted(x: np.ndarray, mask: np.ndarray, gone: np.ndarray, replace: str, front: TextInput):
+    """Copies of ``x`` and ``mask`` with the positions ``gone`` ``(B, T)`` deleted."""
+    if replace == "zero":
+        vector = np.zeros(x.shape[-1], x.dtype)
+    else:
+        vector = front.embeddings[UNKNOWN if replace == "unknown" else PADDING]
+    x = np.where(gone[..., None], vector, x)
+    if replace == "pad" and front.mask_zero:
+        mask = np.where(gone, 0.0, mask).astype(mask.dtype)
+    return x, mask
+
+
+def curves(score, x, mask, ranks, replace: str, front: TextInput, steps: int, words: int,
+           chunk: int) -> np.ndarray:
+    """Scores ``(N, steps + 1)`` of the documents with 0, words, 2 words... deleted,
+    built and scored ``chunk`` copies at a time."""
+    n = len(x)
+    document, step = np.divmod(np.arange(n * (steps + 1)), steps + 1)
+    out = np.empty(n * (steps + 1), np.float64)
+    for start in range(0, len(out), chunk):
+        rows = slice(start, start + chunk)
+        gone = ranks[document[rows]] < (step[rows] * words)[:, None]
+        copies, masks = deleted(x[document[rows]], mask[document[rows]], gone, replace, front)
+        out[rows] = score(copies, masks, document[rows])
+    return out.reshape(n, steps + 1)
+
+
+def fractions(ranks: np.ndarray, tokens: np.ndarray, steps: int, words: int) -> np.ndarray:
+    """Share of each document's tokens deleted after each step ``(N, steps + 1)``."""
+    count = np.maximum(tokens.sum(axis=1, keepdims=True), 1)
+    done = np.minimum(np.arange(steps + 1)[None] * words, count)
+    return done / count
+
+
+def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, documents: Sequence[Document],
+                   targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
+                   front: TextInput, seed: int = 0) -> BatchResult:
+    """Word-deletion curves of one batch of documents for every method, protocol and order
+    of ``options`` (see :func:`~xai_cli.jobs.faithfulness.evaluate_batch`, its image twin)."""
+    x = np.stack([d.x for d in documents])
+    mask = np.stack([d.mask for d in documents])
+    tokens = np.stack([d.ids for d in documents]) != PADDING
+    relevance, targets = _relevance(explainers, x, targets, index, mask)
+    scores = {m: np.where(tokens, r.sum(axis=-1), 0.0) for m, r in relevance.items()}
+    faults = _faults(scores, "relevance contains NaN or Inf for {} (a zero denominator? try a "
+                             "larger epsilon)")
+    rows = np.array([i for i in range(len(x)) if i not in faults], np.int64)
+    x, mask, tokens, targets, index = x[rows], mask[rows], tokens[rows], targets[rows], index[rows]
+    scores = {m: s[rows] for m, s in scores.items()}
+    if options.baseline:
+        scores[RANDOM] = np.zeros(tokens.shape)
+    steps = steps_for(tokens.shape[1], options)
+    ranks = {(m, o): token_ranks(s, tokens, o, _rngs(seed, index, "order"))
+             for m, s in scores.items() for o in options.orders(m)}
+
+    def score(copies, masks, document):
+        logits = scorer(copies, masks)
+        if options.score == "prob":
+            logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+            logits /= logits.sum(axis=1, keepdims=True)
+        return logits[np.arange(len(copies)), targets[document]]
+
+    measured = {(m, r, o): curves(score, x, mask, ranks[m, o], r, front, steps, options.words,
+                                  options.chunk)
+                for m in scores for r in options.replace for o in options.orders(m)}
+    shares = {key: fractions(r, tokens, steps, options.words) for key, r in ranks.items()}
+    result = BatchResult(options, targets, measured, shares, rows, faults,
+                         {m: s for m, s in scores.items() if m != RANDOM})
+    bad_scores = _faults({" ".join(k): c for k, c in measured.items()},
+                         "the model's score of a document with words deleted is NaN or Inf ({})")
+    if bad_scores:
+        return result.subset(np.array([i for i in range(len(x)) if i not in bad_scores], np.int64),
+                             {int(rows[i]): why for i, why in bad_scores.items()})
+    return result

@@ -1,0 +1,90 @@
+"""What explain does for documents: word relevance, the top words, word heatmaps.
+
+A token's relevance is the sum over its embedding vector (Arras et al. 2017); padding
+gets none (with a masked model it has none; an unmasked one may give the padding
+vectors some, which the record reports as ``padding_relevance``). Words are shown as
+written, coloured by their token's relevance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..engine.methods import METHODS
+from ..io import wordmaps
+from ..io.documents import Document
+from ..io.outputs import atomic_write, out_path, save_npy
+
+TOP_WORDS = 5
+
+
+def token_relevance(document: Document, relevance: np.ndarray) -> np.ndarray:
+    """Relevance per token position ``(T,)``; 0 on padding."""
+    return np.where(document.ids != 0, relevance.sum(axis=-1), 0.0)
+
+
+def words(document: Document, tokens: np.ndarray) -> list[wordmaps.Word]:
+    return [wordmaps.Word(text, None if position is None else float(tokens[position]))
+            for text, position in document.words]
+
+
+def output_names(stem: str, methods: Sequence[str], save_raw: bool) -> list[str]:
+    names = []
+    for method in methods:
+        names += [f"{stem}.{method}.html", f"{stem}.{method}.png"]
+        if save_raw:
+            names += [f"{stem}.{method}.json", f"{stem}.{method}.npy"]
+    return names
+
+
+def record_fields(document: Document, maps: dict[str, np.ndarray]) -> dict:
+    """The record's text fields: tokens, truncation, padding relevance and top words."""
+    top, padding = {}, {}
+    for method, relevance in maps.items():
+        tokens = token_relevance(document, relevance)
+        padding[method] = float(relevance[document.ids == 0].sum())
+        top[method] = top_words(words(document, tokens), METHODS[method].signed)
+    return {"tokens": int((document.ids != 0).sum()),
+            "words_cut": document.cut, "padding_relevance": padding, "top_words": top}
+
+
+def top_words(scored: list[wordmaps.Word], signed: bool, n: int = TOP_WORDS) -> dict:
+    """The ``n`` words that speak most for the class, and (signed methods) against it."""
+    ranked = sorted((w for w in scored if w.relevance), key=lambda w: -w.relevance)
+    pick = [[w.text, round(w.relevance, 6)] for w in ranked if w.relevance > 0][:n]
+    against = [[w.text, round(w.relevance, 6)] for w in reversed(ranked) if w.relevance < 0][:n]
+    return {"for": pick, "against": against} if signed else {"most": pick}
+
+
+def write(out, document: Document, maps: dict[str, np.ndarray], caption: str, save_raw: bool,
+          style) -> list[str]:
+    """Write one document's word heatmaps (on a writer thread); returns their paths."""
+    stem, written = document.item.stem, []
+    if document.cut:
+        caption += (f"; the model reads {len(document.ids)} tokens: the last {document.cut} words "
+                    "were cut and are not coloured")
+    for method, relevance in maps.items():
+        tokens = token_relevance(document, relevance)
+        scored, signed = words(document, tokens), METHODS[method].signed
+        title = f"{document.item.source} · {method}"
+        path = out_path(out, stem, f".{method}.html")
+        page = wordmaps.html(scored, title, signed, style, caption)
+        atomic_write(path, lambda f, page=page: f.write(page.encode("utf-8")))
+        written.append(str(path))
+        path = out_path(out, stem, f".{method}.png")
+        atomic_write(path, lambda f, scored=scored, signed=signed, title=title:
+                     wordmaps.png(scored, f, title, signed, style))
+        written.append(str(path))
+        if save_raw:
+            path = out_path(out, stem, f".{method}.json")
+            raw = {"words": [[w.text, w.relevance] for w in scored],
+                   "tokens": [int(t) for t in document.ids], "relevance": tokens.tolist()}
+            atomic_write(path, lambda f, raw=raw: f.write(json.dumps(raw).encode("utf-8")))
+            written.append(str(path))
+            path = out_path(out, stem, f".{method}.npy")
+            save_npy(path, relevance.astype(np.float32))
+            written.append(str(path))
+    return written
