@@ -70,7 +70,7 @@ def test_forward_pass_is_the_keras_model(name, mask_zero):
     model = text_model(*ZOO[name](), mask_zero=mask_zero)
     graph = build_graph(model)
     x, mask = graph.text.embed(tokens())
-    expected = np.asarray(model(tokens()))
+    expected = keras.ops.convert_to_numpy(model(tokens()))
     np.testing.assert_allclose(Scorer(graph)(x, mask), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -157,3 +157,40 @@ def test_tokens_must_only_enter_through_the_embedding():
     model = keras.Model(inputs, L.Dense(3)(L.Add()([embedded, other])))
     with pytest.raises(XaiError):
         build_graph(model)
+
+
+BIAS_FREE = """
+name: bias-free
+description: epsilon 0.001 with the biases left out of every denominator
+rules:
+  - match: {type: Recurrent}
+    rule: epsilon
+    epsilon: 1.0e-3
+    bias: false
+default: {rule: epsilon, epsilon: 1.0e-3, bias: false}
+"""
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO if n not in ("conv1d", "simple-rnn")])
+@pytest.mark.parametrize("mask_zero", [True, False])
+def test_lrp_matches_the_numpy_reference(name, mask_zero):
+    """The engine against tests/engine/recurrent_reference.py, written from the paper's
+    equations apart from the engine, in float64."""
+    import recurrent_reference
+    model = text_model(*ZOO[name](), mask_zero=mask_zero)
+    _, result = explain(model)
+    expected = recurrent_reference.lrp(model, tokens(), result.targets, epsilon=1e-3)
+    np.testing.assert_allclose(result.relevance, expected, rtol=0,
+                               atol=2e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", ["bidirectional-lstm", "gru-reset-before"])
+def test_lrp_without_biases_in_the_denominators_matches_the_reference(name, tmp_path):
+    import recurrent_reference
+    config = tmp_path / "bias-free.yaml"
+    config.write_text(BIAS_FREE)
+    model = text_model(*ZOO[name]())
+    _, result = explain(model, rules=str(config))
+    expected = recurrent_reference.lrp(model, tokens(), result.targets, epsilon=1e-3, bias=False)
+    np.testing.assert_allclose(result.relevance, expected, rtol=0,
+                               atol=2e-5 * np.abs(expected).max())
