@@ -40,6 +40,8 @@ sample:
 	    --labels imagenet -m lrp -m gradxinput --grid --out out/photos/
 	.venv/bin/xai explain models/digits.keras "sample_images/digit_*.png" --labels models/digits_labels.txt \
 	    -m lrp -m sa --grid --out out/digits/
+	.venv/bin/xai explain models/text_lstm.keras sample_texts --labels models/text_labels.txt \
+	    -m lrp -m sa --out out/text/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
 

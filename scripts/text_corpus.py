@@ -25,8 +25,8 @@ package order), so that one source with a hundred near-identical binary packages
 Writes, under --out (default build/text_corpus): train.tsv and test.tsv (columns label,
 package, source, text; header line; rows in a seeded shuffled order). With --samples DIR
 (sample_texts/ for the shipped files) also writes DIR/<package>.txt for the first test
-document of each class in that order, DIR/heldout.txt (one document per line, a seeded sample
-of HELDOUT test documents stratified by class) and DIR/heldout_labels.txt (their labels).
+document of each class in that order, DIR/heldout/documents.txt (one document per line, a seeded sample
+of HELDOUT test documents stratified by class) and DIR/heldout/labels.txt (their labels).
 
 Provenance: each description is part of its package's debian/control and is covered by that
 package's copyright file (/usr/share/doc/PKG/copyright when installed); the index is
@@ -184,9 +184,10 @@ def write_samples(directory: Path, test: list):
         take = round(HELDOUT * counts[label] / len(test))
         chosen += list(rng.choice(members, size=take, replace=False))
     chosen = sorted(chosen)  # keep the seeded test order
-    (directory / "heldout.txt").write_text(
+    (directory / "heldout").mkdir(exist_ok=True)
+    (directory / "heldout" / "documents.txt").write_text(
         "".join(test[i][3] + "\n" for i in chosen), encoding="utf-8")
-    (directory / "heldout_labels.txt").write_text(
+    (directory / "heldout" / "labels.txt").write_text(
         "".join(test[i][0] + "\n" for i in chosen), encoding="utf-8")
     print(f"held-out sample: {len(chosen)} documents")
 

@@ -119,18 +119,18 @@ def check_lstm_reload(path: Path, texts) -> np.ndarray:
 
 
 def report_samples(directory: Path, test_labels: dict, classify: dict):
-    """Accuracy on DIR/heldout.txt and the verdicts on DIR/<package>.txt, for each model.
+    """Accuracy on DIR/heldout/documents.txt and the verdicts on DIR/<package>.txt, for each model.
 
     classify: {model name: function(numpy array of texts) -> predicted class indices}."""
-    lines = (directory / "heldout.txt").read_text(encoding="utf-8").splitlines()
+    lines = (directory / "heldout" / "documents.txt").read_text(encoding="utf-8").splitlines()
     truth = np.array([SECTIONS.index(line) for line in
-                      (directory / "heldout_labels.txt").read_text().split()])
+                      (directory / "heldout" / "labels.txt").read_text().split()])
     for name, predict in classify.items():
         right = (predict(np.array(lines)) == truth).sum()
-        print(f"{name} on {directory.name}/heldout.txt: {right / len(truth):.4f} "
+        print(f"{name} on {directory.name}/heldout/documents.txt: {right / len(truth):.4f} "
               f"({right} of {len(truth)})")
     for path in sorted(directory.glob("*.txt")):
-        if path.stem in ("heldout", "heldout_labels") or path.stem not in test_labels:
+        if path.stem not in test_labels:
             continue
         text = np.array([path.read_text(encoding="utf-8").strip()])
         verdicts = ", ".join(f"{name} {SECTIONS[predict(text)[0]]}"
@@ -143,7 +143,7 @@ def main():
     parser.add_argument("--corpus", type=Path, default=ROOT / "build" / "text_corpus")
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--samples", type=Path, default=None,
-                        help="also report on DIR/heldout.txt and DIR/<package>.txt")
+                        help="also report on DIR/heldout/documents.txt and DIR/<package>.txt")
     args = parser.parse_args()
     started = time.perf_counter()
     train_x, train_y = read(args.corpus / "train.tsv")

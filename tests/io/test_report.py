@@ -288,3 +288,32 @@ def test_evaluate_and_spray_show_their_tables_figures_and_records(browser, two_c
     browser.find_element("id", "filter").send_keys(f"cluster {clusters[-1]}")
     assert len(cards(browser)) == sum(r.get("cluster") == clusters[-1] for r in records)
     assert console_errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory):
+    """Two of the shipped sample descriptions, explained by the shipped text CNN."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path_factory.mktemp("text") / "out"
+    run("explain", root / "models" / "text_cnn.keras", root / "sample_texts" / "msmtp-mta.txt",
+        root / "sample_texts" / "tetrinetx.txt", "--vocab", root / "models" / "text_vocab.txt",
+        "--labels", root / "models" / "text_labels.txt", "-m", "lrp", "-m", "sa", "-o", out)
+    return out
+
+
+def test_documents_show_word_heatmaps_linked_to_their_pages_and_top_words(browser, documents):
+    records = kept_records(documents)
+    open_page(browser, documents)
+    shown = cards(browser)
+    assert sorted(c["name"] for c in shown) == sorted(records) == ["msmtp-mta.txt", "tetrinetx.txt"]
+    for card in shown:
+        record = records[card["name"]]
+        assert card["pictures"] == ["lrp", "sa"]
+        assert card["facts"]["lrp for"][0] == ", ".join(w for w, _ in record["top_words"]["lrp"]["for"])
+        assert card["facts"]["sa most"][0].split(", ")[0] == record["top_words"]["sa"]["most"][0][0]
+    links = browser.execute_script(
+        'return [...document.querySelectorAll("#cards .card figure a")].map(a => a.getAttribute("href"))')
+    assert sorted(links) == sorted(f"{stem}.{m}.html" for stem in ("msmtp-mta", "tetrinetx")
+                                   for m in ("lrp", "sa"))
+    assert all(width > 0 for _, width in images(browser))
+    assert console_errors(browser) == []

@@ -58,9 +58,7 @@ def test_unsigned_maps_magnitudes_on_the_sequential_map():
     expected = np.round(np.array(colormaps["afmhot"](0.5)[:3]) * 255)
     assert np.abs(np.array(half) - expected).max() <= 3
     assert negative == half != wordmaps.colours(words, True, Style(clip=100))[1]
-    assert top == (255, 255, 255)   # afmhot rises to white: such words get an outline
-    assert wordmaps.edge(top, False) is not None and wordmaps.edge(top, True) is None
-    assert wordmaps.edge(half, False) is None
+    assert top == (255, 255, 255)   # afmhot rises to white (explain draws words with afmhot_r)
 
 
 def test_text_is_white_on_dark_backgrounds_and_black_elsewhere():

@@ -141,3 +141,11 @@ def test_image_protocols_are_refused_for_documents(models, tmp_path):
 def test_image_commands_refuse_text_models(models, tmp_path):
     result = xai("spray", models / "lstm.keras", models / "docs", "--target", "0", "-o", tmp_path)
     assert result.returncode == 2 and "xai spray works on image models" in result.stderr
+
+
+def test_magnitudes_on_text_rise_from_white():
+    """sa's words: the sequential map reversed, so unimportant words stay nearly plain."""
+    from xai_cli.io.render import Style
+    from xai_cli.jobs.words import on_white
+    assert on_white(Style(sequential="afmhot")).sequential == "afmhot_r"
+    assert on_white(Style(sequential="viridis_r")).sequential == "viridis"

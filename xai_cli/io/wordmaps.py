@@ -29,7 +29,6 @@ _GAP = 2 * _PAD + 2                   # px: at least, from word to word, so back
 _BAR_WIDTH, _BAR_HEIGHT = 300, 12     # px: the legend's colour strip
 _STOPS = 17                           # colours of the HTML legend's gradient
 _WHITE, _BLACK, _GREY = (255, 255, 255), (0, 0, 0), (110, 110, 110)
-_EDGE, _PALE = (136, 136, 136), 230   # outline of a near-white background (luma above _PALE)
 EMPTY = "(empty document)"
 
 
@@ -83,13 +82,6 @@ def _luma(colour: Colour) -> float:
 def ink(background: Colour | None) -> Colour:
     """Black text, or white on a dark background (luma below 128)."""
     return _WHITE if background is not None and _luma(background) < 128 else _BLACK
-
-
-def edge(background: Colour | None, signed: bool) -> Colour | None:
-    """The outline of a word's background, where white would hide it: on a sequential map
-    that rises to white (afmhot, hot, gray) the most relevant words would look like words
-    without a token. On a diverging map white is zero, as plain text means, so none."""
-    return _EDGE if not signed and background is not None and _luma(background) > _PALE else None
 
 
 def _legend_colours(signed: bool, style: Style, n: int) -> list[Colour]:
@@ -164,7 +156,7 @@ def html(words: Sequence[Word], title: str, signed: bool, style: Style = Style()
         The page. Each word with a token is a ``<span>`` whose ``title`` shows its relevance;
         all text is escaped.
     """
-    spans = [_span(w, c, edge(c, signed)) for w, c in zip(words, colours(words, signed, style))]
+    spans = [_span(w, c) for w, c in zip(words, colours(words, signed, style))]
     document = (f'<p class="document">{" ".join(spans)}</p>' if spans
                 else f'<p class="document empty">{EMPTY}</p>')
     stops = _legend_colours(signed, style, _STOPS)
@@ -176,12 +168,11 @@ def html(words: Sequence[Word], title: str, signed: bool, style: Style = Style()
                         document=document, gradient=gradient, labels=labels)
 
 
-def _span(word: Word, colour: Colour | None, outline: Colour | None) -> str:
+def _span(word: Word, colour: Colour | None) -> str:
     text = _html.escape(word.text)
     if word.relevance is None:
         return text
-    shadow = f";box-shadow:inset 0 0 0 1px {_hex(outline)}" if outline else ""
-    style = f' style="background:{_hex(colour)};color:{_hex(ink(colour))}{shadow}"' if colour else ""
+    style = f' style="background:{_hex(colour)};color:{_hex(ink(colour))}"' if colour else ""
     return f'<span title="{value(word.relevance)}"{style}>{text}</span>'
 
 
@@ -250,20 +241,19 @@ def png(words: Sequence[Word], file: str | Path | BinaryIO, title: str, signed: 
         draw.text((left, top + _PAD), EMPTY, fill=_GREY, font=font)
     for line in lines:
         for i, x in line:
-            _word(draw, (left + x, top + _PAD), texts[i], backgrounds[i], edge(backgrounds[i], signed), font)
+            _word(draw, (left + x, top + _PAD), texts[i], backgrounds[i], font)
         top += _LINE
     _legend(draw, (_MARGIN, bar_top), min(_BAR_WIDTH, width - 2 * _MARGIN), signed, style,
             peak(words, style.clip), small)
     image.save(file, format="png")
 
 
-def _word(draw, at: tuple[int, int], text: str, background: Colour | None, outline: Colour | None,
-          font) -> None:
+def _word(draw, at: tuple[int, int], text: str, background: Colour | None, font) -> None:
     x, y = at
     if background is not None:
         ascent, descent = font.getmetrics()
         draw.rectangle((x - _PAD, y - _PAD, x + font.getlength(text) + _PAD, y + ascent + descent + _PAD - 1),
-                       fill=background, outline=outline)
+                       fill=background)
     draw.text((x, y), text, fill=ink(background), font=font)
 
 

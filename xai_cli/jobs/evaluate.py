@@ -214,12 +214,12 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
 def _plot(out, tally: Tally, summary: list[dict]) -> None:
     if not summary[0]["n_images"]:
         return
-    options = tally.options
-    kind = "word deletion" if options.deletes_words else "region perturbation"
-    title = (f"{kind} {summary[0]['perturb']}, {options.order}"
-             f"{' and lerf' if options.lerf else ''} ({summary[0]['n_images']} "
-             f"{'documents' if options.deletes_words else 'images'})")
-    atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title))
+    options, words = tally.options, tally.options.deletes_words
+    kind = f"word deletion, {options.unit} per step" if words else f"region perturbation {options.unit}"
+    title = (f"{kind}, {options.order}{' and lerf' if options.lerf else ''} "
+             f"({summary[0]['n_images']} {'documents' if words else 'images'})")
+    step = "words deleted" if words else "patches replaced"
+    atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title, step))
 
 
 def table(summary: list[dict], sanity_rows: list[dict] = ()) -> str:

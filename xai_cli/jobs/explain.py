@@ -126,7 +126,7 @@ def _caption(record: dict) -> str:
 def _record(session, sample, logits, target, maps) -> dict:
     predicted = int(np.argmax(logits))
     if session.tokenizer is not None:
-        source = words.record_fields(sample, maps)
+        source = words.record_fields(sample, maps, session.tokenizer)
     else:
         source = {"resize": sample.fit.mode, "source_size": list(sample.fit.source_size)}
     return {

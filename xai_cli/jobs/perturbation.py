@@ -267,7 +267,7 @@ LINESTYLES = {"morf": "-", "lerf": ":", "random": "--"}
 
 
 def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str | BinaryIO,
-                title: str) -> None:
+                title: str, step: str = "patches replaced") -> None:
     """Draw curves.png: mean relative score (score / unperturbed score) per step.
 
     Parameters
@@ -277,6 +277,7 @@ def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str 
         the line style tells the order (MoRF solid, LeRF dotted, random dashed).
     file : path or binary file object the PNG is written to (atomicity is the caller's).
     title : figure title.
+    step : what a step does, for the x axis.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -289,7 +290,7 @@ def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str 
             colour = colours.setdefault(method, f"C{len(colours)}")
             ax.plot(np.arange(len(curve)), curve, color=colour, linestyle=LINESTYLES[order],
                     label=f"{method} lerf" if order == "lerf" else method)
-        ax.set_xlabel("perturbation step (patches replaced)")
+        ax.set_xlabel(f"perturbation step ({step})")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -8,6 +8,7 @@ written, coloured by their token's relevance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -15,8 +16,9 @@ import numpy as np
 
 from ..engine.methods import METHODS
 from ..io import wordmaps
-from ..io.documents import Document
+from ..io.documents import Document, Tokenizer
 from ..io.outputs import atomic_write, out_path, save_npy
+from ..io.render import Style
 
 TOP_WORDS = 5
 
@@ -40,29 +42,45 @@ def output_names(stem: str, methods: Sequence[str], save_raw: bool) -> list[str]
     return names
 
 
-def record_fields(document: Document, maps: dict[str, np.ndarray]) -> dict:
+def record_fields(document: Document, maps: dict[str, np.ndarray], tokenizer: Tokenizer) -> dict:
     """The record's text fields: tokens, truncation, padding relevance and top words."""
     top, padding = {}, {}
     for method, relevance in maps.items():
         tokens = token_relevance(document, relevance)
         padding[method] = float(relevance[document.ids == 0].sum())
-        top[method] = top_words(words(document, tokens), METHODS[method].signed)
+        top[method] = top_words(words(document, tokens), tokenizer, METHODS[method].signed)
     return {"tokens": int((document.ids != 0).sum()),
             "words_cut": document.cut, "padding_relevance": padding, "top_words": top}
 
 
-def top_words(scored: list[wordmaps.Word], signed: bool, n: int = TOP_WORDS) -> dict:
-    """The ``n`` words that speak most for the class, and (signed methods) against it."""
-    ranked = sorted((w for w in scored if w.relevance), key=lambda w: -w.relevance)
-    pick = [[w.text, round(w.relevance, 6)] for w in ranked if w.relevance > 0][:n]
-    against = [[w.text, round(w.relevance, 6)] for w in reversed(ranked) if w.relevance < 0][:n]
+def top_words(scored: list[wordmaps.Word], tokenizer: Tokenizer, signed: bool,
+              n: int = TOP_WORDS) -> dict:
+    """The ``n`` words that speak most for the class, and (signed methods) against it: each
+    word once, as its token (lower-cased, without punctuation), with the relevance of all
+    its occurrences added up."""
+    totals: dict[str, float] = {}
+    for word in scored:
+        if word.relevance is not None:
+            token = tokenizer.token(word.text)
+            totals[token] = totals.get(token, 0.0) + word.relevance
+    ranked = sorted(((t, r) for t, r in totals.items() if r), key=lambda tr: -tr[1])
+    pick = [[t, round(r, 6)] for t, r in ranked if r > 0][:n]
+    against = [[t, round(r, 6)] for t, r in reversed(ranked) if r < 0][:n]
     return {"for": pick, "against": against} if signed else {"most": pick}
 
 
+def on_white(style: Style) -> Style:
+    """``style`` with its sequential map reversed, to rise from white: magnitudes (``sa``)
+    on text then leave unimportant words nearly plain, as on paper, instead of turning
+    most of the page black."""
+    name = style.sequential
+    return dataclasses.replace(style, sequential=name[:-2] if name.endswith("_r") else name + "_r")
+
+
 def write(out, document: Document, maps: dict[str, np.ndarray], caption: str, save_raw: bool,
-          style) -> list[str]:
+          style: Style) -> list[str]:
     """Write one document's word heatmaps (on a writer thread); returns their paths."""
-    stem, written = document.item.stem, []
+    stem, written, style = document.item.stem, [], on_white(style)
     if document.cut:
         caption += (f"; the model reads {len(document.ids)} tokens: the last {document.cut} words "
                     "were cut and are not coloured")
