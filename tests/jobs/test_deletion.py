@@ -45,12 +45,14 @@ def test_curves_delete_words_cumulatively_in_chunks():
     ranks = np.array([[2, 1, 0, 4], [0, 1, 4, 4]])
 
     def score(copies, masks, documents):
-        return copies[..., 0].sum(axis=1)
+        total = copies[..., 0].sum(axis=1)
+        return total, total > 5
 
     for chunk in (1, 3, 100):
-        got = deletion.curves(score, x, mask, ranks, "zero", front, steps=4, words=1, chunk=chunk)
+        got, kept = deletion.curves(score, x, mask, ranks, "zero", front, steps=4, words=1, chunk=chunk)
         np.testing.assert_array_equal(got, [[111, 11, 1, 0, 0], [101, 1, 0, 0, 0]])
-    two = deletion.curves(score, x, mask, ranks, "zero", front, steps=2, words=2, chunk=2)
+        np.testing.assert_array_equal(kept, [[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    two, _ = deletion.curves(score, x, mask, ranks, "zero", front, steps=2, words=2, chunk=2)
     np.testing.assert_array_equal(two, [[111, 1, 0], [101, 0, 0]])
     tokens = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
     np.testing.assert_allclose(deletion.fractions(ranks, tokens, 3, 1), [[0, 1 / 3, 2 / 3, 1], [0, .5, 1, 1]])

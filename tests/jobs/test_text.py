@@ -131,6 +131,12 @@ def test_word_deletion_writes_the_evaluate_files(models, tmp_path):
     summary = (tmp_path / "out" / "summary.csv").read_text()
     assert "lrp,zero,6," in summary and ",1 word," in summary
     assert (tmp_path / "out" / "curves.png").is_file()
+    decisions = np.genfromtxt(tmp_path / "out" / "decisions.csv", delimiter=",", names=True,
+                              dtype=None, encoding="utf-8")
+    assert len(decisions) == 3 * 2 * 6 and set(decisions["n_documents"]) == {6}
+    assert (decisions["still_explained_class"][decisions["step"] == 0] == 1).all()
+    lrp = decisions[(decisions["method"] == "lrp") & (decisions["replace"] == "pad")]
+    assert lrp["still_explained_class"][-1] < 1   # five of its best words gone: decisions flip
 
 
 def test_image_protocols_are_refused_for_documents(models, tmp_path):

@@ -27,7 +27,7 @@ from .outputs import atomic_write
 RECORDS = "records"
 EVALUATE_FIGURES = (("curves.png", "perturbation curves"),
                     ("sanity.png", "sanity check: cascading randomisation"))
-EVALUATE_TABLES = ("summary.csv", "curves.csv", "localisation.csv", "sanity.csv")
+EVALUATE_TABLES = ("summary.csv", "curves.csv", "decisions.csv", "localisation.csv", "sanity.csv")
 SPRAY_FIGURES = (("eigengap.png", "eigenvalues"), ("embedding.png", "spectral embedding"))
 SPRAY_TABLES = ("clusters.csv", "eigenvalues.csv")
 

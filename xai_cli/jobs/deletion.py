@@ -14,7 +14,9 @@ experiments:
 
 The curves, AOPC and summary are those of region perturbation
 (:class:`~xai_cli.jobs.faithfulness.BatchResult`), so ``xai evaluate`` writes the same
-files for documents as for images.
+files for documents as for images; and after every step, whether each document is still
+classified as the explained class (``decisions.csv``: the accuracy of Arras et al. where
+the explained class is the true one).
 """
 
 from __future__ import annotations
@@ -65,18 +67,19 @@ def deleted(x: np.ndarray, mask: np.ndarray, gone: np.ndarray, replace: str, fro
 
 
 def curves(score, x, mask, ranks, replace: str, front: TextInput, steps: int, words: int,
-           chunk: int) -> np.ndarray:
-    """Scores ``(N, steps + 1)`` of the documents with 0, words, 2 words... deleted,
-    built and scored ``chunk`` copies at a time."""
+           chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``(N, steps + 1)`` of the documents with 0, words, 2 words... deleted, and
+    whether each copy is still classified as the explained class, built and scored
+    ``chunk`` copies at a time. ``score(copies, masks, documents)`` returns both."""
     n = len(x)
     document, step = np.divmod(np.arange(n * (steps + 1)), steps + 1)
-    out = np.empty(n * (steps + 1), np.float64)
-    for start in range(0, len(out), chunk):
+    scores, kept = np.empty(n * (steps + 1), np.float64), np.empty(n * (steps + 1), bool)
+    for start in range(0, len(scores), chunk):
         rows = slice(start, start + chunk)
         gone = ranks[document[rows]] < (step[rows] * words)[:, None]
         copies, masks = deleted(x[document[rows]], mask[document[rows]], gone, replace, front)
-        out[rows] = score(copies, masks, document[rows])
-    return out.reshape(n, steps + 1)
+        scores[rows], kept[rows] = score(copies, masks, document[rows])
+    return scores.reshape(n, steps + 1), kept.reshape(n, steps + 1)
 
 
 def fractions(ranks: np.ndarray, tokens: np.ndarray, steps: int, words: int) -> np.ndarray:
@@ -109,18 +112,20 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
 
     def score(copies, masks, document):
         logits = scorer(copies, masks)
+        kept = logits.argmax(axis=1) == targets[document]
         if options.score == "prob":
             logits = np.exp(logits - logits.max(axis=1, keepdims=True))
             logits /= logits.sum(axis=1, keepdims=True)
-        return logits[np.arange(len(copies)), targets[document]]
+        return logits[np.arange(len(copies)), targets[document]], kept
 
     measured = {(m, r, o): curves(score, x, mask, ranks[m, o], r, front, steps, options.words,
                                   options.chunk)
                 for m in scores for r in options.replace for o in options.orders(m)}
     shares = {key: fractions(r, tokens, steps, options.words) for key, r in ranks.items()}
-    result = BatchResult(options, targets, measured, shares, rows, faults,
-                         {m: s for m, s in scores.items() if m != RANDOM})
-    bad_scores = _faults({" ".join(k): c for k, c in measured.items()},
+    result = BatchResult(options, targets, {k: v[0] for k, v in measured.items()}, shares, rows,
+                         faults, {m: s for m, s in scores.items() if m != RANDOM},
+                         {"kept/" + "/".join(k): v[1].astype(np.uint8) for k, v in measured.items()})
+    bad_scores = _faults({" ".join(k): c for k, c in result.curves.items()},
                          "the model's score of a document with words deleted is NaN or Inf ({})")
     if bad_scores:
         return result.subset(np.array([i for i in range(len(x)) if i not in bad_scores], np.int64),

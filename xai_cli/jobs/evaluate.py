@@ -33,6 +33,7 @@ SUMMARY_COLUMNS = ("method", "replace", "n_images", "aopc", "aopc_stderr", "aopc
                    "steps", "seed", "n_masked", *(c for f in localisation.FIGURES
                                                    for c in (f, f"{f}_stderr")))
 LOCALISATION_COLUMNS = ("image", "method", *localisation.FIGURES, "mask_fraction")
+DECISION_COLUMNS = ("method", "replace", "order", "step", "n_documents", "still_explained_class")
 SANITY_COLUMNS = ("method", "step", "randomised_layers", "down_to", "n_images",
                   "rank_correlation", "rank_correlation_stderr", "abs_rank_correlation",
                   "abs_rank_correlation_stderr")
@@ -126,7 +127,8 @@ def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps:
     summary rows and the sanity rows."""
     tally = Tally(options)
     for name in (() if masked else ("localisation.csv",)) + \
-            (() if sanity_steps else ("sanity.csv", "sanity.png")):
+            (() if sanity_steps else ("sanity.csv", "sanity.png")) + \
+            (() if options.deletes_words else ("decisions.csv",)):
         (out / name).unlink(missing_ok=True)
     with atomic_open(out / "curves.csv", "w") as curves_file, \
             (atomic_open(out / "localisation.csv", "w") if masked else nullcontext()) as located:
@@ -135,13 +137,16 @@ def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps:
         for stems, arrays in batches:
             result = BatchResult.from_arrays(options, arrays)
             tally.add(result, {k: v for k, v in arrays.items()
-                               if k.startswith(("loc/", "sanity/"))})
+                               if k.startswith(("loc/", "sanity/", "kept/"))})
             curves_out.write(curve_rows(stems, result))
             if masked:
                 located_rows.write(_localisation_rows(stems, options.methods, arrays))
     summary = tally.rows(steps, seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
+    if options.deletes_words:
+        save_csv(out / "decisions.csv", DECISION_COLUMNS,
+                 ([row[c] for c in DECISION_COLUMNS] for row in tally.decision_rows()))
     _plot(out, tally, summary)
     checked = []
     if sanity_steps and tally.values["aopc", options.methods[0], options.replace[0]]:

@@ -134,6 +134,7 @@ class BatchResult:
     kept: np.ndarray
     faults: dict[int, str] = field(default_factory=dict)
     relevance: dict[str, np.ndarray] = field(default_factory=dict)   # summed over channels
+    extra: dict[str, np.ndarray] = field(default_factory=dict)       # part-file arrays, per row
 
     def subset(self, rows: np.ndarray, faults: dict[int, str]) -> BatchResult:
         """The result for ``rows`` (of this result) only; ``faults`` are by batch position."""
@@ -141,13 +142,15 @@ class BatchResult:
                            {k: v[rows] for k, v in self.curves.items()},
                            {k: v[rows] for k, v in self.fractions.items()},
                            self.kept[rows], {**self.faults, **faults},
-                           {k: v[rows] for k, v in self.relevance.items()})
+                           {k: v[rows] for k, v in self.relevance.items()},
+                           {k: v[rows] for k, v in self.extra.items()})
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The result as named arrays, for a part file (`from_arrays` reads them back)."""
         return {"targets": self.targets,
                 **{"curve/" + "/".join(k): v for k, v in self.curves.items()},
-                **{"fraction/" + "/".join(k): v for k, v in self.fractions.items()}}
+                **{"fraction/" + "/".join(k): v for k, v in self.fractions.items()},
+                **self.extra}
 
     @classmethod
     def from_arrays(cls, options: EvaluateOptions, arrays: dict[str, np.ndarray]) -> BatchResult:
@@ -302,6 +305,20 @@ class Tally:
         if method == RANDOM:
             return dict.fromkeys(localisation.FIGURES, stat("loc/mask_fraction"))
         return {f: stat(f"loc/{f}/{method}") for f in localisation.FIGURES}
+
+    def decision_rows(self) -> list[dict]:
+        """decisions.csv as dicts: per (method, replace, order) and step, the share of the
+        documents still classified as the explained class (word deletion)."""
+        rows = []
+        for key, batches in self.extra.items():
+            if not key.startswith("kept/"):
+                continue
+            method, replace, order = key.split("/")[1:]
+            kept = np.concatenate(batches)
+            rows += [{"method": method, "replace": replace, "order": order, "step": k,
+                      "n_documents": len(kept), "still_explained_class": float(share)}
+                     for k, share in enumerate(kept.mean(axis=0))]
+        return rows
 
     def sanity_rows(self, steps: list) -> list[dict]:
         """sanity.csv as dicts: per method and cascade step, the mean rank correlations."""
