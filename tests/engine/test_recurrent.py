@@ -194,3 +194,11 @@ def test_lrp_without_biases_in_the_denominators_matches_the_reference(name, tmp_
     expected = recurrent_reference.lrp(model, tokens(), result.targets, epsilon=1e-3, bias=False)
     np.testing.assert_allclose(result.relevance, expected, rtol=0,
                                atol=2e-5 * np.abs(expected).max())
+
+
+def test_a_layer_after_a_recurrent_one_is_not_a_first_layer():
+    """zB's `first: true` means the layer that sees the input: a Dense after an LSTM does not."""
+    graph = build_graph(text_model(*ZOO["lstm"]()))
+    assert composites.first_layers(graph) == set()
+    conv = build_graph(text_model(*ZOO["conv1d"]()))
+    assert [conv.ops[i].layer_type for i in composites.first_layers(conv)] == ["Conv1D"]

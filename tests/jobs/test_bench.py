@@ -67,3 +67,20 @@ def test_without_transposes_leaves_no_transposed_map():
     graph = build_graph(load(MODEL))
     assert any(op.input_vjp is not None for op in graph.ops)
     assert all(op.input_vjp is None for op in bench._without_transposes(graph).ops)
+
+
+def test_bench_times_a_text_model_on_full_length_documents(tmp_path):
+    """Random known words as long as the model reads, with their mask: methods are timed,
+    region perturbation and the photo job are not (they are for images)."""
+    import keras
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), dtype="int32")
+    embedded = keras.layers.Embedding(30, 6, mask_zero=True)(inputs)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(4))(embedded)
+    keras.Model(inputs, keras.layers.Dense(3)(x)).save(tmp_path / "text.keras")
+    result = bench.run(str(tmp_path / "text.keras"), None, None, 4, ("lrp", "gradxinput"),
+                       ("text-epsilon",), repeats=1)
+    assert list(result["methods"]) == ["forward", "gradient", "lrp:text-epsilon", "gradxinput"]
+    assert result["input_shape"] == [12, 6]
+    assert result["evaluate"] is None and result["end_to_end"] is None
+    assert "evaluate" not in bench.table(result)

@@ -172,13 +172,14 @@ class Composite:
 
 
 def first_layers(graph: Graph) -> set[int]:
-    """Indices of linear ops fed by the model input with no linear op in between."""
+    """Indices of linear ops fed by the model input with no layer with weights (linear or
+    recurrent) in between."""
     tainted, first = set(), set()
     for index, op in enumerate(graph.ops):
         upstream = any(t in tainted for t in op.inputs)
         if op.kind == LINEAR and not upstream:
             first.add(index)
-        if op.kind == LINEAR or upstream:
+        if op.kind in (LINEAR, RECURRENT) or upstream:
             tainted.add(op.output)
     return first
 

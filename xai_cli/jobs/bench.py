@@ -93,26 +93,25 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     backend = backends.current()
     xla = xla and backend.NAME == "tensorflow"
     graph = build_graph(_model(model_path, arch, input_size))
-    x = np.random.default_rng(0).uniform(0, 1, (batch_size, *graph.input_shape)).astype(np.float32)
+    inputs = _inputs(graph, batch_size)
     targets = np.zeros(batch_size, np.int32)
     index = np.arange(batch_size, dtype=np.int64)
     forward = Propagator(graph, [])
-    signature = [(graph.input_shape, "float32")]
 
-    def plain_forward(batch):
-        return forward.forward(batch)[graph.output]
+    def plain_forward(batch, mask=None):
+        return forward.forward(batch, mask)[graph.output]
 
-    def plain_gradient(batch):
-        logits, pullback = backend.vjp(lambda xs: plain_forward(xs[0]), [batch])
+    def plain_gradient(batch, mask=None):
+        logits, pullback = backend.vjp(lambda xs: plain_forward(xs[0], mask), [batch])
         first_class = ops.zeros_like(logits[:, 0], dtype="int32")
         return pullback(ops.one_hot(first_class, graph.num_classes))[0]
 
-    compiled, gradient = (backend.compile(fn, signature, jit=False)
+    compiled, gradient = (backend.compile(fn, graph.signature, jit=False)
                           for fn in (plain_forward, plain_gradient))
-    fns = {"forward": lambda: compiled(x), "gradient": lambda: gradient(x)}
+    fns = {"forward": lambda: compiled(*inputs), "gradient": lambda: gradient(*inputs)}
     if xla:
-        with_xla = backend.compile(plain_forward, signature, jit=True)
-        fns["forward +xla"] = lambda: with_xla(x)
+        with_xla = backend.compile(plain_forward, graph.signature, jit=True)
+        fns["forward +xla"] = lambda: with_xla(*inputs)
     unit = preprocess.resolve("unit")
     runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
             for config in (configs if METHODS[method].uses_composite else (None,))]
@@ -122,11 +121,13 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         for suffix, variant, jit in variants:
             if jit and METHODS[method].random:
                 continue
-            explainer = make_explainer(variant, METHODS[method], composites.load(config), unit,
-                                       jit_compile=jit)
-            fns[name + suffix] = lambda e=explainer: e.explain(x, targets, index)
+            explainer = make_explainer(variant, METHODS[method], composites.load(config, graph),
+                                       unit, jit_compile=jit)
+            fns[name + suffix] = lambda e=explainer: e.explain(inputs[0], targets, index, *inputs[1:])
     figures = _medians(fns, repeats)
-    evaluate, forwards = _evaluate_figures(graph, x, evaluate_steps, repeats)
+    text = graph.text is not None   # documents: no region perturbation, no photo files
+    evaluate, forwards = (None, None) if text else \
+        _evaluate_figures(graph, inputs[0], evaluate_steps, repeats)
     result = {
         "backend": backend.NAME, "device": _device_name(), "model": model_path or arch,
         "batch_size": batch_size, "input_shape": list(graph.input_shape), "repeats": repeats,
@@ -135,14 +136,24 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
                            "ratio_to_gradient": round(t / figures["gradient"], 3),
                            "ratio_to_forward": round(t / figures["forward"], 3)}
                     for name, t in figures.items()},
-        "evaluate": {"steps": evaluate_steps, "seconds": round(evaluate, 5),
-                     "forward_seconds": round(forwards, 5),
-                     "ratio_to_forward": round(evaluate / forwards, 3)},
+        "evaluate": None if text else {"steps": evaluate_steps, "seconds": round(evaluate, 5),
+                                       "forward_seconds": round(forwards, 5),
+                                       "ratio_to_forward": round(evaluate / forwards, 3)},
         "end_to_end": None,
     }
-    if end_to_end:
+    if end_to_end and not text:
         result["end_to_end"] = _end_to_end(graph, *runs[0], batch_size, repeats)
     return result
+
+
+def _inputs(graph, batch_size: int) -> list[np.ndarray]:
+    """A batch for ``graph``: uniform noise in [0, 1] for an image model; for a text model,
+    documents of random known words as long as the model reads, embedded, and their mask."""
+    rng = np.random.default_rng(0)
+    if graph.text is None:
+        return [rng.uniform(0, 1, (batch_size, *graph.input_shape)).astype(np.float32)]
+    ids = rng.integers(2, graph.text.vocabulary_size, (batch_size, graph.text.length))
+    return list(graph.text.embed(ids))
 
 
 def _without_transposes(graph):
@@ -244,8 +255,9 @@ def table(result: dict) -> str:
         lines.append(f"{name:40s} {f['images_per_s']:10.2f} {f['ratio_to_gradient']:11.3f}"
                      f" {f['ratio_to_forward']:10.3f}")
     e = result["evaluate"]
-    lines.append(f"evaluate, {e['steps']} steps: {e['seconds']:.3f} s = {e['ratio_to_forward']:.3f} x "
-                 f"its forward passes ({e['forward_seconds']:.3f} s)")
+    if e:
+        lines.append(f"evaluate, {e['steps']} steps: {e['seconds']:.3f} s = "
+                     f"{e['ratio_to_forward']:.3f} x its forward passes ({e['forward_seconds']:.3f} s)")
     job = result["end_to_end"]
     if job:
         trivial, model = job["trivial_model"]["images_per_s"], job["model"]["images_per_s"]
