@@ -290,9 +290,10 @@ def _multiply(b: Builder, layer, inputs):
     return b.emit(layer, GATE, lambda xs, p: xs[0] * xs[1], inputs)
 
 
-def _recurrent(b: Builder, layer, inputs):
-    cell, params = recurrent.cell_of(layer)
-    return b.emit(layer, RECURRENT, recurrent.forward(cell), inputs, params, cell=cell)
+def _recurrent(b: Builder, layer, inputs, direction=None, suffix="", align=False):
+    """A recurrent layer, or one ``direction`` of a Bidirectional ``layer``, as one op."""
+    cell, params = recurrent.cell_of(direction or layer, align)
+    return b.emit(layer, RECURRENT, recurrent.forward(cell), inputs, params, suffix=suffix, cell=cell)
 
 
 _MERGES = {"concat": (STRUCTURAL, lambda xs, p: ops.concatenate(xs, -1)),
@@ -306,14 +307,12 @@ def _bidirectional(b: Builder, layer, inputs):
     if layer.merge_mode not in _MERGES:
         raise XaiError(f"layer '{layer.name}' (Bidirectional) merges with {layer.merge_mode!r}; "
                        f"xai explains the merge modes {', '.join(_MERGES)}")
-    outputs = []
-    for sub, suffix in ((layer.forward_layer, "/forward"), (layer.backward_layer, "/backward")):
+    for sub in (layer.forward_layer, layer.backward_layer):
         if type(sub).__name__ not in recurrent.KINDS:
             raise XaiError(f"layer '{layer.name}' (Bidirectional) wraps {type(sub).__name__}; "
                            f"xai explains {', '.join(recurrent.KINDS)}")
-        cell, params = recurrent.cell_of(sub, align=suffix == "/backward")
-        outputs.append(b.emit(layer, RECURRENT, recurrent.forward(cell), inputs, params,
-                              suffix=suffix, cell=cell))
+    outputs = [_recurrent(b, layer, inputs, layer.forward_layer, "/forward"),
+               _recurrent(b, layer, inputs, layer.backward_layer, "/backward", align=True)]
     kind, merge = _MERGES[layer.merge_mode]
     return b.emit(layer, kind, merge, outputs, suffix="/merge")
 

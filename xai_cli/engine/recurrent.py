@@ -47,10 +47,6 @@ class Cell:
     align: bool = False
 
     @property
-    def gates(self) -> int:
-        return {"lstm": 4, "gru": 3, "simple": 1}[self.kind]
-
-    @property
     def signal(self) -> slice:
         """The columns of the signal (LSTM's g, GRU's n) in the kernels."""
         h = self.units
@@ -101,30 +97,33 @@ def _mask(xs, cell: Cell):
     return _time_major(ops.expand_dims(xs[1], -1), cell) > 0.5
 
 
-def _preactivation_input(cell: Cell, x, params):
+def _projection(x_steps, params):
     """``x W + b`` for all steps and gates at once, GRU's recurrent bias kept apart."""
-    z = ops.matmul(x, params["kernel"])
+    z = ops.matmul(x_steps, params["kernel"])
     return z + params["bias"] if "bias" in params else z
 
 
-def _step(cell: Cell, params, h, c, xw):
-    """One step: the new state (and LSTM's cell) from the input projection ``xw``."""
+def _equations(cell: Cell, params, xw, h, c) -> dict:
+    """The cell's equations for any leading shape (one step in the scan, or all steps at
+    once from the states before them): the new ``h`` and ``c``, and the gates the relevance
+    needs. ``xw`` is the input projection with its bias (:func:`_projection`)."""
     u, units = params["recurrent_kernel"], cell.units
     if cell.kind == "simple":
-        return cell.activation(xw + ops.matmul(h, u)), c
+        return {"h": cell.activation(xw + ops.matmul(h, u)), "c": c}
+    act = cell.recurrent_activation
     if cell.kind == "lstm":
         z = xw + ops.matmul(h, u)
-        act = cell.recurrent_activation
-        i, f, o = act(z[:, :units]), act(z[:, units:2 * units]), act(z[:, 3 * units:])
-        c = f * c + i * cell.activation(z[:, 2 * units:3 * units])
-        return o * cell.activation(c), c
+        i, f, o = act(z[..., :units]), act(z[..., units:2 * units]), act(z[..., 3 * units:])
+        g = cell.activation(z[..., 2 * units:3 * units])
+        c_new = f * c + i * g
+        return {"h": o * cell.activation(c_new), "c": c_new, "i": i, "f": f, "g": g}
     recurrent = ops.matmul(h, u[:, :2 * units])
     if "recurrent_bias" in params:
         recurrent = recurrent + params["recurrent_bias"][:2 * units]
-    z = cell.recurrent_activation(xw[:, :units] + recurrent[:, :units])
-    r = cell.recurrent_activation(xw[:, units:2 * units] + recurrent[:, units:])
-    n = cell.activation(xw[:, 2 * units:] + _candidate_recurrent(cell, params, h, r))
-    return z * h + (1 - z) * n, c
+    z = act(xw[..., :units] + recurrent[..., :units])
+    r = act(xw[..., units:2 * units] + recurrent[..., units:])
+    n = cell.activation(xw[..., 2 * units:] + _candidate_recurrent(cell, params, h, r))
+    return {"h": z * h + (1 - z) * n, "c": c, "z": z, "r": r, "n": n}
 
 
 def _candidate_recurrent(cell: Cell, params, h, r):
@@ -139,16 +138,16 @@ def _candidate_recurrent(cell: Cell, params, h, r):
     return r * hu
 
 
-def states(cell: Cell, x, mask, params):
-    """The states after every step, ``(T, N, H)`` in processing order (and LSTM's cells)."""
-    xw = _time_major(_preactivation_input(cell, x, params), cell)
+def states(cell: Cell, xw, mask, params):
+    """The states after every step, ``(T, N, H)`` in processing order (and LSTM's cells),
+    from the input projection ``xw`` ``(T, N, gates * H)`` and the mask ``(T, N, 1)``."""
     zeros = ops.zeros_like(xw[0, :, :cell.units])
 
     def step(carry, inputs):
         h, c = carry
         xw_t, m_t = inputs
-        h_new, c_new = _step(cell, params, h, c, xw_t)
-        h_new, c_new = ops.where(m_t, h_new, h), ops.where(m_t, c_new, c)
+        new = _equations(cell, params, xw_t, h, c)
+        h_new, c_new = ops.where(m_t, new["h"], h), ops.where(m_t, new["c"], c)
         return (h_new, c_new), (h_new, c_new)
 
     _, (hs, cs) = ops.scan(step, (zeros, zeros), (xw, mask))
@@ -158,9 +157,8 @@ def states(cell: Cell, x, mask, params):
 def forward(cell: Cell):
     """The op's forward pass: inputs ``[x]`` or ``[x, mask]`` (float 0/1, ``(N, T)``)."""
     def run(xs, params):
-        x = xs[0]
         mask = _mask(xs, cell)
-        hs, _ = states(cell, x, mask, params)
+        hs, _ = states(cell, _projection(_time_major(xs[0], cell), params), mask, params)
         if not cell.return_sequences:
             return hs[-1]
         if cell.zero_output_for_mask:
@@ -187,37 +185,27 @@ def _columns(params, name, columns):
     return params[name][..., columns] if name in params else None
 
 
-def _signal_and_shares(cell: Cell, x_steps, h_prev, hs, cs, params, epsilon):
+def _signal_and_shares(cell: Cell, xw, hs, cs, params, epsilon):
     """The signal's linear map, and the shares of the memory's relevance that the carried
-    memory keeps and that go to the signal (sums split in proportion, epsilon-stabilised)."""
-    units, columns = cell.units, cell.signal
+    memory keeps and that go to the signal (sums split in proportion, epsilon-stabilised),
+    for all steps at once from the states before each step."""
+    columns = cell.signal
+    h_prev, c_prev = _previous(hs), _previous(cs)
     signal = _Signal(params["kernel"][:, columns], params["recurrent_kernel"][:, columns], h_prev,
                      bias=_columns(params, "bias", columns))
     if cell.kind == "simple":
         return signal, 0.0, 1.0
-    xw = ops.matmul(x_steps, params["kernel"])
-    if "bias" in params:
-        xw = xw + params["bias"]
-    act = cell.recurrent_activation
+    gates = _equations(cell, params, xw, h_prev, c_prev)
     if cell.kind == "lstm":
-        z = xw + ops.matmul(h_prev, params["recurrent_kernel"])
-        i, f = act(z[..., :units]), act(z[..., units:2 * units])
-        g = cell.activation(z[..., 2 * units:3 * units])
         total = stabilise(cs, epsilon)
-        return signal, f * _previous(cs) / total, i * g / total
-    recurrent = ops.matmul(h_prev, params["recurrent_kernel"][:, :2 * units])
-    if "recurrent_bias" in params:
-        recurrent = recurrent + params["recurrent_bias"][:2 * units]
-    update = act(xw[..., :units] + recurrent[..., :units])
-    reset = act(xw[..., units:2 * units] + recurrent[..., units:])
-    candidate = cell.activation(xw[..., 2 * units:] + _candidate_recurrent(cell, params, h_prev, reset))
-    total = stabilise(hs, epsilon)
+        return signal, gates["f"] * c_prev / total, gates["i"] * gates["g"] / total
+    reset, update, total = gates["r"], gates["z"], stabilise(hs, epsilon)
     if cell.reset_after:
         signal = _Signal(signal.x_kernel, signal.h_kernel, h_prev, reset, signal.bias,
                          _columns(params, "recurrent_bias", columns))
     else:
         signal = _Signal(signal.x_kernel, signal.h_kernel, reset * h_prev, bias=signal.bias)
-    return signal, update * h_prev / total, (1 - update) * candidate / total
+    return signal, update * h_prev / total, (1 - update) * gates["n"] / total
 
 
 def _term_pass(term, signal: _Signal, x_steps, use_bias: bool):
@@ -245,14 +233,10 @@ def _upstream(cell: Cell, relevance, mask, steps: int):
 
 def relevance(cell: Cell, rule: LinearRule, epsilon: float, xs, output_relevance, params):
     """The relevance of the op's input ``(N, T, D)``, given its output's (see the module)."""
-    if rule.needs_bounds:
-        raise XaiError(f"rule {rule.name} needs the input's value range; it does not apply "
-                       "to recurrent layers")
     x_steps = _time_major(xs[0], cell)
-    mask = _mask(xs, cell)
-    hs, cs = states(cell, xs[0], mask, params)
-    signal, keep, to_signal = _signal_and_shares(cell, x_steps, _previous(hs), hs, cs, params,
-                                                 epsilon)
+    mask, xw = _mask(xs, cell), _projection(x_steps, params)
+    hs, cs = states(cell, xw, mask, params)
+    signal, keep, to_signal = _signal_and_shares(cell, xw, hs, cs, params, epsilon)
     passes = [_term_pass(term, signal, x_steps, rule.bias) for term in rule.terms]
     zs, h_ins = [p[0] for p in passes], [p[2] for p in passes]
     h_kernels = [ops.transpose(p[4]) for p in passes]

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TextIO
 
@@ -53,25 +54,21 @@ class Tokenizer:
         for word in _WHITESPACE.split(text.strip()):
             if not word:
                 continue
-            has_token = self.token(word) != "" and position < self.length
-            out.append((word, position if has_token else None))
-            position += self.token(word) != ""
+            has_token = self.token(word) != ""
+            out.append((word, position if has_token and position < self.length else None))
+            position += has_token
         return out
 
     def ids(self, text: str) -> np.ndarray:
         """Token ids ``(length,)``: unknown words 1, padding 0 after the last token."""
-        index = self._index
+        index = self._lookup
         tokens = [t for t in (self.token(w) for w in _WHITESPACE.split(text.strip())) if t]
         ids = [index.get(t, UNKNOWN) for t in tokens[:self.length]]
         return np.array(ids + [PADDING] * (self.length - len(ids)), np.int32)
 
-    @property
-    def _index(self) -> dict[str, int]:
-        index = self.__dict__.get("_lookup")
-        if index is None:
-            index = {t: i for i, t in enumerate(self.vocabulary) if i >= len(_SPECIAL)}
-            object.__setattr__(self, "_lookup", index)
-        return index
+    @cached_property
+    def _lookup(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.vocabulary) if i >= len(_SPECIAL)}
 
 
 def tokenizer(text, vocab: str | None) -> Tokenizer:

@@ -29,7 +29,15 @@ from ..engine.propagation import Explainer, Scorer
 from ..engine.tokens import TextInput
 from ..io.documents import PADDING, UNKNOWN, Document
 from . import perturbation as pa
-from .faithfulness import RANDOM, BatchResult, EvaluateOptions, _faults, _relevance, _rngs
+from .faithfulness import (
+    RANDOM,
+    BatchResult,
+    EvaluateOptions,
+    explained,
+    seeded,
+    target_scores,
+    without_non_finite_scores,
+)
 
 
 def steps_for(length: int, options: EvaluateOptions) -> int:
@@ -97,26 +105,21 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
     x = np.stack([d.x for d in documents])
     mask = np.stack([d.mask for d in documents])
     tokens = np.stack([d.ids for d in documents]) != PADDING
-    relevance, targets = _relevance(explainers, x, targets, index, mask)
+    relevance, targets, rows, faults = explained(explainers, x, targets, index, mask)
+    x, mask, tokens, index = x[rows], mask[rows], tokens[rows], index[rows]
+    if not len(rows):
+        return BatchResult(options, targets, {}, {}, rows, faults)
     scores = {m: np.where(tokens, r.sum(axis=-1), 0.0) for m, r in relevance.items()}
-    faults = _faults(scores, "relevance contains NaN or Inf for {} (a zero denominator? try a "
-                             "larger epsilon)")
-    rows = np.array([i for i in range(len(x)) if i not in faults], np.int64)
-    x, mask, tokens, targets, index = x[rows], mask[rows], tokens[rows], targets[rows], index[rows]
-    scores = {m: s[rows] for m, s in scores.items()}
     if options.baseline:
         scores[RANDOM] = np.zeros(tokens.shape)
     steps = steps_for(tokens.shape[1], options)
-    ranks = {(m, o): token_ranks(s, tokens, o, _rngs(seed, index, "order"))
+    ranks = {(m, o): token_ranks(s, tokens, o, seeded(seed, index, "order"))
              for m, s in scores.items() for o in options.orders(m)}
 
     def score(copies, masks, document):
         logits = scorer(copies, masks)
-        kept = logits.argmax(axis=1) == targets[document]
-        if options.score == "prob":
-            logits = np.exp(logits - logits.max(axis=1, keepdims=True))
-            logits /= logits.sum(axis=1, keepdims=True)
-        return logits[np.arange(len(copies)), targets[document]], kept
+        return (target_scores(logits, targets[document], options.score),
+                logits.argmax(axis=1) == targets[document])
 
     measured = {(m, r, o): curves(score, x, mask, ranks[m, o], r, front, steps, options.words,
                                   options.chunk)
@@ -125,9 +128,4 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
     result = BatchResult(options, targets, {k: v[0] for k, v in measured.items()}, shares, rows,
                          faults, {m: s for m, s in scores.items() if m != RANDOM},
                          {"kept/" + "/".join(k): v[1].astype(np.uint8) for k, v in measured.items()})
-    bad_scores = _faults({" ".join(k): c for k, c in result.curves.items()},
-                         "the model's score of a document with words deleted is NaN or Inf ({})")
-    if bad_scores:
-        return result.subset(np.array([i for i in range(len(x)) if i not in bad_scores], np.int64),
-                             {int(rows[i]): why for i, why in bad_scores.items()})
-    return result
+    return without_non_finite_scores(result, "a document with words deleted")

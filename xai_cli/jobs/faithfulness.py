@@ -207,14 +207,8 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     protocol and method. Inputs whose relevance or perturbed scores are NaN or Inf are
     left out, with the reason in its ``faults``.
     """
-    relevance, targets = _relevance(explainers, x, targets, index)
-    faults = _faults({m: r.reshape(len(x), -1) for m, r in relevance.items()},
-                     "relevance contains NaN or Inf for {} (a zero denominator? try a larger "
-                     "epsilon)")
-    rows = np.array([i for i in range(len(x)) if i not in faults], np.int64)
-    if faults:
-        x, targets, index = x[rows], targets[rows], index[rows]
-        relevance = {m: r[rows] for m, r in relevance.items()}
+    relevance, targets, rows, faults = explained(explainers, x, targets, index)
+    x, index = x[rows], index[rows]
     if not len(rows):
         return BatchResult(options, targets, {}, {}, rows, faults)
     steps = steps_for(x.shape[1:3], options)
@@ -222,36 +216,51 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     by_patch = {m: pa.patch_scores(r, options.perturb) for m, r in relevance.items()}
     if options.baseline:
         by_patch[RANDOM] = np.zeros((len(x), patches))
-    ranks = {(m, o): pa.pixel_ranks(pa.patch_order(s, o, _rngs(seed, index, "order")), ids)
+    ranks = {(m, o): pa.pixel_ranks(pa.patch_order(s, o, seeded(seed, index, "order")), ids)
              for m, s in by_patch.items() for o in options.orders(m)}
-    replacements = {r: pa.replacement_values(x, r, valid_range, _rngs(seed, index, r),
+    replacements = {r: pa.replacement_values(x, r, valid_range, seeded(seed, index, r),
                                              sigma=max(options.perturb) / 2)
                     for r in options.replace}
-    score = _score_fn(scorer, targets, options.score)
+
+    def score(batch, image):
+        return target_scores(scorer(batch), targets[image], options.score)
+
     curves = {(m, r, o): pa.perturbation_curves(score, x, ranks[m, o], replacements[r], steps,
                                                 options.chunk)
               for m in by_patch for r in options.replace for o in options.orders(m)}
     fractions = {key: pa.fraction_perturbed(r, steps) for key, r in ranks.items()}
     result = BatchResult(options, targets, curves, fractions, rows, faults,
                          {m: r.sum(axis=-1) for m, r in relevance.items()})
-    bad_scores = _faults({" ".join(k): c for k, c in curves.items()},
-                         "the model's score of a perturbed copy is NaN or Inf ({})")
-    if bad_scores:
-        return result.subset(np.array([i for i in range(len(x)) if i not in bad_scores], np.int64),
-                             {int(rows[i]): why for i, why in bad_scores.items()})
-    return result
+    return without_non_finite_scores(result, "a perturbed copy")
 
 
-def _relevance(explainers, x, targets, index, mask=None):
-    """Each method's relevance, once; the first explainer resolves top-1 targets."""
+def explained(explainers, x, targets, index, mask=None):
+    """Each method's relevance, once (the first explainer resolves top-1 targets), for the
+    rows whose relevance is finite under every method: ``(relevance, targets, rows,
+    faults)``, ``faults`` the reason for each row left out."""
     relevance = {}
     for method, explainer in explainers.items():
         result = explainer.explain(x, targets, index, mask)
         relevance[method], targets = result.relevance, result.targets
-    return relevance, targets
+    faults = _non_finite({m: r.reshape(len(x), -1) for m, r in relevance.items()},
+                         "relevance contains NaN or Inf for {} (a zero denominator? try a "
+                         "larger epsilon)")
+    rows = np.array([i for i in range(len(x)) if i not in faults], np.int64)
+    return {m: r[rows] for m, r in relevance.items()}, targets[rows], rows, faults
 
 
-def _faults(rows_by_name: dict[str, np.ndarray], reason: str) -> dict[int, str]:
+def without_non_finite_scores(result: BatchResult, copies: str) -> BatchResult:
+    """``result`` without the inputs for which the model's score of some perturbed copy is
+    NaN or Inf (``copies`` says what was scored), with the reason in its faults."""
+    bad = _non_finite({" ".join(k): c for k, c in result.curves.items()},
+                      f"the model's score of {copies} is NaN or Inf ({{}})")
+    if not bad:
+        return result
+    return result.subset(np.array([i for i in range(len(result.kept)) if i not in bad], np.int64),
+                         {int(result.kept[i]): why for i, why in bad.items()})
+
+
+def _non_finite(rows_by_name: dict[str, np.ndarray], reason: str) -> dict[int, str]:
     """``{row: reason}`` for the rows that are not finite under some name (named in it)."""
     bad = {name: ~np.isfinite(rows).all(axis=1) for name, rows in rows_by_name.items()}
     count = len(next(iter(bad.values()))) if bad else 0
@@ -259,19 +268,17 @@ def _faults(rows_by_name: dict[str, np.ndarray], reason: str) -> dict[int, str]:
             for i in range(count) if any(b[i] for b in bad.values())}
 
 
-def _rngs(seed: int, indices, purpose: str) -> list[np.random.Generator]:
+def seeded(seed: int, indices, purpose: str) -> list[np.random.Generator]:
+    """One generator per input, from the seed, its position and a stream per purpose."""
     return [np.random.default_rng([seed, int(i), STREAMS[purpose]]) for i in indices]
 
 
-def _score_fn(scorer, targets, kind: str):
-    """``score(batch, image)``: each perturbed copy's logit (or probability) of its target."""
-    def score(batch, image):
-        logits = scorer(batch)
-        if kind == "prob":
-            logits = np.exp(logits - logits.max(axis=1, keepdims=True))
-            logits /= logits.sum(axis=1, keepdims=True)
-        return logits[np.arange(len(batch)), targets[image]]
-    return score
+def target_scores(logits: np.ndarray, targets: np.ndarray, kind: str) -> np.ndarray:
+    """Each row's logit (or, for ``prob``, softmax probability) of its target."""
+    if kind == "prob":
+        logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+        logits /= logits.sum(axis=1, keepdims=True)
+    return logits[np.arange(len(logits)), targets]
 
 
 @dataclass
