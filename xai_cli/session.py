@@ -76,6 +76,11 @@ class Session:
     texts: dict[inputs.InputItem, str] | None = None   # a text model's documents
     tokenizer: documents.Tokenizer | None = None
 
+    @property
+    def reads_documents(self) -> bool:
+        """The model reads documents (its inputs are a text model's, see io/documents.py)."""
+        return self.tokenizer is not None
+
     def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
 
@@ -160,7 +165,7 @@ class Session:
         return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
 
     def load(self, item: inputs.InputItem) -> inputs.Sample | documents.Document:
-        if self.tokenizer is not None:
+        if self.reads_documents:
             return documents.load(item, self.texts[item], self.tokenizer, self.graph.text)
         return inputs.load(item, self.graph.input_shape, self.preprocessing, self.options.resize)
 

@@ -143,7 +143,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
                                   words=words)
     located = localisation.Masks(masks) if masks else None
     with data_job(kwargs, "evaluate") as (session, report, update):
-        measure = measure.for_inputs(session.tokenizer is not None)
+        measure = measure.for_inputs(session.reads_documents)
         gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                             masks is not None, sanity)
         summary, checked = job.run(session, measure, report, update, located)

@@ -95,7 +95,7 @@ TEXT_COMMANDS = ("explain", "evaluate")   # the data commands that take a text m
 
 
 def refuse_text(session: Session, command: str) -> None:
-    if session.tokenizer is not None:
+    if session.reads_documents:
         raise XaiError(f"xai {command} works on image models; for a text model use "
                        f"{' or '.join('xai ' + c for c in TEXT_COMMANDS)}")
 

@@ -46,7 +46,7 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
     scores. Returns the summary rows and the sanity rows (empty without ``sanity``)."""
     graph, opts = session.graph, session.options
-    text = session.tokenizer is not None
+    text = session.reads_documents
     if text and masks is not None:
         raise XaiError("--masks is for images: a text model's documents have no object masks")
     options = options.for_inputs(text)
@@ -201,7 +201,7 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
-        thumbnail = [] if session.tokenizer is not None else \
+        thumbnail = [] if session.reads_documents else \
             [save_thumbnail(session.options.out, sample.item.stem, sample.display)]
         record = {"input": sample.item.source, "index": sample.item.index, "status": "ok",
                   "outputs": thumbnail,

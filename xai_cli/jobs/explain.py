@@ -54,7 +54,7 @@ def run(session: Session, options: ExplainOptions, report: Report,
         progress: Callable[[int], None] | None = None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     opts = session.options
-    if session.tokenizer is not None and (options.overlay or options.grid):
+    if session.reads_documents and (options.overlay or options.grid):
         raise XaiError(f"--{'overlay' if options.overlay else 'grid'} is for images; a text model's "
                        "documents get word heatmaps (HTML and PNG)")
     explainers = session.explainers(options.methods, report)
@@ -77,16 +77,16 @@ def _resume(session: Session, options: ExplainOptions):
     opts = session.options
     if not opts.skip_existing:
         return set(), session.items
-    text = session.tokenizer is not None
-    done = {item for item in session.items
-            if all((opts.out / name).exists() for name in output_names(item.stem, options, text))}
+    done = {item for item in session.items if all(
+        (opts.out / name).exists()
+        for name in output_names(item.stem, options, session.reads_documents))}
     return done, [item for batch in chunks(session.items, opts.batch_size)
                   if not done.issuperset(batch) for item in batch]
 
 
 def _explain_batch(session, options, explainers, samples, index, writer, report, done):
     x = np.stack([s.x for s in samples])
-    mask = np.stack([s.mask for s in samples]) if session.tokenizer is not None else None
+    mask = np.stack([s.mask for s in samples]) if session.reads_documents else None
     targets = np.full(len(samples), session.target, np.int32)
     results = {m: e.explain(x, targets, index, mask) for m, e in explainers.items()}
     first = next(iter(results.values()))
@@ -107,7 +107,7 @@ def _explain_batch(session, options, explainers, samples, index, writer, report,
             record["warning"] = "; ".join(warnings.values())
             for method, warning in warnings.items():
                 report.warn_once(method, warning)
-        if session.tokenizer is not None:
+        if session.reads_documents:
             writer.submit(words.write, session.options.out, sample, maps, _caption(record),
                           options.save_raw, options.style, then=partial(_emit, report, record))
         else:
@@ -125,7 +125,7 @@ def _caption(record: dict) -> str:
 
 def _record(session, sample, logits, target, maps) -> dict:
     predicted = int(np.argmax(logits))
-    if session.tokenizer is not None:
+    if session.reads_documents:
         source = words.record_fields(sample, maps, session.tokenizer)
     else:
         source = {"resize": sample.fit.mode, "source_size": list(sample.fit.source_size)}
