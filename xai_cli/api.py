@@ -94,7 +94,8 @@ def explain(model: keras.Model | str | Path, x: np.ndarray, method: str = "lrp",
 
 @dataclass
 class Evaluation:
-    """Region perturbation results: the rows of ``summary.csv`` and ``curves.csv``.
+    """Region perturbation results: the rows of ``summary.csv``, ``curves.csv`` and
+    ``comparisons.csv``.
 
     ``curves`` name each input by its position in ``x``; ``faults`` gives the position and
     reason of every input left out (NaN or Inf relevance or scores).
@@ -102,11 +103,12 @@ class Evaluation:
 
     summary: list[dict]
     curves: list[dict]
+    comparisons: list[dict]
     faults: dict[int, str] = field(default_factory=dict)
 
     def table(self) -> str:
-        """The summary as ``xai evaluate`` prints it."""
-        return table(self.summary)
+        """The summary and the comparisons as ``xai evaluate`` prints them."""
+        return table(self.summary, comparisons=self.comparisons)
 
 
 def evaluate(model: keras.Model | str | Path, x: np.ndarray,
@@ -137,7 +139,7 @@ def evaluate(model: keras.Model | str | Path, x: np.ndarray,
         tally.add(result)
         curves += [dict(zip(CURVE_COLUMNS, row))
                    for row in curve_rows([int(i) for i in index[result.kept]], result)]
-    return Evaluation(tally.rows(steps, seed), curves, faults)
+    return Evaluation(tally.rows(steps, seed), curves, tally.comparison_rows(seed), faults)
 
 
 def _graph(model: keras.Model | str | Path | Graph) -> Graph:

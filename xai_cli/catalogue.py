@@ -26,7 +26,7 @@ METHOD_DESCRIPTIONS = {
 }
 METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 
-REPLACEMENTS = ("uniform", "mean", "blur")        # what replaces a perturbed image region
+REPLACEMENTS = ("uniform", "mean", "blur", "road")   # what replaces a perturbed image region
 WORD_REPLACEMENTS = ("zero", "unknown", "pad")    # what a deleted word becomes (text models)
 
 

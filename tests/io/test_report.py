@@ -270,8 +270,11 @@ def test_evaluate_and_spray_show_their_tables_figures_and_records(browser, two_c
                for line in (two_commands / "records" / f"{command}.jsonl").read_text().splitlines()]
     open_page(browser, two_commands)
     assert text(browser, "summary") == "evaluate: 24 inputs, 0 failed · spray: 24 inputs, 0 failed"
-    rows = browser.find_elements("css selector", "section table tbody tr")
-    assert [r.text.split()[0] for r in rows] == ["lrp", "random"]
+    summary, paired = browser.find_elements("css selector", "section table")[:2]
+    assert [r.text.split()[0] for r in summary.find_elements("css selector", "tbody tr")] == [
+        "lrp", "random"]
+    assert [r.text.split()[:3] for r in paired.find_elements("css selector", "tbody tr")] == [
+        ["mean", "lrp", "random"]]
     loaded = dict(images(browser))
     clusters = sorted({r["cluster"] for r in records if "cluster" in r})
     for name in ["curves.png", "eigengap.png", "embedding.png",

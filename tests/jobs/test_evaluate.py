@@ -238,7 +238,7 @@ def test_adding_a_protocol_keeps_the_uniform_rows_and_the_ratio(tmp_path):
     assert notes == ["xai: the model ends in a softmax: explaining the pre-softmax score (logit)",
                      f"xai: report: {tmp_path / 'b' / 'index.html'}"]
     assert [line.split()[0] for line in table] == [
-        "replace", "method", "lrp", "random"] * 2
+        "replace", "method", "lrp", "random", "paired", "lrp"] * 2
     assert all(json.loads(line)["status"] == "ok" for line in result.stdout.splitlines())
 
 

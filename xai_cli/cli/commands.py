@@ -146,10 +146,9 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
         measure = measure.for_inputs(session.reads_documents)
         gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                             masks is not None, sanity)
-        summary, checked = job.run(session, measure, report, update, located)
-    click.echo(job.table(summary, checked), err=True)
-    return gates.verdict(gated, gates.evaluate_lookup(summary, checked), report) \
-        or report.exit_code
+        results = job.run(session, measure, report, update, located)
+    click.echo(results.table(), err=True)
+    return gates.verdict(gated, gates.evaluate_lookup(results), report) or report.exit_code
 
 
 @main.command(context_settings=CONTEXT,
@@ -281,10 +280,10 @@ def report(folder):
     found = shards(folder / "parts", "evaluate")   # Keras only if there is a merge
     if found is not None:
         job = job_module("evaluate")
-        summary, checked = job.merge_shards(folder, *found)
+        results = job.merge_shards(folder, *found)
         click.echo(f"xai: merged {len(found[1])} evaluate shards into {folder}", err=True)
     write_page(folder)
     if found is not None:
-        click.echo(job.table(summary, checked), err=True)
+        click.echo(results.table(), err=True)
     return 0
 

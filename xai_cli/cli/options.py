@@ -172,8 +172,11 @@ def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -
             click.option("--replace", multiple=True, type=click.Choice(replacements),
                          default=replace_default, show_default=bool(replace_default),
                          help="Values of perturbed pixels: uniform over the valid input range, "
-                              "the image mean, or a blurred copy. Repeat to measure several "
-                              "protocols on the same heatmaps." + text_help),
+                              "the image mean, a blurred copy, or road (ROAD, Rong et al. 2022: "
+                              "each removed pixel becomes the weighted mean of its neighbours, "
+                              "plus a little noise, so the shape of the removed region tells "
+                              "the model nothing). Repeat to measure several protocols on the "
+                              "same heatmaps." + text_help),
             click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
                          show_default=True,
                          help="Track the pre-softmax score or the softmax probability."),

@@ -27,7 +27,8 @@ from .outputs import atomic_write
 RECORDS = "records"
 EVALUATE_FIGURES = (("curves.png", "perturbation curves"),
                     ("sanity.png", "sanity check: cascading randomisation"))
-EVALUATE_TABLES = ("summary.csv", "curves.csv", "decisions.csv", "localisation.csv", "sanity.csv")
+EVALUATE_TABLES = ("summary.csv", "comparisons.csv", "curves.csv", "decisions.csv",
+                   "localisation.csv", "sanity.csv")
 SPRAY_FIGURES = (("eigengap.png", "eigenvalues"), ("embedding.png", "spectral embedding"))
 SPRAY_TABLES = ("clusters.csv", "eigenvalues.csv")
 
@@ -122,7 +123,10 @@ def _script_json(value) -> str:
 def _evaluate(out: Path, present: set[str]) -> str:
     if "summary.csv" not in present:
         return ""
-    return _section("Evaluation", _table(out / "summary.csv")
+    paired = "" if "comparisons.csv" not in present else \
+        "<h3>Paired comparisons (AOPC difference on the same inputs, 95% bootstrap CI)</h3>" \
+        + _table(out / "comparisons.csv")
+    return _section("Evaluation", _table(out / "summary.csv") + paired
                     + _figures((f, c) for f, c in EVALUATE_FIGURES if f in present)
                     + _links(present, EVALUATE_TABLES))
 

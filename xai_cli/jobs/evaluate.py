@@ -4,8 +4,9 @@
 stores its curves as a part file the moment the batch is done (see
 :mod:`xai_cli.io.parts`: a killed job resumes with ``--skip-existing``), then builds
 ``curves.csv``, ``summary.csv`` and ``curves.png`` from the parts, adding them up in a
-`Tally`; `merge_shards` does the same for the parts of several shards, and `table`
-prints the summary.
+`Tally`, with ``comparisons.csv``: the paired differences between methods on the same
+inputs (:mod:`xai_cli.jobs.paired`). `merge_shards` does the same for the parts of several
+shards, and `table` prints the summary and the comparisons.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +36,33 @@ SUMMARY_COLUMNS = ("method", "replace", "n_images", "aopc", "aopc_stderr", "aopc
                                                    for c in (f, f"{f}_stderr")))
 LOCALISATION_COLUMNS = ("image", "method", *localisation.FIGURES, "mask_fraction")
 DECISION_COLUMNS = ("method", "replace", "order", "step", "n_documents", "still_explained_class")
+COMPARISON_COLUMNS = ("replace", "method", "versus", "n_images", "aopc_difference", "ci_low",
+                      "ci_high", "won", "resamples", "seed")
 SANITY_COLUMNS = ("method", "step", "randomised_layers", "down_to", "n_images",
                   "rank_correlation", "rank_correlation_stderr", "abs_rank_correlation",
                   "abs_rank_correlation_stderr")
 
 
+@dataclass(frozen=True)
+class Results:
+    """What a run measured, as the rows of summary.csv, sanity.csv (empty without
+    ``--sanity``) and comparisons.csv."""
+
+    summary: list[dict]
+    sanity: list[dict]
+    comparisons: list[dict]
+
+    def table(self) -> str:
+        """What the command prints on stderr (see `table`)."""
+        return table(self.summary, self.sanity, self.comparisons)
+
+
 def run(session: Session, options: EvaluateOptions, report: Report,
         progress: Callable[[int], None] | None = None,
-        masks: localisation.Masks | None = None) -> tuple[list[dict], list[dict]]:
+        masks: localisation.Masks | None = None) -> Results:
     """Evaluate every method of ``options`` on the inputs of ``session``; writes a part file
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
-    scores. Returns the summary rows and the sanity rows (empty without ``sanity``)."""
+    scores."""
     graph, opts = session.graph, session.options
     text = session.reads_documents
     if text and masks is not None:
@@ -105,7 +123,7 @@ def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report
 
 
 def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
-            randomised: sanity.Randomised | None, masked: bool) -> tuple[list[dict], list[dict]]:
+            randomised: sanity.Randomised | None, masked: bool) -> Results:
     """The run's results from its parts; a shard's go to ``OUT/shards/<job>/``, so that
     shards writing into one folder leave its top level to the merged results of
     `xai report`."""
@@ -120,11 +138,11 @@ def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int
 
 
 def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps: int, seed: int,
-                  sanity_steps: list | None, masked: bool) -> tuple[list[dict], list[dict]]:
-    """curves.csv, summary.csv, curves.png (and localisation.csv, sanity.csv, sanity.png)
-    from stored batches ``(kept stems, arrays)`` in batch order; what this run did not
-    measure is not left behind from an earlier run in the same folder. Returns the
-    summary rows and the sanity rows."""
+                  sanity_steps: list | None, masked: bool) -> Results:
+    """curves.csv, summary.csv, comparisons.csv, curves.png (and localisation.csv,
+    sanity.csv, sanity.png) from stored batches ``(kept stems, arrays)`` in batch order;
+    what this run did not measure is not left behind from an earlier run in the same
+    folder."""
     tally = Tally(options)
     for name in (() if masked else ("localisation.csv",)) + \
             (() if sanity_steps else ("sanity.csv", "sanity.png")) + \
@@ -144,6 +162,9 @@ def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps:
     summary = tally.rows(steps, seed)
     save_csv(out / "summary.csv", SUMMARY_COLUMNS,
              ([row[c] for c in SUMMARY_COLUMNS] for row in summary))
+    comparisons = tally.comparison_rows(seed)
+    save_csv(out / "comparisons.csv", COMPARISON_COLUMNS,
+             ([row[c] for c in COMPARISON_COLUMNS] for row in comparisons))
     if options.deletes_words:
         save_csv(out / "decisions.csv", DECISION_COLUMNS,
                  ([row[c] for c in DECISION_COLUMNS] for row in tally.decision_rows()))
@@ -158,10 +179,10 @@ def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps:
         atomic_write(out / "sanity.png", lambda f: sanity.plot(
             sanity_steps, means, f, f"cascading randomisation ({checked[0]['n_images']} "
                                     "images)"))
-    return summary, checked
+    return Results(summary, checked, comparisons)
 
 
-def merge_shards(out: Path, identity: dict, folders: list[Path]) -> tuple[list[dict], list[dict]]:
+def merge_shards(out: Path, identity: dict, folders: list[Path]) -> Results:
     """The results of an evaluate job run as shards (their part ``folders``, all with
     ``identity`` but for the shard): the files one unsharded run writes, byte for byte."""
     fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
@@ -227,10 +248,11 @@ def _plot(out, tally: Tally, summary: list[dict]) -> None:
     atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title, step))
 
 
-def table(summary: list[dict], sanity_rows: list[dict] = ()) -> str:
+def table(summary: list[dict], sanity_rows: list[dict] = (), comparisons: list[dict] = ()) -> str:
     """The summary as aligned text, one block per protocol: AOPC ± stderr, its ratio to the
-    random baseline's, and the LeRF-MoRF area where it was measured; then the localisation
-    scores and the sanity check's last step, where measured."""
+    random baseline's, and the LeRF-MoRF area where it was measured, then the paired
+    comparisons of that protocol; then the localisation scores and the sanity check's last
+    step, where measured."""
     lerf = any(row["area"] is not None for row in summary)
     header = ("method", "aopc", "x random", "area")[:4 if lerf else 3]
     decimals = _decimals([row["aopc"] for row in summary])
@@ -253,7 +275,24 @@ def table(summary: list[dict], sanity_rows: list[dict] = ()) -> str:
         lines += [line(header)] + [line(cells[i]) for i in block]
         if any(summary[i]["aopc_vs_random"] is None for i in block):
             lines.append("  (no ratio: the random baseline's AOPC is not positive)")
+        lines += _comparison_table([r for r in comparisons if r["replace"] == replace], decimals)
     return "\n".join(lines + _localisation_table(summary) + _sanity_table(sanity_rows))
+
+
+def _comparison_table(rows: list[dict], decimals: int) -> list[str]:
+    if not rows or rows[0]["n_images"] < 2:
+        return []
+
+    def signed(value):
+        return f"{value:+.{decimals}f}"
+
+    def verdict(row):
+        return "ahead" if row["ci_low"] > 0 else "behind" if row["ci_high"] < 0 else "within noise"
+    cells = [[f"{r['method']} - {r['versus']}", signed(r["aopc_difference"]),
+              f"[{signed(r['ci_low'])}, {signed(r['ci_high'])}]", f"{r['won']:.0%}", verdict(r)]
+             for r in rows]
+    return ["  paired on the same inputs: AOPC difference, its 95% bootstrap CI, share won",
+            text_table(cells, indent="    ")]
 
 
 def _localisation_table(summary: list[dict]) -> list[str]:

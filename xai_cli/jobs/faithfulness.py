@@ -23,13 +23,13 @@ import numpy as np
 from ..engine.propagation import Explainer, Scorer
 from ..errors import XaiError
 from ..io.preprocess import Preprocessing
-from . import localisation
+from . import localisation, paired
 from . import perturbation as pa
 
 RANDOM = "random"
 FIGURES = ("aopc", "aopc_lerf", "area")   # per-image figures: BatchResult methods, summary columns
 # Seed streams, fixed per purpose: a protocol's draws do not depend on the others asked for.
-STREAMS = {"uniform": 0, "order": 1, "mean": 2, "blur": 3}
+STREAMS = {"uniform": 0, "order": 1, "mean": 2, "blur": 3, "bootstrap": 4, "road": 5}
 
 
 @dataclass
@@ -369,6 +369,23 @@ class Tally:
             mean, stderr = (None, None) if located is None else located[figure]
             row.update({figure: mean, f"{figure}_stderr": stderr})
         return row
+
+    def comparison_rows(self, seed: int) -> list[dict]:
+        """comparisons.csv as dicts: per protocol, every pair of methods (in the order asked
+        for, the random baseline last) compared on the AOPC of the same inputs."""
+        methods = (*self.options.methods, RANDOM)
+        rows = []
+        for replace in self.options.replace:
+            for i, method in enumerate(methods):
+                for versus in methods[i + 1:]:
+                    result = paired.compare(self.values["aopc", method, replace],
+                                            self.values["aopc", versus, replace],
+                                            np.random.default_rng([seed, STREAMS["bootstrap"]]))
+                    rows.append({"replace": replace, "method": method, "versus": versus,
+                                 "n_images": result.count, "aopc_difference": result.difference,
+                                 "ci_low": result.low, "ci_high": result.high, "won": result.won,
+                                 "resamples": paired.RESAMPLES, "seed": seed})
+        return rows
 
     def mean_curves(self) -> dict[str, dict[tuple[str, str], np.ndarray]]:
         """Mean relative curve per protocol and (method, order), for `pa.plot_curves`."""

@@ -21,6 +21,7 @@ from .perturbation import REPLACEMENTS, WORD_REPLACEMENTS
 
 if TYPE_CHECKING:   # the CLI imports this module for its help, before Keras
     from ..session import Report
+    from .evaluate import Results
 
 REQUIREMENTS_NOT_MET = 3
 RANDOM = "random"
@@ -30,13 +31,19 @@ EVALUATE_FUNCTIONS = {
     "aopc": (2, None), "ratio": (2, None), "aopc_lerf": (2, "--lerf"), "area": (2, "--lerf"),
     **{figure: (1, "--masks") for figure in LOCALISATION_FIGURES},
     "sanity": (1, "--sanity"), "sanity_mean": (1, "--sanity"),
+    **dict.fromkeys(("beats", "won"), (3, None)),
 }
-EVALUATE_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'lrp > random', "
-                 "'aopc(lrp) >= 1.2 * aopc(random)', 'pointing(lrp) >= 0.8', "
+PAIRED = ("beats", "won")   # (method, versus[, replace]): comparisons.csv
+EVALUATE_PREDICATES = ("beats",)
+EVALUATE_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'beats(lrp, gradxinput)', "
+                 "'lrp > random', 'aopc(lrp) >= 1.2 * aopc(random)', 'pointing(lrp) >= 0.8', "
                  "'sanity(lrp) < 0.5'. Repeatable. Names: aopc, ratio (to random), aopc_lerf, "
-                 "area (method[, replace]); pointing, mass, rank_accuracy (--masks); sanity "
-                 "(|rank correlation| with everything randomised), sanity_mean (its mean over "
-                 "the cascade) (--sanity); a bare method name is its aopc; n_images.")
+                 "area (method[, replace]); beats (alone: A ahead of B beyond noise; as a "
+                 "number: the lower end of the 95% bootstrap CI of the paired AOPC difference "
+                 "A - B), won (share of the inputs on which A's AOPC is higher) (A, B[, "
+                 "replace]); pointing, mass, rank_accuracy (--masks); sanity (|rank correlation| "
+                 "with everything randomised), sanity_mean (its mean over the cascade) "
+                 "(--sanity); a bare method name is its aopc; n_images.")
 SPRAY_HELP = ("Fail with exit code 3 unless EXPR holds, e.g. 'clusters <= 1' (one strategy "
               "only) or 'largest >= 0.9' (share of the largest cluster). Repeatable. Names: "
               "clusters, largest, n_images.")
@@ -48,7 +55,8 @@ def evaluate_requirements(texts: Iterable[str], methods: Iterable[str], replace:
     on = {"--lerf": lerf, "--masks": masks, "--sanity": sanity}
     names = (*methods, RANDOM)
     parsed = [requirements.parse(text, {f: n for f, (n, _) in EVALUATE_FUNCTIONS.items()},
-                                 (*names, "n_images"), (*names, *REPLACEMENTS, *WORD_REPLACEMENTS))
+                                 (*names, "n_images"), (*names, *REPLACEMENTS, *WORD_REPLACEMENTS),
+                                 EVALUATE_PREDICATES)
               for text in texts]
     for requirement in parsed:
         for name, args in requirement.references():
@@ -58,18 +66,25 @@ def evaluate_requirements(texts: Iterable[str], methods: Iterable[str], replace:
             if args and args[0] not in names:
                 raise XaiError(f"--require '{requirement.text}': {name}({', '.join(args)}): "
                                f"the first argument is a method ({', '.join(names)})")
+            if name in PAIRED:
+                if len(args) < 2 or args[1] not in names or args[1] == args[0]:
+                    raise XaiError(f"--require '{requirement.text}': {name}({', '.join(args)}): "
+                                   f"compares two different methods of this run, e.g. "
+                                   f"{name}({names[0]}, {RANDOM}) ({', '.join(names)})")
+                args = (args[0], *args[2:])
             if len(args) == 2 and args[1] not in replace:
                 raise XaiError(f"--require '{requirement.text}': {name}({', '.join(args)}): "
-                               f"the second argument is a --replace protocol of this run "
-                               f"({', '.join(replace)})")
+                               f"the {'third' if name in PAIRED else 'second'} argument is a "
+                               f"--replace protocol of this run ({', '.join(replace)})")
             if name.startswith("sanity") and args[0] == RANDOM:
                 raise XaiError(f"--require '{requirement.text}': the random baseline has no "
                                "heatmap to randomise")
     return parsed
 
 
-def evaluate_lookup(summary: list[dict], sanity_rows: list[dict]) -> Callable:
-    """``lookup(name, args)`` over evaluate's summary rows and sanity rows."""
+def evaluate_lookup(results: Results) -> Callable:
+    """``lookup(name, args)`` over evaluate's results."""
+    summary, sanity_rows = results.summary, results.sanity
     first_replace = summary[0]["replace"]
     methods = {row["method"] for row in summary}
 
@@ -84,10 +99,26 @@ def evaluate_lookup(summary: list[dict], sanity_rows: list[dict]) -> Callable:
             if not steps:
                 return float("nan")
             return float(np.mean(steps)) if name == "sanity_mean" else steps[-1]
+        if name in PAIRED:
+            return _paired(results.comparisons, name, *args[:2],
+                           args[2] if len(args) > 2 else first_replace)
         replace = args[1] if len(args) > 1 else first_replace
         row = next(r for r in summary if r["method"] == args[0] and r["replace"] == replace)
         return _number(row["aopc_vs_random" if name == "ratio" else name])
     return lookup
+
+
+def _paired(comparisons: list[dict], name: str, method: str, versus: str, replace: str) -> float:
+    """beats (the CI's lower end) or won of ``method`` against ``versus``; comparisons.csv
+    has each pair once, so the other way round is read from the mirrored row."""
+    for row in comparisons:
+        if row["replace"] != replace or {row["method"], row["versus"]} != {method, versus}:
+            continue
+        same = row["method"] == method
+        if name == "won":
+            return _number(row["won"]) if same else 1 - _number(row["won"])
+        return _number(row["ci_low"]) if same else -_number(row["ci_high"])
+    return float("nan")
 
 
 def spray_requirements(texts: Iterable[str]) -> list[requirements.Requirement]:

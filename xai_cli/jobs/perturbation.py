@@ -7,6 +7,8 @@ replacement values of an image are drawn once, so step k+1 is step k with one mo
 replaced and the curve is monotone in what it removes. Randomness comes from one
 generator per image, so results do not depend on how images are batched. Perturbed
 copies are built chunk by chunk, so memory is bounded by the chunk, not images x steps.
+ROAD's replacement (:mod:`xai_cli.jobs.imputation`) is the exception that depends on the
+step: it is imputed from the pixels still there, for each step's region anew.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..catalogue import REPLACEMENTS, WORD_REPLACEMENTS  # noqa: F401 (the names of the protocols)
+from .imputation import NoisyLinearImputation
 
 ORDERS = ("morf", "lerf", "random")
 
@@ -122,21 +125,24 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def replacement_values(x: np.ndarray, mode: str,
                        valid_range: tuple[float | np.ndarray, float | np.ndarray] | None,
-                       rngs: Sequence[np.random.Generator], sigma: float) -> np.ndarray:
+                       rngs: Sequence[np.random.Generator],
+                       sigma: float) -> np.ndarray | NoisyLinearImputation:
     """Values that perturbed pixels take, drawn once per image.
 
     Parameters
     ----------
     x : (N, H, W, C) inputs.
     mode : 'uniform' (per pixel and channel, uniform in the channel's valid range),
-        'mean' (per-image per-channel mean) or 'blur' (Gaussian-blurred copy of ``x``).
+        'mean' (per-image per-channel mean), 'blur' (Gaussian-blurred copy of ``x``) or
+        'road' (noisy linear imputation from the pixels that are not removed).
     valid_range : (low, high), scalars or (C,) arrays; needed by 'uniform' only.
-    rngs : one generator per image, used by 'uniform' only.
+    rngs : one generator per image, used by 'uniform' and 'road' only.
     sigma : standard deviation of the blur in pixels (> 0); used by 'blur' only.
 
     Returns
     -------
-    (N, H, W, C) float32 array.
+    (N, H, W, C) float32 array; for 'road' a `NoisyLinearImputation`, which gives the
+    values for the pixels removed at a step.
     """
     if mode == "uniform":
         if valid_range is None:
@@ -154,12 +160,14 @@ def replacement_values(x: np.ndarray, mode: str,
         if sigma <= 0:
             raise ValueError(f"blur sigma must be positive, got {sigma}")
         return _gaussian_blur(x.astype(np.float64), sigma).astype(np.float32)
+    if mode == "road":
+        return NoisyLinearImputation(x, rngs)
     raise ValueError(f"unknown replacement '{mode}'; expected one of {', '.join(REPLACEMENTS)}")
 
 
 def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
-                        ranks: np.ndarray, replacement: np.ndarray, steps: int,
-                        chunk: int = 256) -> np.ndarray:
+                        ranks: np.ndarray, replacement: np.ndarray | NoisyLinearImputation,
+                        steps: int, chunk: int = 256) -> np.ndarray:
     """Scores of the inputs as their patches are replaced one by one.
 
     Parameters
@@ -169,7 +177,8 @@ def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
         so the caller can score each image's own target.
     x : (N, H, W, C) inputs.
     ranks : (N, H, W) pixel ranks from `pixel_ranks`.
-    replacement : (N, H, W, C) values from `replacement_values`.
+    replacement : (N, H, W, C) values from `replacement_values`, or a
+        `NoisyLinearImputation` that gives them for each step's removed pixels.
     steps : number of perturbation steps L >= 0. Steps beyond the number of patches
         repeat the fully perturbed input, so the curve always has L + 1 columns.
     chunk : rows per ``score_fn`` call; bounds the memory of the perturbed copies.
@@ -185,8 +194,9 @@ def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
     scores = np.empty(len(image), np.float64)
     for start in range(0, len(image), chunk):
         i, k = image[start:start + chunk], step[start:start + chunk]
-        mask = (ranks[i] < k[:, None, None])[..., None]
-        scores[start:start + chunk] = score_fn(np.where(mask, replacement[i], x[i]), i)
+        removed = ranks[i] < k[:, None, None]
+        values = replacement(i, removed) if callable(replacement) else replacement[i]
+        scores[start:start + chunk] = score_fn(np.where(removed[..., None], values, x[i]), i)
     return scores.reshape(n, steps + 1)
 
 

@@ -6,6 +6,9 @@ never handed to ``eval``: it can only reach the names the caller allows and only
 do + - * / and one comparison, so a requirement from a CI file cannot run code.
 The caller maps names to numbers and decides what a failed requirement means.
 
+A caller may name predicates: functions that can stand alone, ``beats(lrp, sa)``
+meaning ``beats(lrp, sa) > 0``.
+
 ``==`` and ``!=`` compare the floats exactly, so they are only right for values
 that are exact by nature (counts such as ``clusters``); prefer inequalities.
 """
@@ -113,6 +116,7 @@ class Requirement:
     _left: object = field(repr=False, compare=False)
     _op: str = field(repr=False, compare=False)
     _right: object = field(repr=False, compare=False)
+    _implicit: bool = field(default=False, repr=False, compare=False)   # a predicate: '> 0'
 
     def references(self) -> list[tuple[str, tuple[str, ...]]]:
         """Every name the requirement uses, in order of appearance: ('aopc', ('lrp',)) for a
@@ -143,8 +147,8 @@ class Requirement:
         except _NotANumber as error:
             return Outcome(self.text, False, f"{self.text}: {error}")
         passed = _COMPARE[self._op](left, right)
-        detail = (f"{self.text}: {self._show(self._left, left, values)} {self._op} "
-                  f"{self._show(self._right, right, values)}")
+        shown_right = "0" if self._implicit else self._show(self._right, right, values)
+        detail = f"{self.text}: {self._show(self._left, left, values)} {self._op} {shown_right}"
         return Outcome(self.text, passed, detail)
 
     def _substitute(self, node, values) -> str:
@@ -191,14 +195,15 @@ class Requirement:
 
 
 def parse(text: str, functions: Mapping[str, int], variables: Collection[str],
-          arguments: Collection[str]) -> Requirement:
+          arguments: Collection[str], predicates: Collection[str] = ()) -> Requirement:
     """Parse ``text`` into a Requirement, allowing only the given names.
 
     ``functions`` maps each function name to its maximum number of arguments (at least
     one is needed); ``variables`` are the bare names; ``arguments`` the names allowed
-    inside a call's parentheses. Names are checked here, so a typo fails at once with a
-    message that points at it, not after an expensive evaluation."""
-    return _Parser(text, functions, variables, arguments).requirement()
+    inside a call's parentheses; ``predicates`` the functions that may stand alone (a
+    call alone means 'is above 0'). Names are checked here, so a typo fails at once with
+    a message that points at it, not after an expensive evaluation."""
+    return _Parser(text, functions, variables, arguments, predicates).requirement()
 
 
 def _error(text: str, pos: int, message: str, hint: str = "") -> XaiError:
@@ -216,9 +221,10 @@ def _known(names) -> str:
 class _Parser:
     """Recursive descent over the characters; ``pos`` is the next unread one."""
 
-    def __init__(self, text, functions, variables, arguments):
+    def __init__(self, text, functions, variables, arguments, predicates):
         self.text, self.pos = text, 0
         self.functions, self.variables, self.arguments = functions, variables, arguments
+        self.predicates = predicates
 
     def fail(self, pos: int, message: str, hint: str = ""):
         raise _error(self.text, pos, message, hint)
@@ -243,7 +249,9 @@ class _Parser:
             if char not in _ALPHABET and not char.isspace():
                 self.fail(pos, f"unexpected character {char!r}")
         left = self.expr()
-        self.peek()
+        if not self.peek() and isinstance(left, _Ref) and left.name in self.predicates:
+            end = len(self.text)
+            return Requirement(self.text, left, ">", _Num(end, end, 0.0), _implicit=True)
         op = self.comparison()
         if not op:
             self.after_operand("left")
