@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -156,6 +157,26 @@ def test_rules_prints_the_resolved_table_and_conservation():
     assert any(line.startswith("conv2 ") and "gamma gamma=0.25" in line for line in lines)
     assert any(line.startswith("fc2 ") and "epsilon" in line for line in lines)
     assert "conservation on" in result.stdout
+
+
+def test_what_the_layers_absorb_and_what_reaches_the_input_add_up_to_the_score(tmp_path):
+    """Relevance only flows down: the explained logit = input relevance + everything the
+    ops absorbed on the way, which the record's `conserved` and `rules --check` report."""
+    result, _ = run("rules", MODEL, "-r", "lrp-epsilon", "--check", IMAGES / "digit_3_3.png")
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("op ") and "absorbed" in line)
+    absorbed = sum(float(line.split()[-1]) for line in lines[header + 1:] if line.strip())
+    reached = float(re.search(r"= ([-0-9.]+) x logit", result.stdout).group(1))
+    assert reached + absorbed == pytest.approx(1.0, abs=2e-3)
+    where = next(line for line in lines if line.startswith("where it goes:"))
+    assert f"{reached:.1%} of the score reaches the input" in where
+    _, records = run("explain", MODEL, IMAGES / "digit_3_3.png", "-r", "lrp-epsilon", "-m", "lrp",
+                     "-m", "sa", "-o", tmp_path)
+    record = records[0]
+    assert set(record["conserved"]) == {"lrp"}      # gradients do not hand down a score
+    assert record["conserved"]["lrp"] == pytest.approx(
+        record["relevance_sum"]["lrp"] / record["explained_score"], rel=1e-6)
+    assert record["conserved"]["lrp"] == pytest.approx(reached, abs=1e-3)
 
 
 def test_help_documents_every_option():

@@ -136,6 +136,10 @@ def _record(session, sample, logits, target, maps) -> dict:
         "target_label": session.label(target), "explained_score": float(logits[target]),
         "explained": "logit (softmax removed)" if session.graph.softmax_stripped else "model output",
         "relevance_sum": {m: float(r.sum()) for m, r in maps.items()},
+        # LRP hands the explained score down: the share that reaches the input (the rest
+        # went to biases and stabilisers; `xai rules --check` says which layers took it)
+        "conserved": {m: float(r.sum() / logits[target]) if logits[target] else None
+                      for m, r in maps.items() if METHODS[m].uses_composite},
         **source, **session.runs_on,
     }
 

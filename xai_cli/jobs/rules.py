@@ -70,13 +70,31 @@ def _check(applied, composite, image, preprocessing, target, vocab) -> str:
     record = []
     relevance = ops.convert_to_numpy(propagator.backward(
         values, output_relevance(values[graph.output], [index], scale_by_logit=True), record))
-    rows = [("op", "rule", "relevance out", "relevance in", "in / out")]
+    score = float(logits[index])
+    rows = [("op", "rule", "relevance out", "relevance in", "in / out", "absorbed / score")]
+    absorbed = {}
     for op, r_out, r_ins in record:
         out_sum = float(ops.sum(r_out))
         in_sum = sum(float(ops.sum(r)) for r in r_ins if r is not None)
         ratio = in_sum / out_sum if out_sum else float("nan")
+        absorbed[op.name] = out_sum - in_sum
         rows.append((op.name, rules[graph.ops.index(op)].describe(), f"{out_sum:.6g}",
-                     f"{in_sum:.6g}", f"{ratio:.4f}"))
+                     f"{in_sum:.6g}", f"{ratio:.4f}", f"{absorbed[op.name] / score:+.4f}"))
     total = float(relevance.sum())
-    return (f"conservation on {image} (class {index}, logit {logits[index]:.6g}; "
-            f"input relevance {total:.6g} = {total / logits[index]:.4f} x logit)\n\n" + text_table(rows))
+    return (f"conservation on {image} (class {index}, logit {score:.6g}; "
+            f"input relevance {total:.6g} = {total / score:.4f} x logit)\n"
+            + where_it_goes(total, score, absorbed) + "\n\n" + text_table(rows))
+
+
+def where_it_goes(total: float, score: float, absorbed: dict[str, float], top: int = 5) -> str:
+    """One line on where the explained score went: the share that reached the input, the
+    ops that absorbed the most of the rest (biases and stabilisers take relevance that no
+    input gets; with ``bias: false`` a layer's bias takes none) and those with a BatchNorm
+    folded into them (``conv+bn``), whose shift is a bias."""
+    largest = sorted(absorbed.items(), key=lambda kv: -kv[1])[:top]
+    folded = sum(v for name, v in absorbed.items() if "+" in name)
+    shown = ", ".join(f"{name} {value / score:.1%}" for name, value in largest)
+    return (f"where it goes: {total / score:.1%} of the score reaches the input; "
+            f"{sum(absorbed.values()) / score:.1%} is absorbed on the way, most by {shown}; "
+            f"{folded / score:.1%} by the {sum('+' in n for n in absorbed)} ops with a folded "
+            "BatchNorm (its shift is a bias)")
