@@ -30,8 +30,10 @@ def _neg(a):
 
 def np_rule(name, a, W, b, R, low=None, high=None, **p):
     """Input relevance of one dense layer z = a @ W + b, for output relevance R."""
-    if name == "epsilon":
-        return a * ((R / _stab(a @ W + b, p["epsilon"])) @ W.T)
+    if name == "epsilon":   # relative: epsilon is a share of each input's std of z
+        z = a @ W + b
+        eps = p["epsilon"] * z.std(axis=1, keepdims=True) if p.get("relative") else p["epsilon"]
+        return a * ((R / _stab(z, eps)) @ W.T)
     if name == "zplus":
         s = R / _stab(_pos(a) @ _pos(W) + _neg(a) @ _neg(W) + _pos(b))
         return _pos(a) * (s @ _pos(W).T) + _neg(a) * (s @ _neg(W).T)
@@ -94,6 +96,8 @@ def _dense_layers(model, x, conv_activation="relu"):
 
 CASES = {
     "epsilon": ("default: {rule: epsilon, epsilon: 0.1}", [{"epsilon": 0.1}] * 3),
+    "epsilon-relative": ("default: {rule: epsilon, epsilon: 0.1, relative: true}",
+                         [{"epsilon": 0.1, "relative": True}] * 3),
     "zplus": ("default: {rule: zplus}", [{}] * 3),
     "alpha2beta1": ("default: {rule: alpha-beta, alpha: 2, beta: 1}", [{"alpha": 2, "beta": 1}] * 3),
     "gamma": ("default: {rule: gamma, gamma: 0.5}", [{"gamma": 0.5}] * 3),

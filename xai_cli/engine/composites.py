@@ -48,7 +48,7 @@ DEFAULT_TEXT_CONFIG = "text-epsilon"
 _NUMBER = (int, float)
 _RULE_PARAMS = {
     "zero": {}, "zplus": {}, "w2": {}, "flat": {}, "pass": {},
-    "epsilon": {"epsilon": _NUMBER}, "gamma": {"gamma": _NUMBER},
+    "epsilon": {"epsilon": _NUMBER, "relative": (bool,)}, "gamma": {"gamma": _NUMBER},
     "alpha-beta": {"alpha": _NUMBER, "beta": _NUMBER},
     "zbox": {"low": (int, float, list), "high": (int, float, list)},
 }

@@ -40,9 +40,15 @@ def _ones(t):
 
 
 def stabilise(z, epsilon):
-    """``z + epsilon * sign(z)`` with sign(0) = +1 (one select and one add, not three ops)."""
-    epsilon = float(epsilon)   # a config's epsilon may be an int
+    """``z + epsilon * sign(z)`` with sign(0) = +1 (one select and one add, not three ops);
+    ``epsilon`` a number or a tensor that broadcasts against ``z``."""
+    epsilon = _number(epsilon)
     return z + ops.where(z >= 0, epsilon, -epsilon)
+
+
+def _number(epsilon):
+    """A config's epsilon as a float (it may be an int); a tensor as it is."""
+    return float(epsilon) if isinstance(epsilon, (int, float)) else epsilon
 
 
 def _identity_input(x, low, high):
@@ -167,7 +173,7 @@ def _divide_positive(relevance, z, epsilon):
     """``relevance / stabilise(z, epsilon)`` for a ``z`` that is > 0 wherever the relevance
     is not 0 (or >= 0 everywhere): one addition instead of a sign test and a select;
     0 where the relevance is 0, also where ``z + epsilon`` happens to be 0."""
-    return ops.divide_no_nan(relevance, z + float(epsilon))
+    return ops.divide_no_nan(relevance, z + _number(epsilon))
 
 
 def zero(bias=True):
@@ -176,18 +182,27 @@ def zero(bias=True):
                       lambda r, zs: [ops.divide_no_nan(r, zs[0])], bias=bias)
 
 
-def _proportional(name, epsilon, bias=True, **extra):
+def _proportional(name, epsilon, bias=True, relative=False, **extra):
     """One pass, relevance in proportion to contribution: ``r / stabilise(z, epsilon)``,
-    with its silent form (:func:`_divide_positive`)."""
+    with its silent form (:func:`_divide_positive`). ``relative``: the stabiliser is
+    ``epsilon`` times the standard deviation of ``z`` over each input's layer output."""
     def rule(divide, **more):
+        def stabiliser(z):
+            if not relative:
+                return epsilon
+            return epsilon * ops.std(z, axis=tuple(range(1, len(z.shape))), keepdims=True)
         return LinearRule(name, (Term(_identity_input),),
-                          lambda r, zs: [divide(r, zs[0], epsilon)], bias=bias, **more)
+                          lambda r, zs: [divide(r, zs[0], stabiliser(zs[0]))], bias=bias, **more)
     return rule(_divide, where_silent=rule(_divide_positive), **extra)
 
 
-def epsilon(epsilon=1e-6, bias=True):
-    """LRP-epsilon: the stabiliser absorbs weak or contradictory relevance."""
-    return _proportional("epsilon", epsilon, bias, params={"epsilon": epsilon})
+def epsilon(epsilon=1e-6, bias=True, relative=False):
+    """LRP-epsilon: the stabiliser absorbs weak or contradictory relevance. With
+    ``relative``, epsilon is a share of the standard deviation of the layer's
+    pre-activations z, per input (Montavon et al. 2019 suggest about 0.1): the same
+    config then means the same thing in every layer, whatever its activations' scale."""
+    params = {"epsilon": epsilon, **({"relative": True} if relative else {})}
+    return _proportional("epsilon", epsilon, bias, relative, params=params)
 
 
 def norm():
