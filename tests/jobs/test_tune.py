@@ -48,20 +48,31 @@ def test_the_search_starts_at_the_default_config(graph):
     assert rules[0] == rules[1]
 
 
-def test_coordinate_ascent_takes_each_slots_best_and_keeps_ties_at_the_start():
+def test_coordinate_ascent_moves_only_for_a_gain_beyond_noise_on_the_same_images():
+    """Per image: y adds 0.5 to x everywhere (beyond noise); z has the higher mean but
+    wins on one image only (within noise); q ties with p; then r beats p by less than
+    s does, and both beyond noise."""
     slots = [tune.Slot("a", {}, ({"rule": "x"}, {"rule": "y"}, {"rule": "z"})),
-             tune.Slot("b", {}, ({"rule": "p"}, {"rule": "q"}))]
-    value = {("x", "p"): 1, ("y", "p"): 3, ("z", "p"): 2, ("y", "q"): 3}
+             tune.Slot("b", {}, ({"rule": "p"}, {"rule": "q"}, {"rule": "r"}, {"rule": "s"}))]
+    base = np.random.default_rng(0).normal(0, 3, 20)
+    spike = np.zeros(20)
+    spike[7] = 40.0
+    value = {("x", "p"): base, ("y", "p"): base + 0.5, ("z", "p"): base + spike,
+             ("y", "q"): base + 0.5, ("y", "r"): base + 0.7, ("y", "s"): base + 0.9}
     calls = []
 
     def score(choice, round_, slot):
         calls.append((choice["a"]["rule"], choice["b"]["rule"], slot))
         return value[choice["a"]["rule"], choice["b"]["rule"]]
 
+    assert value["z", "p"].mean() > value["y", "p"].mean()
     best = tune.search(slots, score, rounds=1)
-    assert best == {"a": {"rule": "y"}, "b": {"rule": "p"}}    # q only ties: the start stays
+    assert best == {"a": {"rule": "y"}, "b": {"rule": "s"}}
     assert calls == [("x", "p", "a"), ("y", "p", "a"), ("z", "p", "a"),
-                     ("y", "p", "b"), ("y", "q", "b")]
+                     ("y", "p", "b"), ("y", "q", "b"), ("y", "r", "b"), ("y", "s", "b")]
+    value["y", "s"] = base + 0.5
+    value["y", "r"] = base + 0.5 + np.where(np.arange(20) < 10, 1.0, -1.0)   # as many lost
+    assert tune.search(slots, score, rounds=1)["b"] == {"rule": "p"}
 
 
 def test_config_text_round_trips_through_the_parser():
@@ -87,10 +98,16 @@ def test_tune_writes_a_usable_best_config_and_is_deterministic(tmp_path):
     # start + 3 more first-layer rules + 6 more conv rules + 2 more dense epsilons
     assert len(candidates) == 1 + 3 + 6 + 2
     assert final["train_images"] == 6 and final["held_out_images"] == 6
-    best = min(candidates, key=lambda c: -c["objective"])
-    assert final["config"] == best["config"]
     rows = list(csv.DictReader(open(tmp_path / "a" / "candidates.csv")))
     assert [float(r["objective"]) for r in rows] == pytest.approx([c["objective"] for c in candidates])
+    start = np.array(rows[0]["per_image"].split(), float)
+    assert len(start) == 6 and float(rows[0]["gain"]) == 0
+    for row, record in zip(rows, candidates):
+        values = np.array(row["per_image"].split(), float)
+        assert float(row["objective"]) == pytest.approx(values.mean())
+        assert float(row["gain"]) == pytest.approx((values - start).mean())
+        assert record["gain_over_start"]["low"] == pytest.approx(float(row["gain_low"]))
+        assert float(row["gain_low"]) <= float(row["gain"]) <= float(row["gain_high"])
     holdout = {r["config"]: r for r in csv.DictReader(open(tmp_path / "a" / "holdout.csv"))}
     assert set(holdout) == {"tuned", "context-gamma-box (default)", "random"}
     assert float(holdout["context-gamma-box (default)"]["gain_over_default"]) == 0

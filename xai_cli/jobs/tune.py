@@ -5,10 +5,13 @@ al. 2020; Pahde et al. 2023), so the search space is built from graph context: o
 rule for each *slot* (the first layer, depthwise convolutions, convolutions that feed
 a ReLU, convolutions whose output stays linear, other convolutions, dense layers).
 Slots that match no layer of the model are dropped. Coordinate ascent from the
-default config tries every option of one slot while the others stay fixed, keeps the
-best, and moves on. Every candidate is scored with the evaluate machinery on a
-training split of the images; the winner and the default are then measured on the
-held-out split, so that the user sees whether the choice generalises.
+default config tries every option of one slot while the others stay fixed and moves on.
+Every candidate is scored with the evaluate machinery on a training split of the images,
+image by image, so that candidates are compared paired on the same images: a slot only
+changes its rule when the gain over the current choice is beyond noise (the lower end of
+its 95% bootstrap interval above zero), never for a difference the images' spread could
+make. The winner and the default are then measured on the held-out split, so that the
+user sees whether the choice generalises.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ..engine.propagation import Scorer
 from ..errors import XaiError
 from ..io.outputs import atomic_write, save_csv, text_table
 from ..session import Report, Session
-from .faithfulness import RANDOM, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
+from . import paired
+from .faithfulness import RANDOM, STREAMS, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
 from .perturbation import mean_and_stderr
 
 DEFAULT_STABILISER = {"rule": "epsilon", "epsilon": 1.0e-6}
@@ -149,8 +153,11 @@ def _summary(tally: Tally, name: str) -> dict[str, dict[str, tuple[float, float]
                 if (f, name, r) in tally.values} for f in ("aopc", "area")}
 
 
-def _objective(summary, kind: str) -> float:
-    return float(np.mean([mean for mean, _ in summary[kind].values()]))
+def _per_image(tally: Tally, name: str, kind: str) -> np.ndarray:
+    """The objective of each image: its AOPC (or LeRF-MoRF area) averaged over the
+    protocols."""
+    return np.mean([tally.values[kind, name, r] for r in tally.options.replace
+                    if (kind, name, r) in tally.values], axis=0)
 
 
 class Candidates:
@@ -160,7 +167,9 @@ class Candidates:
     def __init__(self, path: Path, slots: list[Slot], figures: list[tuple[str, str]]):
         self.path, self.slots, self.figures = path, slots, figures
         self.columns = ["candidate", "round", "slot", *(s.name for s in slots), "objective",
-                        *(c for f, r in figures for c in (f"{f}_{r}", f"{f}_{r}_stderr"))]
+                        "gain", "gain_low", "gain_high",
+                        *(c for f, r in figures for c in (f"{f}_{r}", f"{f}_{r}_stderr")),
+                        "per_image"]
         self.rows: list[dict] = []
 
     def key(self, choice: dict) -> tuple:
@@ -171,14 +180,22 @@ class Candidates:
             with open(self.path, newline="", encoding="utf-8") as handle:
                 self.rows = list(csv.DictReader(handle))
 
-    def find(self, choice: dict) -> dict | None:
+    def find(self, choice: dict) -> np.ndarray | None:
+        """The per-image objective of a candidate scored before, or None."""
         key = self.key(choice)
-        return next((r for r in self.rows if tuple(r[s.name] for s in self.slots) == key), None)
+        row = next((r for r in self.rows if tuple(r[s.name] for s in self.slots) == key), None)
+        return None if row is None else _values(row["per_image"])
 
-    def add(self, choice: dict, round_: int, slot: str, objective: float,
-            summary: dict[str, dict[str, tuple[float, float]]]) -> dict:
+    def add(self, choice: dict, round_: int, slot: str, values: np.ndarray,
+            summary: dict[str, dict[str, tuple[float, float]]], seed: int) -> dict:
+        """A scored candidate, with its gain over the first one (the start), paired."""
+        start = values if not self.rows else _values(self.rows[0]["per_image"])
+        gain = paired.compare(values, start, _bootstrap(seed))
         row = {"candidate": len(self.rows), "round": round_, "slot": slot,
-               **dict(zip((s.name for s in self.slots), self.key(choice))), "objective": objective}
+               **dict(zip((s.name for s in self.slots), self.key(choice))),
+               "objective": float(values.mean()), "gain": gain.difference,
+               "gain_low": gain.low, "gain_high": gain.high,
+               "per_image": " ".join(map(repr, values.tolist()))}
         for figure, replace in self.figures:
             row[f"{figure}_{replace}"], row[f"{figure}_{replace}_stderr"] = summary[figure][replace]
         self.rows.append(row)
@@ -216,20 +233,24 @@ def run(session: Session, options: TuneOptions, report: Report,
             progress(1)
         found = table.find(choice)
         if found is not None:
-            return float(found["objective"])
+            return found
         composite = composites.parse(config_text(choice, slots, preprocess), "candidate")
         explainer = make_explainer(graph, METHODS["lrp"], composite, session.preprocessing,
                                    opts.seed)
-        summary = _summary(measure({"lrp": explainer}, *measure_args), "lrp")
-        value = _objective(summary, options.objective)
-        row = table.add(choice, round_, slot, value, summary)
+        tally = measure({"lrp": explainer}, *measure_args)
+        summary = _summary(tally, "lrp")
+        values = _per_image(tally, "lrp", options.objective)
+        row = table.add(choice, round_, slot, values, summary, opts.seed)
         report.record({"candidate": row["candidate"], "slot": slot,
                        "config": {s.name: describe(choice[s.name]) for s in slots},
-                       "objective": value, options.objective: {
+                       "objective": row["objective"],
+                       "gain_over_start": {"mean": row["gain"], "low": row["gain_low"],
+                                           "high": row["gain_high"]},
+                       options.objective: {
                            r: summary[options.objective][r][0] for r in evaluation.replace}})
-        return value
+        return values
 
-    best = search(slots, score, options.rounds)
+    best = search(slots, score, options.rounds, opts.seed)
     best_text = config_text(best, slots, preprocess, _header(session, options, table))
     atomic_write(opts.out / "best.yaml", lambda f: f.write(best_text.encode("utf-8")))
     final = {"best": str(opts.out / "best.yaml"),
@@ -242,20 +263,38 @@ def run(session: Session, options: TuneOptions, report: Report,
     return final
 
 
-def search(slots: list[Slot], score: Callable[[dict[str, dict], int, str], float],
-           rounds: int) -> dict[str, dict]:
-    """Coordinate ascent: each slot in turn takes its best option, the others fixed.
+def search(slots: list[Slot], score: Callable[[dict[str, dict], int, str], np.ndarray],
+           rounds: int, seed: int = 0) -> dict[str, dict]:
+    """Coordinate ascent: each slot in turn moves to the option that beats its current
+    one by the most, the others fixed, if any beats it beyond noise.
 
-    ``score(choice, round, slot)`` returns the objective (higher is better); ties keep
-    the earlier option, so the default config wins unless something beats it.
+    ``score(choice, round, slot)`` returns the objective per image (higher is better), the
+    same images for every choice; an option beats the current one when the lower end of
+    the bootstrap interval of their paired difference is above zero. Equal gains keep the
+    earlier option, and without a clear gain the slot keeps its rule, so the default
+    config stays unless something really beats it.
     """
     current = {s.name: s.options[0] for s in slots}
     for round_ in range(rounds):
         for slot in slots:
             values = [score({**current, slot.name: option}, round_, slot.name)
                       for option in slot.options]
-            current[slot.name] = slot.options[int(np.argmax(values))]
+            held = values[slot.options.index(current[slot.name])]
+            gains = [paired.compare(v, held, _bootstrap(seed)) for v in values]
+            ahead = [i for i, gain in enumerate(gains) if gain.beats]
+            if ahead:
+                best = max(ahead, key=lambda i: gains[i].difference)   # the first of equals
+                current[slot.name] = slot.options[best]
     return current
+
+
+def _bootstrap(seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, STREAMS["bootstrap"]])
+
+
+def _values(text: str) -> np.ndarray:
+    """Per-image values as candidates.csv keeps them (exact: Python's float repr)."""
+    return np.array([float(v) for v in text.split()])
 
 
 def steps_total(graph: Graph, options: TuneOptions) -> int:
@@ -306,8 +345,9 @@ def _check_resume(opts, data, options, evaluation) -> None:
 
 def _header(session: Session, options: TuneOptions, table: Candidates) -> str:
     evaluation = options.evaluation
-    return (f"# written by xai tune for {session.options.model}: the best of {len(table.rows)} "
-            f"candidates by {options.objective}\n# (region perturbation "
+    return (f"# written by xai tune for {session.options.model}: chosen from {len(table.rows)} "
+            f"candidates by {options.objective}, a rule changed only for a gain beyond noise "
+            f"on the same images\n# (region perturbation "
             f"{'x'.join(map(str, evaluation.perturb))}, {', '.join(evaluation.replace)}, seed "
             f"{session.options.seed}); candidates.csv has every score, holdout.csv the check.\n")
 
