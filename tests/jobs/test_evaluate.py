@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from conftest import FIXTURES
 from xai_cli.cli import main
@@ -250,3 +251,29 @@ def test_lerf_with_another_order_is_a_usage_error(tmp_path, order):
     assert result.exit_code == 2
     assert "--lerf" in result.stderr and f"not --order {order}" in result.stderr
     assert result.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_saved_heatmaps_are_those_explain_draws_and_the_records_name_them(tmp_path):
+    images = FIXTURES / "digits"
+    args = [str(FIXTURES / "digits.keras"), str(images), "-p", "unit", "-m", "lrp", "-m", "sa"]
+    result = CliRunner().invoke(main, ["evaluate", *args, "--perturb", "7x7", "--steps", "3",
+                                       "--replace", "mean", "--save-heatmaps",
+                                       "-o", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.stderr
+    explained = CliRunner().invoke(main, ["explain", *args, "-o", str(tmp_path / "ex")])
+    assert explained.exit_code == 0, explained.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    stems = sorted(p.stem for p in images.glob("*.png"))
+    assert len(records) == len(stems) == 3
+    for record in records:
+        stem = record["input"].rsplit("/", 1)[-1][:-4]
+        assert record["outputs"][1:] == [str(tmp_path / "ev" / f"{stem}.{m}.png")
+                                         for m in ("lrp", "sa")]
+    for stem in stems:
+        for method in ("lrp", "sa"):
+            saved = np.asarray(Image.open(tmp_path / "ev" / f"{stem}.{method}.png"))
+            drawn = np.asarray(Image.open(tmp_path / "ex" / f"{stem}.{method}.png"))
+            assert np.abs(saved.astype(int) - drawn).max() <= 1, (stem, method)
+    page = (tmp_path / "ev" / "index.html").read_text()
+    assert f"{stems[0]}.lrp.png" in page
+

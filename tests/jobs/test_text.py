@@ -144,6 +144,11 @@ def test_image_protocols_are_refused_for_documents(models, tmp_path):
     assert result.returncode == 2 and "--replace blur is for images" in result.stderr
 
 
+def test_image_options_are_refused_for_documents(models, tmp_path):
+    result = xai("evaluate", models / "lstm.keras", models / "docs", "--save-heatmaps", "-o", tmp_path)
+    assert result.returncode == 2 and "--save-heatmaps is for images" in result.stderr
+
+
 def test_image_commands_refuse_text_models(models, tmp_path):
     result = xai("spray", models / "lstm.keras", models / "docs", "--target", "0", "-o", tmp_path)
     assert result.returncode == 2 and "xai spray works on image models" in result.stderr

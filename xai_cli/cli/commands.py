@@ -122,10 +122,13 @@ def spray(method, clusters, requirements, **kwargs):
                    "each method's heatmaps still correlate with the original (sanity.csv, "
                    "sanity.png); a method that does not change explains the input, not the "
                    "model.")
+@click.option("--save-heatmaps", is_flag=True,
+              help="Also write each method's heatmap of each image (<stem>.<method>.png, the "
+                   "relevance that was scored), shown beside the curves on the report page.")
 @click.option("--require", "requirements", multiple=True, metavar="EXPR", help=EVALUATE_HELP)
 @handle_errors
 def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks, sanity,
-             requirements, **kwargs):
+             save_heatmaps, requirements, **kwargs):
     """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
@@ -146,7 +149,7 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
         measure = measure.for_inputs(session.reads_documents)
         gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                             masks is not None, sanity)
-        results = job.run(session, measure, report, update, located)
+        results = job.run(session, measure, report, update, located, save_heatmaps)
     click.echo(results.table(), err=True)
     return gates.verdict(gated, gates.evaluate_lookup(results), report) or report.exit_code
 

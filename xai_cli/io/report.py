@@ -106,7 +106,7 @@ def _card(record: dict, present: set[str]) -> dict:
     files = [f for f in (_relative(p, present) for p in card.pop("outputs", ())) if f]
     thumb = next((f for f in files if f.startswith("thumbs/")), None)
     card["thumb"] = thumb and quote(thumb)
-    methods = card.get("relevance_sum") or {}
+    methods = card.get("relevance_sum") or card.get("aopc") or {}   # explain or evaluate
     card["maps"] = [[method, quote(f)] for method in methods
                     for f in files if f.endswith(f".{method}.png")]
     card["pages"] = {method: quote(f) for method in methods

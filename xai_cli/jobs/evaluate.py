@@ -19,9 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.methods import METHODS
 from ..engine.propagation import Scorer
 from ..errors import InputError, XaiError
-from ..io.outputs import CsvRows, atomic_open, atomic_write, save_csv, save_thumbnail, text_table
+from ..io import render
+from ..io.outputs import (
+    CsvRows,
+    atomic_open,
+    atomic_write,
+    out_path,
+    save_csv,
+    save_png,
+    save_thumbnail,
+    text_table,
+)
 from ..io.parts import Parts, merged
 from ..session import Report, Session
 from . import deletion, localisation, sanity
@@ -59,14 +70,18 @@ class Results:
 
 def run(session: Session, options: EvaluateOptions, report: Report,
         progress: Callable[[int], None] | None = None,
-        masks: localisation.Masks | None = None) -> Results:
+        masks: localisation.Masks | None = None, heatmaps: bool = False) -> Results:
     """Evaluate every method of ``options`` on the inputs of ``session``; writes a part file
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
-    scores."""
+    scores; ``heatmaps`` keeps each method's heatmap of each input (``<stem>.<method>.png``,
+    the relevance that was scored), which the report page shows on the input's card."""
     graph, opts = session.graph, session.options
     text = session.reads_documents
     if text and masks is not None:
         raise XaiError("--masks is for images: a text model's documents have no object masks")
+    if text and heatmaps:
+        raise XaiError("--save-heatmaps is for images: `xai explain` writes a document's word "
+                       "heatmaps")
     options = options.for_inputs(text)
     valid_range = None if text else checked_valid_range(session.preprocessing,
                                                         graph.input_shape[-1], options)
@@ -104,7 +119,7 @@ def run(session: Session, options: EvaluateOptions, report: Report,
         if randomised is not None:
             arrays.update(randomised.part_arrays(result.relevance, x[result.kept],
                                                  result.targets, index[result.kept]))
-        _record(session, kept, result, arrays, report)
+        _record(session, kept, result, arrays, report, heatmaps)
         save([s.item for s in kept], arrays)   # last: a batch without its records is not done
     return _finish(session, options, parts, steps, randomised, masks is not None)
 
@@ -214,18 +229,24 @@ def curve_rows(stems: Iterable[str | int], result: BatchResult) -> Iterator[tupl
                        score / curves[i, 0])
 
 
-def _record(session: Session, samples, result: BatchResult, arrays, report: Report) -> None:
-    """One JSON line per input, once its thumbnail is written: AOPC of the first protocol,
-    and of every protocol; with masks, each method's localisation scores."""
+def _record(session: Session, samples, result: BatchResult, arrays, report: Report,
+            heatmaps: bool) -> None:
+    """One JSON line per input, once its thumbnail (and with ``heatmaps`` its heatmaps) are
+    written: AOPC of the first protocol, and of every protocol; with masks, each method's
+    localisation scores."""
     aopc = result.aopc()
+    out = session.options.out
     for i, sample in enumerate(samples):
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
-        thumbnail = [] if session.reads_documents else \
-            [save_thumbnail(session.options.out, sample.item.stem, sample.display)]
+        outputs = [] if session.reads_documents else \
+            [save_thumbnail(out, sample.item.stem, sample.display)]
+        if heatmaps:
+            outputs += [_save_heatmap(out, sample.item.stem, method, relevance[i])
+                        for method, relevance in result.relevance.items()]
         record = {"input": sample.item.source, "index": sample.item.index, "status": "ok",
-                  "outputs": thumbnail,
+                  "outputs": outputs,
                   "target": target, "target_label": session.label(target),
                   "aopc": next(iter(by_replace.values())), "aopc_by_replace": by_replace,
                   **session.runs_on}
@@ -235,6 +256,13 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
                                           for f in localisation.FIGURES}
                                       for m in result.relevance}
         report.record(record)
+
+
+def _save_heatmap(out: Path, stem: str, method: str, relevance: np.ndarray) -> str:
+    """``<stem>.<method>.png`` as `xai explain` draws it with its default style."""
+    path = out_path(out, stem, f".{method}.png")
+    save_png(path, render.heatmap(relevance, METHODS[method].signed))
+    return str(path)
 
 
 def _plot(out, tally: Tally, summary: list[dict]) -> None:
