@@ -250,3 +250,18 @@ def test_module_is_plain_python_without_eval():
     called = {node.func.id for node in ast.walk(tree)
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not called & {"eval", "exec", "compile", "__import__", "getattr"}
+
+
+def test_a_predicate_may_stand_alone_and_means_above_zero():
+    def parsed(text):
+        return parse(text, {**FUNCTIONS, "beats": 2}, VARIABLES, ARGUMENTS, predicates={"beats"})
+
+    values = {("beats", ("lrp", "sa")): 0.25, ("beats", ("sa", "lrp")): -0.5, ("x", ()): 3.0}
+    ahead = parsed("beats(lrp, sa)").check(lambda n, a: values[n, a])
+    assert ahead.passed and ahead.detail == "beats(lrp, sa): 0.25 > 0"
+    behind = parsed("beats(sa, lrp)  ").check(lambda n, a: values[n, a])
+    assert not behind.passed and behind.detail.endswith(": -0.5 > 0")
+    assert parsed("beats(lrp, sa) > 0.3").check(lambda n, a: values[n, a]).passed is False
+    for alone in ("aopc(lrp)", "x", "beats(lrp, sa) + 1"):   # only a predicate, and alone
+        with pytest.raises(XaiError, match="missing comparison operator"):
+            parsed(alone)
