@@ -273,6 +273,12 @@ def seeded(seed: int, indices, purpose: str) -> list[np.random.Generator]:
     return [np.random.default_rng([seed, int(i), STREAMS[purpose]]) for i in indices]
 
 
+def bootstrap_rng(seed: int) -> np.random.Generator:
+    """The generator of a paired comparison's bootstrap: the same resamples for every pair
+    of the same number of inputs, whatever else the run measures."""
+    return np.random.default_rng([seed, STREAMS["bootstrap"]])
+
+
 def target_scores(logits: np.ndarray, targets: np.ndarray, kind: str) -> np.ndarray:
     """Each row's logit (or, for ``prob``, softmax probability) of its target."""
     if kind == "prob":
@@ -380,7 +386,7 @@ class Tally:
                 for versus in methods[i + 1:]:
                     result = paired.compare(self.values["aopc", method, replace],
                                             self.values["aopc", versus, replace],
-                                            np.random.default_rng([seed, STREAMS["bootstrap"]]))
+                                            bootstrap_rng(seed))
                     rows.append({"replace": replace, "method": method, "versus": versus,
                                  "n_images": result.count, "aopc_difference": result.difference,
                                  "ci_low": result.low, "ci_high": result.high, "won": result.won,

@@ -35,7 +35,14 @@ from ..errors import XaiError
 from ..io.outputs import atomic_write, save_csv, text_table
 from ..session import Report, Session
 from . import paired
-from .faithfulness import RANDOM, STREAMS, EvaluateOptions, Tally, checked_valid_range, evaluate_batch
+from .faithfulness import (
+    RANDOM,
+    EvaluateOptions,
+    Tally,
+    bootstrap_rng,
+    checked_valid_range,
+    evaluate_batch,
+)
 from .perturbation import mean_and_stderr
 
 DEFAULT_STABILISER = {"rule": "epsilon", "epsilon": 1.0e-6}
@@ -190,7 +197,7 @@ class Candidates:
             summary: dict[str, dict[str, tuple[float, float]]], seed: int) -> dict:
         """A scored candidate, with its gain over the first one (the start), paired."""
         start = values if not self.rows else _values(self.rows[0]["per_image"])
-        gain = paired.compare(values, start, _bootstrap(seed))
+        gain = paired.compare(values, start, bootstrap_rng(seed))
         row = {"candidate": len(self.rows), "round": round_, "slot": slot,
                **dict(zip((s.name for s in self.slots), self.key(choice))),
                "objective": float(values.mean()), "gain": gain.difference,
@@ -280,16 +287,12 @@ def search(slots: list[Slot], score: Callable[[dict[str, dict], int, str], np.nd
             values = [score({**current, slot.name: option}, round_, slot.name)
                       for option in slot.options]
             held = values[slot.options.index(current[slot.name])]
-            gains = [paired.compare(v, held, _bootstrap(seed)) for v in values]
+            gains = [paired.compare(v, held, bootstrap_rng(seed)) for v in values]
             ahead = [i for i, gain in enumerate(gains) if gain.beats]
             if ahead:
                 best = max(ahead, key=lambda i: gains[i].difference)   # the first of equals
                 current[slot.name] = slot.options[best]
     return current
-
-
-def _bootstrap(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, STREAMS["bootstrap"]])
 
 
 def _values(text: str) -> np.ndarray:
