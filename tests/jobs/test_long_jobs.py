@@ -51,7 +51,7 @@ def test_killed_evaluate_resumes_to_identical_csvs(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"{4 * stored} inputs were done by an earlier run" in resumed.stderr
     assert len(resumed.stdout.splitlines()) == 120 - 4 * stored   # records of the new ones
-    for name in ("curves.csv", "summary.csv"):
+    for name in ("curves.csv", "summary.csv", "comparisons.csv"):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes()
 
 

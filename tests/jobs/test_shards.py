@@ -12,7 +12,7 @@ from xai_cli.cli import main
 pytestmark = pytest.mark.backends   # run on every installed Keras backend
 
 MODEL = str(FIXTURES / "digits.keras")
-RESULTS = ("curves.csv", "summary.csv", "localisation.csv", "sanity.csv")
+RESULTS = ("curves.csv", "summary.csv", "comparisons.csv", "localisation.csv", "sanity.csv")
 
 
 def run(*args):
