@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xai_cli.jobs import paired
+from xai_cli.jobs.faithfulness import bootstrap_rng
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from xai_cli.jobs import paired  # noqa: E402
-from xai_cli.jobs.faithfulness import bootstrap_rng  # noqa: E402
 
 PROTOCOLS = ("uniform", "blur", "road")
 BASELINES = ("integrated-gradients", "gradxinput")
