@@ -135,6 +135,14 @@ def test_tune_resumes_from_its_candidates_table(tmp_path):
     assert (out / "candidates.csv").read_text() == full
 
 
+def test_resuming_from_a_table_of_other_columns_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "candidates.csv").write_text("candidate,round,slot,first,objective\n0,0,first,zbox,1.0\n")
+    result, _ = _tune(tmp_path, out, "--skip-existing")
+    assert result.exit_code == 2 and "has other columns" in result.stderr
+
+
 def test_held_out_check_adds_the_rules_config(tmp_path):
     result, records = _tune(tmp_path, tmp_path / "r", "-r", "lrp-epsilon", n=8)
     assert result.exit_code == 0, result.stderr

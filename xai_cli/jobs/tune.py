@@ -183,9 +183,16 @@ class Candidates:
         return tuple(describe(choice[s.name]) for s in self.slots)
 
     def load(self) -> None:
+        """The candidates of an earlier run in the same folder (``--skip-existing``)."""
         if self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as handle:
-                self.rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                if reader.fieldnames != self.columns:
+                    raise XaiError(f"--skip-existing: {self.path} has other columns than this "
+                                   "search writes (another model's slots, or an older xai "
+                                   "without per-image scores); use another --out or drop "
+                                   "--skip-existing")
+                self.rows = list(reader)
 
     def find(self, choice: dict) -> np.ndarray | None:
         """The per-image objective of a candidate scored before, or None."""
