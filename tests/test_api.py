@@ -62,6 +62,13 @@ def test_evaluate_gives_the_summary_evaluate_writes(digits, tmp_path):
     assert len(result.curves) == len(curves)
     assert [float(r["score"]) for r in curves] == pytest.approx([r["score"] for r in result.curves])
     assert "replace blur (6 images, 9x9 patches, 6 steps, morf and lerf)" in result.table()
+    paired = list(csv.DictReader(open(tmp_path / "comparisons.csv")))
+    assert [(r["replace"], r["method"], r["versus"]) for r in result.comparisons] == \
+        [(r["replace"], r["method"], r["versus"]) for r in paired]
+    for ours, theirs in zip(result.comparisons, paired):
+        for column in ("aopc_difference", "ci_low", "ci_high", "won"):
+            assert ours[column] == pytest.approx(float(theirs[column]), rel=1e-6), column
+    assert "lrp - sa" in result.table()
     assert result.faults == {}
 
 
