@@ -129,10 +129,13 @@ def spray(method, clusters, requirements, **kwargs):
 @handle_errors
 def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks, sanity,
              save_heatmaps, requirements, **kwargs):
-    """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC), curves.png.
+    """Region perturbation (Samek et al. 2017): curves.csv, summary.csv (AOPC),
+    comparisons.csv, curves.png.
 
     Patches are replaced in order of relevance; a method whose curve falls faster found the
-    regions the model really uses. A summary table goes to stderr. Each batch is stored in
+    regions the model really uses. comparisons.csv pairs the methods on the same inputs:
+    the mean AOPC difference, its 95% bootstrap interval and the share of inputs won. A
+    summary table goes to stderr. Each batch is stored in
     OUT/parts/ as soon as it is done: --skip-existing resumes a killed run. Arguments as
     for `xai explain`.
 

@@ -77,7 +77,8 @@ def data_options(fn: F) -> F:
                           "same arguments)."),
         click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
         click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed for smoothgrad noise and random perturbation orders."),
+                     help="Seed for smoothgrad noise, random perturbation orders, uniform "
+                          "and ROAD noise, and the bootstrap of paired comparisons."),
         click.option("--lines", is_flag=True,
                      help="Text models: every non-empty line of a file (or of stdin, -) is a "
                           "document; without it every file is one."),
