@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,12 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError, XaiError
 from .preprocess import Preprocessing
+
+# NumPy parses a .npy header with ast.literal_eval, and CPython 3.11's ast module counts
+# its recursion per process, not per thread: loader threads parsing headers at once (a
+# garbage collection between them is enough) fail with "SystemError: AST constructor
+# recursion depth mismatch". Every .npy is opened under this lock; its data is read after.
+_NPY_OPEN = threading.Lock()
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 64_000_000
@@ -171,9 +178,15 @@ def unique_stem(base: str, taken: set[str]) -> str:
     return stem
 
 
+def _open_npy(path: str) -> np.ndarray:
+    """The array in a .npy file, memory-mapped (only its header is read here)."""
+    with _NPY_OPEN:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def _npy_count(path: str) -> int | None:
     try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        shape = _open_npy(path).shape
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"not a readable .npy array: {exc}") from None
     if len(shape) == 3:
@@ -348,7 +361,7 @@ def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocess
 
 def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
     try:
-        array = np.load(item.source, mmap_mode="r", allow_pickle=False)
+        array = _open_npy(item.source)
         if item.index is not None:
             array = array[item.index]
     except (OSError, ValueError, EOFError, IndexError) as exc:
