@@ -70,7 +70,7 @@ def _check(applied, composite, image, preprocessing, target, vocab) -> str:
     record = []
     relevance = ops.convert_to_numpy(propagator.backward(
         values, output_relevance(values[graph.output], [index], scale_by_logit=True), record))
-    score = float(logits[index])
+    score = np.float64(logits[index])   # a zero logit gives NaN shares, not a ZeroDivisionError
     rows = [("op", "rule", "relevance out", "relevance in", "in / out", "absorbed / score")]
     absorbed = {}
     for op, r_out, r_ins in record:
@@ -83,10 +83,10 @@ def _check(applied, composite, image, preprocessing, target, vocab) -> str:
     total = float(relevance.sum())
     return (f"conservation on {image} (class {index}, logit {score:.6g}; "
             f"input relevance {total:.6g} = {total / score:.4f} x logit)\n"
-            + where_it_goes(total, score, absorbed) + "\n\n" + text_table(rows))
+            + _where_it_goes(total, score, absorbed) + "\n\n" + text_table(rows))
 
 
-def where_it_goes(total: float, score: float, absorbed: dict[str, float], top: int = 5) -> str:
+def _where_it_goes(total: float, score: float, absorbed: dict[str, float], top: int = 5) -> str:
     """One line on where the explained score went: the share that reached the input, the
     ops that absorbed the most of the rest (biases and stabilisers take relevance that no
     input gets; with ``bias: false`` a layer's bias takes none) and those with a BatchNorm
