@@ -1,5 +1,7 @@
 """Rule configs: parsing, error messages with file:line:key, and layer matching."""
 
+import dataclasses
+
 import pytest
 
 from conftest import ORACLE
@@ -81,8 +83,17 @@ def test_first_layers_are_all_layers_fed_by_the_input():
 
 def test_builtin_configs_do_not_warn_about_entries_a_model_does_not_need():
     graph = build_graph(load(ORACLE / "vgg.keras"))
-    default = composites.load(None)      # its linear-bottleneck entry fits no VGG layer
+    default = composites.load("context-gamma-box")      # its linear-bottleneck entry fits no VGG layer
     assert default.resolve(default.canonize(graph))[1] == []
     same_file = composites.parse(builtin_config_text("context-gamma-box"), "mine.yaml")
     assert [w.split(": ")[0] for w in same_file.resolve(same_file.canonize(graph))[1]] \
         == ["mine.yaml:12"]
+
+
+def test_an_op_kind_without_a_rule_is_an_error_naming_the_op():
+    graph = build_graph(load(ORACLE / "mlp.keras"))
+    op = graph.ops[0]
+    graph.ops[0] = dataclasses.replace(op, kind="bar")
+    with pytest.raises(XaiError, match=rf"no rule for op '{op.name}' of layer '{op.layer}' "
+                                       rf"\({op.layer_type}, kind 'bar'\)"):
+        composites.load("lrp-epsilon").resolve(graph)

@@ -134,3 +134,33 @@ def test_rules_match_numpy(case, conv_activation):
             b = np.zeros_like(b)
         R = np_rule(name, a, W, b, R, **params)
     assert relative_max_diff(result.relevance.reshape(len(x), -1), R) < 1e-4
+
+
+@pytest.mark.parametrize("rule,params", [("zplus", {}), ("gamma", {"gamma": 0.5})])
+def test_layer_normalisation_output_is_signed_after_a_relu(rule, params):
+    """LayerNorm's standardisation centres its input: after a ReLU its output still has a
+    negative part, which z+ and gamma on the layers it feeds must not drop."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="fc1")(inp)
+    norm = keras.layers.LayerNormalization(beta_initializer="random_normal",
+                                           gamma_initializer="random_normal")
+    model = keras.Model(inp, keras.layers.Dense(4, bias_initializer="random_normal",
+                                                name="fc2")(norm(h)))
+    x = np.random.default_rng(1).uniform(-1, 2, (5, 6)).astype(np.float32)
+    config = "default: {rule: " + rule + "".join(f", {k}: {v}" for k, v in params.items()) + "}\n"
+    result = explain(model, x, [-1] * len(x), rules=config)
+    (W1, b1), (W2, b2) = model.get_layer("fc1").get_weights(), model.get_layer("fc2").get_weights()
+    scale, shift = norm.get_weights()
+    a1 = np.maximum(x.astype(np.float64) @ W1 + b1, 0)
+    sigma = np.sqrt(a1.var(1, keepdims=True) + norm.epsilon)
+    standard = (a1 - a1.mean(1, keepdims=True)) / sigma
+    assert (standard < 0).any()
+    a2 = standard * scale + shift
+    R = np.eye(4)[result.targets] * (a2 @ W2 + b2)
+    R = np_rule(rule, a2, W2, b2, R, **params)
+    R = np_rule(rule, standard, np.diag(scale), shift, R, **params)   # the learned affine map
+    s = R / _stab(standard)                                            # standardisation, sigma held
+    R = a1 * (s - s.mean(1, keepdims=True)) / sigma
+    R = np_rule(rule, x.astype(np.float64), W1, b1, R, **params)
+    assert relative_max_diff(result.relevance, R) < 1e-4

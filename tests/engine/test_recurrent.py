@@ -9,7 +9,7 @@ from xai_cli.engine import composites
 from xai_cli.engine.explainers import make_explainer
 from xai_cli.engine.graph import build_graph
 from xai_cli.engine.methods import METHODS
-from xai_cli.engine.propagation import Scorer
+from xai_cli.engine.propagation import Propagator, Scorer
 from xai_cli.errors import XaiError
 
 pytestmark = pytest.mark.backends
@@ -60,8 +60,8 @@ def explain(model, method="lrp", rules="text-epsilon", ids=None):
     graph = build_graph(model)
     ids = tokens() if ids is None else ids
     x, mask = graph.text.embed(ids)
-    explainer = make_explainer(graph, METHODS[method], composites.load(rules, graph), None)
-    return graph, explainer.explain(x, np.full(len(x), -1, np.int32), mask=mask)
+    explainer = make_explainer(graph, METHODS[method], composites.load(rules), None)
+    return graph, explainer.explain(x, np.full(len(x), -1, np.int32), named={"mask": mask})
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -71,7 +71,24 @@ def test_forward_pass_is_the_keras_model(name, mask_zero):
     graph = build_graph(model)
     x, mask = graph.text.embed(tokens())
     expected = keras.ops.convert_to_numpy(model(tokens()))
-    np.testing.assert_allclose(Scorer(graph)(x, mask), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(Scorer(graph)(x, {"mask": mask}), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_padding_mask_is_a_named_input_filled_with_ones():
+    model = text_model(*ZOO["lstm"]())
+    graph = build_graph(model)
+    spec = graph.named["mask"]
+    assert (spec.shape, spec.dtype, spec.fill) == ((T,), "float32", 1.0)
+    assert graph.signature == [((T, D), "float32"), ((T,), "float32")]
+    x, _ = graph.text.embed(tokens())
+    ones = {"mask": np.ones((len(x), T), np.float32)}
+    np.testing.assert_array_equal(Scorer(graph)(x), Scorer(graph)(x, ones))
+    values = Propagator(graph, []).forward(keras.ops.convert_to_tensor(x))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(values[spec.tensor]), ones["mask"])
+    explainer = make_explainer(graph, METHODS["lrp"], composites.load("text-epsilon"), None)
+    targets = np.full(len(x), -1, np.int32)
+    np.testing.assert_array_equal(explainer.explain(x, targets).relevance,
+                                  explainer.explain(x, targets, named=ones).relevance)
 
 
 TINY_EPSILON = """
@@ -127,10 +144,10 @@ def test_rule_config_reaches_recurrent_layers(tmp_path):
     config.write_text("name: c\ndescription: d\nrules:\n  - match: {type: LSTM}\n    rule: zplus\n"
                       "default: {rule: epsilon}\n")
     graph = build_graph(text_model(*ZOO["bidirectional-lstm"]()))
-    assignments, _ = composites.load(str(config), graph).resolve(graph)
+    assignments, _ = composites.load(str(config)).resolve(graph)
     recurrent = [a for op, a in zip(graph.ops, assignments) if op.kind == "recurrent"]
     assert len(recurrent) == 2 and all(a.rule.linear.name == "zplus" for a in recurrent)
-    default = composites.load(None, graph).resolve(graph)[0]
+    default = composites.load("text-epsilon").resolve(graph)[0]
     assert [a.rule.linear.params for op, a in zip(graph.ops, default) if op.kind == "recurrent"] \
         == [{"epsilon": 1e-3}] * 2
 

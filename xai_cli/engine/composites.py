@@ -3,7 +3,8 @@
 A config is read with PyYAML's safe loader and checked node by node, so that every
 error names the file, the line and the key. :meth:`Composite.resolve` assigns a rule
 to every op of a graph: linear layers from the config's entries (first match wins)
-or its default; the other ops get the rule their kind calls for. Entries match a
+or its default; the other ops get the rule their kind calls for (:data:`RULES_BY_KIND`,
+where a config may name pooling and recurrent layers). Entries match a
 layer by type, name, being the first layer, and by graph context (what its output
 feeds, see :mod:`xai_cli.engine.context`).
 """
@@ -23,7 +24,7 @@ from . import rules as R
 from .canonizers import CANONIZERS
 from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .graph import Graph
-from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING, RECURRENT
+from .layers import ACTIVATION, AFFINE, BILINEAR, GATE, LINEAR, POOLING, RECURRENT, STRUCTURAL
 from .recurrent import KINDS as RECURRENT_LAYERS
 
 _CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -42,8 +43,6 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
     "Recurrent": lambda op: op.kind == RECURRENT,  # SimpleRNN, LSTM, GRU, in Bidirectional too
 }
-DEFAULT_CONFIG = "context-gamma-box"
-DEFAULT_TEXT_CONFIG = "text-epsilon"
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
@@ -125,50 +124,80 @@ class Composite:
         return graph
 
     def resolve(self, graph: Graph) -> tuple[list[Assignment], list[str]]:
-        """One assignment per op, and warnings for entries that matched nothing."""
+        """One assignment per op (by :data:`RULES_BY_KIND`), and warnings for entries
+        that matched nothing."""
         first, context = first_layers(graph), contexts(graph)
         used, out = set(), []
         for index, op in enumerate(graph.ops):
-            if op.kind == LINEAR:
-                entry = next((e for e in self.entries
-                              if e.matches(op, index in first, context[index])), self.default)
-                if entry.rule is R.PASS and op.layer_type not in ELEMENTWISE:
-                    raise XaiError(f"{entry.source}: rule pass on '{op.name}' ({op.layer_type}): "
-                                   "pass suits element-wise layers only (" +
-                                   ", ".join(sorted(ELEMENTWISE)) + ")")
+            choose = RULES_BY_KIND.get(op.kind)
+            if choose is None:
+                raise XaiError(f"no rule for op '{op.name}' of layer '{op.layer}' "
+                               f"({op.layer_type}, kind '{op.kind}')")
+            assignment, entry = choose(self, op, index in first, context.get(index))
+            if entry is not None:
                 used.add(id(entry))
-                out.append(Assignment(entry.rule, entry.source))
-            elif op.kind == POOLING:
-                entry = next((e for e in self.entries
-                              if e.matches(op, False, None, explicit_only=True)), None)
-                if entry is not None:
-                    used.add(id(entry))
-                out.append(Assignment(entry.rule, entry.source) if entry else
-                           Assignment(R.norm(), "parameter-free linear map: z-rule"))
-            elif op.kind == RECURRENT:
-                out.append(self._recurrent(op, used))
-            elif op.kind in (ACTIVATION, AFFINE, GATE):
-                out.append(Assignment(R.PASS, f"{op.kind}: relevance passes through"))
-            else:
-                out.append(Assignment(R.GRADIENT, "structural: relevance follows the values"))
+            out.append(assignment)
         warnings = [f"{e.source}: this rule applies to no layer (none matches, or earlier rules took them)"
                     for e in self.entries if id(e) not in used and self.warn_unused]
         return out, warnings
 
+    def named_entry(self, op) -> Entry | None:
+        """The first entry naming ``op``'s layer by type or name."""
+        return next((e for e in self.entries if e.matches(op, False, None, explicit_only=True)), None)
 
-    def _recurrent(self, op, used: set) -> Assignment:
-        """An entry naming the layer (by type or name) gives its linear steps their rule;
-        otherwise they take epsilon, as in Arras et al. 2017."""
-        entry = next((e for e in self.entries if e.matches(op, False, None, explicit_only=True)), None)
-        if entry is None:
-            return Assignment(R.recurrent(), "recurrent layer: epsilon "
-                              f"{R.RECURRENT_EPSILON:g} (Arras et al. 2017)")
-        if not isinstance(entry.rule, R.LinearRule) or entry.rule.needs_bounds:
-            raise XaiError(f"{entry.source}: rule {entry.rule.describe()} on '{op.name}' "
-                           f"({op.layer_type}): recurrent layers take a linear rule without "
-                           "input bounds (epsilon, zero, gamma, alpha-beta, zplus, w2, flat)")
-        used.add(id(entry))
-        return Assignment(R.recurrent(entry.rule), entry.source)
+
+def _configured(composite: Composite, op, first: bool, context: Context | None):
+    """The config's first entry matching the op (by type, name, first layer, context),
+    else its default."""
+    entry = next((e for e in composite.entries if e.matches(op, first, context)), composite.default)
+    if entry.rule is R.PASS and op.layer_type not in ELEMENTWISE:
+        raise XaiError(f"{entry.source}: rule pass on '{op.name}' ({op.layer_type}): "
+                       "pass suits element-wise layers only (" +
+                       ", ".join(sorted(ELEMENTWISE)) + ")")
+    return Assignment(entry.rule, entry.source), entry
+
+
+def _named_or(rule, reason: str):
+    """An entry naming the layer, else the built-in ``rule``."""
+    def choose(composite: Composite, op, first, context):
+        entry = composite.named_entry(op)
+        return (Assignment(entry.rule, entry.source), entry) if entry else (Assignment(rule, reason), None)
+    return choose
+
+
+def _recurrent(composite: Composite, op, first, context):
+    """An entry naming the layer (by type or name) gives its linear steps their rule;
+    otherwise they take epsilon, as in Arras et al. 2017."""
+    entry = composite.named_entry(op)
+    if entry is None:
+        return Assignment(R.recurrent(), "recurrent layer: epsilon "
+                          f"{R.RECURRENT_EPSILON:g} (Arras et al. 2017)"), None
+    if not isinstance(entry.rule, R.LinearRule) or entry.rule.needs_bounds:
+        raise XaiError(f"{entry.source}: rule {entry.rule.describe()} on '{op.name}' "
+                       f"({op.layer_type}): recurrent layers take a linear rule without "
+                       "input bounds (epsilon, zero, gamma, alpha-beta, zplus, w2, flat)")
+    return Assignment(R.recurrent(entry.rule), entry.source), entry
+
+
+def _builtin(rule, reason: str):
+    """The same ``rule`` for every op of the kind; the config has no say."""
+    return lambda composite, op, first, context: (Assignment(rule, reason), None)
+
+
+# How the ops of each kind get their rule, and the reason `xai rules` shows for a built-in
+# one: ``choose(composite, op, is_first, context) -> (Assignment, entry used or None)``.
+# A new op kind needs a line here; an op of a kind missing here is an error.
+RULES_BY_KIND = {
+    LINEAR: _configured,
+    POOLING: _named_or(R.norm(), "parameter-free linear map: z-rule"),
+    RECURRENT: _recurrent,
+    ACTIVATION: _builtin(R.PASS, "activation: relevance passes through"),
+    AFFINE: _builtin(R.PASS, "affine: relevance passes through"),
+    GATE: _builtin(R.PASS, "gate: relevance passes through"),   # to the signal (rules.SIGNAL)
+    STRUCTURAL: _builtin(R.GRADIENT, "structural: relevance follows the values"),
+    BILINEAR: _builtin(R.uniform(), "bilinear product: epsilon per factor, halved "
+                                    "(uniform rule, Achtibat et al. 2024)"),
+}
 
 
 def first_layers(graph: Graph) -> set[int]:
@@ -184,10 +213,9 @@ def first_layers(graph: Graph) -> set[int]:
     return first
 
 
-def load(spec: str | None, graph: Graph | None = None) -> Composite:
-    """A config by built-in name or by file path (``None``: the default config, for a
-    text model's ``graph`` the default for text)."""
-    spec = spec or (DEFAULT_TEXT_CONFIG if graph is not None and graph.text else DEFAULT_CONFIG)
+def load(spec: str) -> Composite:
+    """A config by built-in name or by file path (the default is the input kind's, see
+    :mod:`xai_cli.kinds`)."""
     path = Path(spec)
     if path.is_file():
         return parse(path.read_text(encoding="utf-8"), str(path))

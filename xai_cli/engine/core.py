@@ -2,10 +2,12 @@
 
 A :class:`~xai_cli.engine.rules.LinearRule` runs one modified forward pass per term, maps
 the incoming relevance to a gradient per term, takes each term's vector-Jacobian
-product, and reduces them to the input relevance. A
-:class:`~xai_cli.engine.rules.FlowRule` passes relevance through or follows the gradient;
-passing through a gate (an element-wise product) sends all relevance to the signal,
-the input with the output's shape, and treats the gate as a constant.
+product, and reduces them to each input's share. A
+:class:`~xai_cli.engine.rules.FlowRule` passes relevance through or follows the gradient.
+The rule's ``split`` then divides the relevance between an op's inputs: as computed
+(a sum's terms by their contribution), uniformly (the factors of a bilinear product,
+each of whose shares alone holds all of it) or all to the signal (passing through a
+gate, an element-wise product, treats the gate as a constant).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from keras import ops
 from ..errors import XaiError
 from . import backends, recurrent
 from .layers import Op
-from .rules import FlowRule, LinearRule, RecurrentRule
+from .rules import SIGNAL, UNIFORM, FlowRule, LinearRule, RecurrentRule
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,28 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
     Returns one tensor (or ``None`` for "no relevance") per input.
     """
-    if isinstance(rule, LinearRule):
-        return _linear(op, rule, inputs, output, relevance, bounds, facts)
     if isinstance(rule, RecurrentRule):
         return recurrent.relevance(op.cell, rule.linear, rule.epsilon, inputs, relevance, op.params)
-    return _flow(op, rule, inputs, output, relevance)
+    if isinstance(rule, LinearRule):
+        shares = _linear(op, rule, inputs, output, relevance, bounds, facts)
+    else:
+        shares = _flow(op, rule, inputs, output, relevance)
+    return _split(op, rule, inputs, shares, relevance)
+
+
+def _split(op: Op, rule, inputs: list, shares: list, relevance) -> list:
+    """Each input's relevance from its share by ``rule.split`` (see
+    :data:`~xai_cli.engine.rules.PROPORTIONAL`)."""
+    if rule.split == UNIFORM:
+        return [None if s is None else s / len(shares) for s in shares]
+    if rule.split == SIGNAL:
+        signal = next((j for j, x in enumerate(inputs)
+                       if tuple(x.shape)[1:] == tuple(relevance.shape)[1:]), None)
+        if signal is None:
+            raise XaiError(f"rule {rule.name} on '{op.name}' ({op.layer_type}): its input and "
+                           f"output shapes differ; {rule.name} suits element-wise layers only")
+        return [s if j == signal else None for j, s in enumerate(shares)]
+    return shares
 
 
 def _weights(fn, weights):
@@ -122,12 +141,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
 
 def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
     if rule.mode == "pass":
-        signal = next((j for j, x in enumerate(inputs)
-                       if tuple(x.shape)[1:] == tuple(relevance.shape)[1:]), None)
-        if signal is None:
-            raise XaiError(f"rule pass on '{op.name}' ({op.layer_type}): its input and output "
-                           "shapes differ; pass suits element-wise layers only")
-        return [relevance if j == signal else None for j in range(len(inputs))]
+        return [relevance] * len(inputs)
     if rule.mode == "deconvnet":
         return [ops.relu(relevance)]
     grad = ops.relu(relevance) if rule.mode == "guided" else relevance

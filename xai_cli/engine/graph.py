@@ -7,7 +7,7 @@ pre-softmax score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 from keras.src.models.functional import Functional
@@ -17,13 +17,26 @@ from .layers import ACTIVATION, Builder, Op
 from .tokens import TextInput, text_input
 
 
+@dataclass(frozen=True)
+class NamedInput:
+    """An input of the graph besides the explained one: its tensor id, its shape and
+    dtype (without the batch) and ``fill``, its value where a caller gives none.
+    Methods move only the explained input; named inputs stay as given."""
+
+    tensor: int
+    shape: tuple[int, ...]
+    dtype: str
+    fill: float
+
+
 @dataclass
 class Graph:
     """A model as ops in topological order; tensor 0 is the input.
 
     A text model's input is its embedding's output ``(T, D)``: ``text`` says how
-    documents get there, and ``mask`` is the tensor id of the padding mask ``(T,)``, a
-    second input of the graph (None without one).
+    documents get there. ``named`` holds the graph's other inputs, in the order compiled
+    functions take them: a text model's padding mask ``(T,)`` is ``named["mask"]``
+    (1 for a token, 0 for padding; all ones where not given).
     """
 
     model: keras.Model
@@ -33,13 +46,23 @@ class Graph:
     num_classes: int
     softmax_stripped: bool
     text: TextInput | None = None
-    mask: int | None = None
+    named: dict[str, NamedInput] = field(default_factory=dict)
 
     @property
     def signature(self) -> list[tuple[tuple[int, ...], str]]:
-        """Shapes and dtypes of the graph's inputs (but the batch): the input, and the mask."""
-        mask = [] if self.mask is None else [((self.input_shape[0],), "float32")]
-        return [(self.input_shape, "float32"), *mask]
+        """Shapes and dtypes of the graph's inputs (but the batch): the input, then the
+        named inputs in order."""
+        return [(self.input_shape, "float32"), *((n.shape, n.dtype) for n in self.named.values())]
+
+    def tensor_of(self, layer: str) -> int:
+        """The output tensor of the Keras layer named ``layer`` (its last op)."""
+        found = [op.output for op in self.ops if op.layer == layer]
+        if not found:
+            names = list(dict.fromkeys(op.layer for op in self.ops))
+            raise XaiError(f"model '{self.model.name}' has no layer '{layer}' in its explanation "
+                           f"graph; its layers include {', '.join(names[:8])}"
+                           + (", ..." if len(names) > 8 else ""))
+        return found[-1]
 
     def consumers(self, tensor: int) -> list[Op]:
         return [op for op in self.ops if tensor in op.inputs]
@@ -69,7 +92,9 @@ def build_graph(model: keras.Model) -> Graph:
         raise XaiError(f"model '{model.name}' has input shape {input_shape}; "
                        "xai needs a fixed input size")
     num_classes = functional.outputs[0].shape[-1]
-    return Graph(model, ops, output, input_shape, num_classes, stripped, text, builder.mask)
+    named = {} if builder.mask is None else \
+        {"mask": NamedInput(builder.mask, (input_shape[0],), "float32", 1.0)}
+    return Graph(model, ops, output, input_shape, num_classes, stripped, text, named)
 
 
 def _cut_text_front(builder: Builder) -> TextInput | None:

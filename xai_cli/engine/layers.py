@@ -22,6 +22,7 @@ ACTIVATION = "activation"  # element-wise non-linearity: relevance passes throug
 AFFINE = "affine"          # input rescaling (Rescaling, Normalization): relevance passes
 STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat): gradient
 GATE = "gate"              # element-wise product, first input the signal, others constant
+BILINEAR = "bilinear"      # product of two tensors, linear in each (a @ b): uniform split
 RECURRENT = "recurrent"    # one direction of a recurrent layer: the rules of recurrent.py
 
 Forward = Callable[[list, dict], object]   # tensors in, a tensor out
@@ -42,6 +43,9 @@ class Op:
     (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the backend's autodiff,
     which is slower on TensorFlow's CPU kernels.
     ``cell``, for a RECURRENT op, describes the recurrent layer's direction.
+    ``keeps_nonnegative``: non-negative inputs give a non-negative output, so that rules
+    may skip the terms of negative inputs downstream; false where a STRUCTURAL or
+    POOLING op subtracts (Subtract, LayerNormalization's centring).
     """
 
     layer: str
@@ -56,6 +60,7 @@ class Op:
     linear_forward: Forward | None = None
     input_vjp: transpose.Transpose | None = None
     cell: recurrent.Cell | None = None
+    keeps_nonnegative: bool = True
 
 
 def _with_bias(linear: Callable) -> Forward:
@@ -145,12 +150,13 @@ class Builder:
         return self._next_id - 1
 
     def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
-             linear_forward=None, input_vjp=None, cell=None) -> int:
+             linear_forward=None, input_vjp=None, cell=None, keeps_nonnegative=True) -> int:
         out = self.tensor()
         constant = backends.current().constant
         params = {k: constant(v) for k, v in (params or {}).items()}
         self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
-                           list(inputs), out, params, activation, linear_forward, input_vjp, cell))
+                           list(inputs), out, params, activation, linear_forward, input_vjp, cell,
+                           keeps_nonnegative))
         return out
 
     def add_layer(self, layer, inputs: list[int]) -> int:
@@ -253,7 +259,8 @@ def _layernorm(b: Builder, layer, inputs):
                        f"{' with RMS scaling' if layer.rms_scaling else ''}; only plain "
                        "normalisation over the channel axis (last) is supported")
     out = b.emit(layer, POOLING, _standardise(layer.epsilon, False), inputs,
-                 suffix="/standardise", linear_forward=_standardise(layer.epsilon, True))
+                 suffix="/standardise", linear_forward=_standardise(layer.epsilon, True),
+                 keeps_nonnegative=False)
     params = {"kernel": layer.gamma} if layer.scale else {"kernel": ops.ones(layer.output.shape[-1])}
     if layer.center:
         params["bias"] = layer.beta
@@ -265,9 +272,9 @@ def _layer_scale(b: Builder, layer, inputs):
                   input_vjp=transpose.SCALE)
 
 
-def _kind(kind):
+def _kind(kind, keeps_nonnegative=True):
     def convert(b: Builder, layer, inputs):
-        return b.emit(layer, kind, _call(layer), inputs)
+        return b.emit(layer, kind, _call(layer), inputs, keeps_nonnegative=keeps_nonnegative)
     return convert
 
 
@@ -288,6 +295,15 @@ def _multiply(b: Builder, layer, inputs):
         raise XaiError(f"layer '{layer.name}' (Multiply) has {len(inputs)} inputs; "
                        "only a signal times one gate is supported")
     return b.emit(layer, GATE, lambda xs, p: xs[0] * xs[1], inputs)
+
+
+def _bilinear(b: Builder, layer, inputs):
+    """``a @ b`` or an einsum of two tensors of the model; a constant factor is a weight,
+    whose place is a Dense layer."""
+    if len(inputs) != 2:
+        raise XaiError(f"operation '{layer.name}' ({type(layer).__name__}) has {len(inputs)} "
+                       "tensor input(s); xai explains products of two tensors of the model")
+    return b.emit(layer, BILINEAR, _call(layer), inputs)
 
 
 def _recurrent(b: Builder, layer, inputs, direction=None, suffix="", align=False):
@@ -356,7 +372,8 @@ _CONVERTERS = {
     "AveragePooling1D": _kind(POOLING), "AveragePooling2D": _kind(POOLING),
     "AveragePooling3D": _kind(POOLING), "GlobalAveragePooling1D": _global_average_1d,
     "GlobalAveragePooling2D": _kind(POOLING), "GlobalAveragePooling3D": _kind(POOLING),
-    "Add": _kind(POOLING), "Average": _kind(POOLING), "Subtract": _kind(POOLING),
+    "Add": _kind(POOLING), "Average": _kind(POOLING),
+    "Subtract": _kind(POOLING, keeps_nonnegative=False),
     "MaxPooling1D": _kind(STRUCTURAL), "MaxPooling2D": _kind(STRUCTURAL),
     "MaxPooling3D": _kind(STRUCTURAL), "GlobalMaxPooling1D": _kind(STRUCTURAL),
     "GlobalMaxPooling2D": _kind(STRUCTURAL), "GlobalMaxPooling3D": _kind(STRUCTURAL),
@@ -365,6 +382,7 @@ _CONVERTERS = {
     "ZeroPadding2D": _kind(STRUCTURAL), "ZeroPadding3D": _kind(STRUCTURAL),
     "Cropping1D": _kind(STRUCTURAL), "Cropping2D": _kind(STRUCTURAL),
     "Cropping3D": _kind(STRUCTURAL), "UpSampling2D": _kind(STRUCTURAL),
+    "Transpose": _kind(STRUCTURAL), "Matmul": _bilinear, "Einsum": _bilinear,
     "Dropout": _identity, "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
     "SpatialDropout3D": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,

@@ -10,6 +10,7 @@ the Keras backend at hand, that takes a whole batch of any size.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,23 +37,30 @@ class Propagator:
         self.facts = [core.Facts(all(t in nonnegative for t in op.inputs), i in silent)
                       for i, op in enumerate(graph.ops)]
 
-    def forward(self, x, mask=None) -> dict:
-        """All tensors of the graph, by id, for input ``x`` (and a text model's padding mask)."""
+    def forward(self, x, named: Mapping | None = None) -> dict:
+        """All tensors of the graph, by id, for input ``x`` and the graph's named inputs
+        (a text model's padding mask); a named input not given takes its fill value."""
+        named = named or {}
         values = {0: x}
-        if self.graph.mask is not None:
-            values[self.graph.mask] = mask
+        for name, spec in self.graph.named.items():
+            values[spec.tensor] = named[name] if name in named \
+                else ops.full((ops.shape(x)[0], *spec.shape), spec.fill, spec.dtype)
         for op in self.graph.ops:
             values[op.output] = op.forward([values[i] for i in op.inputs], op.params)
         return values
 
-    def backward(self, values: dict, seed, record: list | None = None):
-        """Input relevance for output relevance ``seed``.
+    def backward(self, values: dict, seed, record: list | None = None, until: int = 0):
+        """Relevance of tensor ``until`` (default: the input) for output relevance ``seed``.
 
-        With ``record`` a list, appends ``(op, relevance_out, relevance_in)`` per op.
+        The walk stops once every consumer of ``until`` is done: the ops upstream of it
+        do not run. With ``record`` a list, appends ``(op, relevance_out, relevance_in)``
+        per op.
         """
+        graph_ops = self.graph.ops
+        stop = min((i for i, op in enumerate(graph_ops) if until in op.inputs), default=len(graph_ops))
         relevance = {self.graph.output: seed}
-        for index in reversed(range(len(self.graph.ops))):
-            op = self.graph.ops[index]
+        for index in reversed(range(stop, len(graph_ops))):
+            op = graph_ops[index]
             r_out = relevance.pop(op.output, None)
             if r_out is None:
                 continue
@@ -64,7 +72,7 @@ class Propagator:
             for tensor, r in zip(op.inputs, r_ins):
                 if r is not None:
                     relevance[tensor] = relevance[tensor] + r if tensor in relevance else r
-        return relevance.get(0, ops.zeros_like(values[0]))
+        return relevance.get(until, ops.zeros_like(values[until]))
 
 
 _NONNEGATIVE_ACTIVATIONS = {"relu", "relu6", "sigmoid", "softmax", "hard_sigmoid", "softplus"}
@@ -76,7 +84,7 @@ def nonnegative_tensors(graph: Graph) -> set[int]:
     for op in graph.ops:
         if op.kind == ACTIVATION and op.activation in _NONNEGATIVE_ACTIVATIONS:
             found.add(op.output)
-        elif op.kind in (STRUCTURAL, POOLING) and op.layer_type != "Subtract" \
+        elif op.kind in (STRUCTURAL, POOLING) and op.keeps_nonnegative \
                 and all(t in found for t in op.inputs):
             found.add(op.output)
     return found
@@ -158,42 +166,48 @@ class Explainer:
         signature = [((), "int32"), ((), "int64"), *graph.signature]
         self._compiled = backends.current().compile(self._explain, signature, self.jit)
 
-    def _explain(self, targets, index, x, mask=None):
-        values = self.propagator.forward(x, mask)
+    def _explain(self, targets, index, x, *named):
+        values = self.propagator.forward(x, dict(zip(self.graph.named, named)))
         logits = values[self.graph.output]
         targets = ops.where(targets < 0, ops.cast(ops.argmax(logits, -1), "int32"), targets)
         relevance = self.method.compute(self, x, values, targets, index)
         return relevance, logits, targets
 
     def explain(self, x: np.ndarray, targets: np.ndarray, index: np.ndarray | None = None,
-                mask: np.ndarray | None = None) -> Result:
+                named: Mapping[str, np.ndarray] | None = None) -> Result:
         """Explain a batch; a target of -1 means the top-1 class.
 
         ``index`` numbers the inputs globally, so that seeded methods give every
-        input the same noise whatever batch it lands in. ``mask``: a text model's padding
-        mask (see :meth:`~xai_cli.engine.tokens.TextInput.embed`).
+        input the same noise whatever batch it lands in. ``named``: the graph's named
+        inputs by name (a text model's ``mask``, see
+        :meth:`~xai_cli.engine.tokens.TextInput.embed`); one not given takes its fill value.
         """
         if index is None:
             index = np.arange(len(x))
-        return Result(*self._compiled(targets, index, *_graph_inputs(self.graph, x, mask)))
+        return Result(*self._compiled(targets, index, *_graph_inputs(self.graph, x, named)))
 
-    def propagate(self, values: dict, targets, scale_by_logit: bool):
-        """Backward pass from ``one_hot(target)``, times the logit for LRP."""
+    def propagate(self, values: dict, targets, scale_by_logit: bool, until: int = 0):
+        """Backward pass from ``one_hot(target)``, times the logit for LRP, to tensor
+        ``until`` (default: the input)."""
         return self.propagator.backward(
-            values, output_relevance(values[self.graph.output], targets, scale_by_logit))
+            values, output_relevance(values[self.graph.output], targets, scale_by_logit),
+            until=until)
 
     def gradient_at(self, x, targets, values: dict):
         """The engine's gradient of the target score at ``x`` (a fresh forward pass, with
-        the padding mask of ``values``, the forward pass of the input explained)."""
-        mask = values[self.graph.mask] if self.graph.mask is not None else None
-        return self.propagate(self.propagator.forward(x, mask), targets, scale_by_logit=False)
+        the named inputs of ``values``, the forward pass of the input explained: methods
+        move only ``x``)."""
+        named = {name: values[spec.tensor] for name, spec in self.graph.named.items()}
+        return self.propagate(self.propagator.forward(x, named), targets, scale_by_logit=False)
 
 
-def _graph_inputs(graph: Graph, x, mask) -> list:
-    """``x``, and the mask a graph with one needs (all ones where none is given)."""
-    if graph.mask is None:
-        return [x]
-    return [x, np.ones(np.shape(x)[:2], np.float32) if mask is None else mask]
+def _graph_inputs(graph: Graph, x, named: Mapping | None) -> list:
+    """``x`` and the graph's named inputs in order, a missing one filled with its fill
+    value; names the graph lacks are ignored (documents come with a padding mask, which
+    a model that never reads it has no input for)."""
+    named = named or {}
+    return [x, *(named[name] if name in named else np.full((len(x), *spec.shape), spec.fill, spec.dtype)
+                 for name, spec in graph.named.items())]
 
 
 class Scorer:
@@ -203,8 +217,8 @@ class Scorer:
         propagator = Propagator(graph, [])
         self.graph = graph
         self._compiled = backends.current().compile(
-            lambda x, mask=None: propagator.forward(x, mask)[graph.output], graph.signature,
-            jit=False)
+            lambda x, *named: propagator.forward(x, dict(zip(graph.named, named)))[graph.output],
+            graph.signature, jit=False)
 
-    def __call__(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        return self._compiled(*_graph_inputs(self.graph, x, mask))
+    def __call__(self, x: np.ndarray, named: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        return self._compiled(*_graph_inputs(self.graph, x, named))

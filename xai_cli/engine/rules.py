@@ -6,7 +6,8 @@ the incoming relevance and the terms' outputs into one gradient per term, and a
 ``reducer`` that combines the terms' inputs and vector-Jacobian products into the
 relevance of the layer's input. :mod:`xai_cli.engine.core` is the one mechanism that runs
 any of them. Conventions follow Zennit 0.5.1 (stabiliser sign(0) = +1, biases take
-part unless ``bias=False``).
+part unless ``bias=False``). A rule's ``split`` says how an op's relevance divides between
+its inputs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from dataclasses import dataclass, field
 from keras import ops
 
 STABILISER = 1e-6
+
+# A rule's ``split``: how an op's relevance divides between its inputs, given each input's
+# share as the rule computes it with the other inputs held constant.
+PROPORTIONAL = "proportional"  # the shares as they are: a sum's terms by their contribution
+UNIFORM = "uniform"    # shares over the number of inputs: a product's factors each take it all
+SIGNAL = "signal"      # all to the input shaped like the output (a gate's signal), none to others
 
 
 def _keep(t):
@@ -125,7 +132,8 @@ class LinearRule:
     only serves the denominators) and ``reducer(inputs, vjps) -> relevance`` (over the
     terms; a vanished term's input and VJP are ``None``). ``where_silent``, where set,
     is a cheaper form giving the same relevance where the output's relevance is zero
-    wherever the output is <= 0 (the engine knows when: a ReLU follows).
+    wherever the output is <= 0 (the engine knows when: a ReLU follows). ``split``: see
+    :data:`PROPORTIONAL`.
     """
 
     name: str
@@ -137,6 +145,7 @@ class LinearRule:
     params: dict = field(default_factory=dict)
     default_bias: bool = True
     where_silent: LinearRule | None = None
+    split: str = PROPORTIONAL
 
     @property
     def weighs_by_input(self) -> bool:
@@ -155,11 +164,13 @@ class FlowRule:
     """A rule for a non-linear or structural op: relevance passes or follows the gradient.
 
     ``mode`` is ``pass`` (unchanged), ``gradient`` (vector-Jacobian product),
-    ``guided`` (guided backprop ReLU) or ``deconvnet`` (ReLU on the signal).
+    ``guided`` (guided backprop ReLU) or ``deconvnet`` (ReLU on the signal); ``pass``
+    splits by :data:`SIGNAL`.
     """
 
     name: str
     mode: str
+    split: str = PROPORTIONAL
 
     def describe(self) -> str:
         return self.name
@@ -304,6 +315,15 @@ def flat(bias=False):
                       default_bias=False)
 
 
+def uniform(epsilon=STABILISER):
+    """AttnLRP's uniform rule for a bilinear product ``z = f(a, b)`` of two tensors
+    (Achtibat et al. 2024): each factor takes the epsilon rule with the other held
+    constant, ``a * (df/da)^T (R / stabilise(z))``, which alone conserves all of R (f is
+    linear in ``a``), and so takes half of it."""
+    return LinearRule("uniform", (Term(_identity_input),),
+                      lambda r, zs: [_divide(r, zs[0], epsilon)], split=UNIFORM)
+
+
 RECURRENT_EPSILON = 1e-3   # Arras et al. 2017's epsilon for the LSTM's linear steps and sums
 
 
@@ -327,7 +347,7 @@ def recurrent(linear: LinearRule | None = None) -> RecurrentRule:
     return RecurrentRule(linear, float(linear.params.get("epsilon", RECURRENT_EPSILON)))
 
 
-PASS = FlowRule("pass", "pass")
+PASS = FlowRule("pass", "pass", SIGNAL)
 GRADIENT = FlowRule("gradient", "gradient")
 GUIDED = FlowRule("guided", "guided")
 DECONVNET = FlowRule("deconvnet", "deconvnet")
