@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xai_cli.jobs import paired
-from xai_cli.jobs.faithfulness import bootstrap_rng
+from xai_cli.measures import paired
+from xai_cli.measures.faithfulness import bootstrap_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from xai_cli.engine.explainers import make_explainer
 from xai_cli.engine.methods import METHODS
 from xai_cli.engine.propagation import Scorer
 from xai_cli.jobs import tune
-from xai_cli.jobs.faithfulness import EvaluateOptions
+from xai_cli.measures.faithfulness import EvaluateOptions
 from xai_cli.session import Options, Report, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def main() -> None:
                                               session.composite, session.preprocessing)
     options = EvaluateOptions(perturb=(9, 9), steps=50, replace=("uniform", "blur"))
     tally = tune.measure(explainers, Scorer(session.graph), data, -1, options,
-                           session.preprocessing.valid_range(3), seed=0, batch_size=16)
+                           session.kind, seed=0, batch_size=16)
     print(f"{len(data.x)} crops, 9x9 patches, 50 steps; AOPC +- standard error")
     print(f"{'candidate':45s} {'uniform':>16s} {'blur':>16s}")
     for name in [*explainers, "random"]:

@@ -1,4 +1,5 @@
-"""The package's rooms and the one direction imports flow in: cli -> jobs -> session -> engine, models, io;
+"""The package's rooms and the one direction imports flow in: cli -> jobs -> session -> kinds ->
+measures -> engine, models, io; kind-specific code in its kind's module (xai_cli/kinds/);
 and the one place that may import a Keras backend's framework: engine/backends/.
 
 Imports are read from the source with ``ast`` (run-time imports inside functions
@@ -6,6 +7,7 @@ included), so a module that reaches back up fails here before it confuses a read
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,13 @@ ALLOWED = {
     "models": {"errors"},
     "io": {"errors"},
     "engine": {"errors", "catalogue", "models", "io"},
-    "session": {"errors", "catalogue", "engine", "models", "io"},
-    "jobs": {"errors", "catalogue", "engine", "models", "io", "session"},
-    "api": {"errors", "catalogue", "engine", "models", "io", "session", "jobs"},
-    "cli": {"errors", "catalogue", "engine", "models", "io", "session", "jobs", "__init__"},
+    "measures": {"errors", "catalogue", "engine", "models", "io"},
+    "kinds": {"errors", "catalogue", "engine", "models", "io", "measures"},
+    "session": {"errors", "catalogue", "engine", "models", "io", "kinds"},
+    "jobs": {"errors", "catalogue", "engine", "models", "io", "measures", "kinds", "session"},
+    "api": {"errors", "catalogue", "engine", "models", "io", "measures", "kinds", "session", "jobs"},
+    "cli": {"errors", "catalogue", "engine", "models", "io", "measures", "kinds", "session", "jobs",
+            "__init__"},
     "__main__": {"cli"},
     "__init__": {"api", "engine"},
 }
@@ -129,3 +134,50 @@ def test_the_checker_sees_framework_imports():
     backends = PACKAGE / "engine" / "backends"
     assert [_frameworks(backends / f"{name}.py") for name in ("tensorflow", "jax", "torch")] \
         == [{"tensorflow"}, {"jax"}, {"torch"}]
+
+
+# Code of one kind of input lives in its kind's module (xai_cli/kinds/<kind>.py) and in
+# the modules only that kind uses; everything above the kinds asks the kind instead.
+KIND_ONLY = {   # module -> the modules that may import it
+    "xai_cli.kinds.image": {"xai_cli.kinds"},
+    "xai_cli.kinds.document": {"xai_cli.kinds"},
+    "xai_cli.kinds.words": {"xai_cli.kinds.document"},
+    "xai_cli.kinds.deletion": {"xai_cli.kinds.document"},
+    "xai_cli.io.wordmaps": {"xai_cli.kinds.words"},
+    "xai_cli.io.documents": {"xai_cli.kinds.document", "xai_cli.kinds.words",
+                             "xai_cli.kinds.deletion", "xai_cli.engine.tokens"},
+}
+ABOVE_THE_KINDS = ("session", "jobs", "api", "cli")
+# what branching on a kind looks like: the text flag, image ranks and shapes
+KIND_BRANCHES = (r"graph\.text\b", r"reads_documents", r"\btokenizer\b", r"input_shape\[",
+                 r"shape\[1:3\]", r"\.ndim\s*==", r"len\([^)]*shape\)\s*==")
+
+
+@pytest.mark.parametrize("module", sorted(KIND_ONLY))
+def test_kind_specific_modules_are_imported_by_their_kind_only(module):
+    users = {m for m, path in MODULES.items() if module in _imports(path)}
+    assert users <= KIND_ONLY[module], \
+        f"{module} is {sorted(KIND_ONLY[module])}'s own; {sorted(users - KIND_ONLY[module])} import it"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _room(m) in ABOVE_THE_KINDS))
+def test_nothing_above_the_kinds_branches_on_a_kind(module):
+    source = MODULES[module].read_text()
+    found = [p for p in KIND_BRANCHES if re.search(p, source)]
+    assert not found, f"{module} matches {found}: ask the session's kind (xai_cli/kinds/)"
+
+
+def test_the_kind_checks_can_fail():
+    assert any(re.search(p, "if len(graph.input_shape) == 3:") for p in KIND_BRANCHES)
+    assert "xai_cli.io.documents" in _imports(PACKAGE / "kinds" / "document.py")
+
+
+def test_every_package_is_installed():
+    """A folder of modules missing from pyproject.toml's packages works in an editable
+    install and is missing from a wheel."""
+    import tomllib
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("*.py")}
+    assert folders <= listed, f"not in pyproject.toml's packages: {sorted(folders - listed)}"
+    assert all((PACKAGE.parent.joinpath(*f.split(".")) / "__init__.py").is_file() for f in folders)

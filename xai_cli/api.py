@@ -6,11 +6,14 @@
     print(result.table())                                      # as `xai evaluate` prints it
 
 ``model`` is a ``keras.Model`` or a ``.keras``/``.h5`` file; ``x`` holds inputs as the
-model takes them (already preprocessed, like ``.npy`` inputs on the command line), one
-``(H, W, C)`` or a batch ``(N, H, W, C)``. ``preprocess`` names the range they live in
-(``unit``, ``caffe``, ...; default: the rule config's, else ``unit``), which ``zbox`` uses
-as bounds and uniform replacement draws from. Everything runs on the functions the
-commands use (the same configs, rules, explainers, `evaluate_batch` and `Tally`), so the
+model takes them, converted by the model's kind of input (:mod:`xai_cli.kinds`): for an
+image model, already preprocessed (like ``.npy`` inputs on the command line), one
+``(H, W, C)`` or a batch ``(N, H, W, C)``; for a text model, token ids ``(T,)`` or
+``(N, T)``, whose relevance comes back per embedding dimension ``(N, T, D)``.
+``preprocess`` names the range image inputs live in (``unit``, ``caffe``, ...; default:
+the rule config's, else ``unit``), which ``zbox`` uses as bounds and uniform replacement
+draws from. Everything runs on the functions the commands use (the same configs, rules,
+explainers, the kind's ``evaluate_batch`` and `Tally`), so the
 numbers are those ``xai explain --save-raw`` and ``xai evaluate`` write. Errors are
 :class:`~xai_cli.errors.XaiError` with the command line's messages.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import kinds
 from .engine import composites
 from .engine.explainers import make_explainer
 from .engine.graph import Graph, build_graph
@@ -33,9 +37,10 @@ from .engine.methods import METHODS
 from .engine.propagation import Result, Scorer
 from .errors import XaiError
 from .jobs.evaluate import CURVE_COLUMNS, curve_rows, table
-from .jobs.faithfulness import EvaluateOptions, Tally, checked_valid_range, evaluate_batch, steps_for
+from .kinds.base import Batch
+from .measures.faithfulness import EvaluateOptions, Tally
 from .models.loading import load
-from .session import resolve_preprocessing
+from .session import Options
 
 Target = str | int | Sequence[int] | np.ndarray
 
@@ -50,7 +55,7 @@ class Explainer:
         ``gradxinput``, ``integrated-gradients``, ``smoothgrad``, ``guided-backprop``,
         ``deconvnet``.
     rules : rule config for ``lrp``: a built-in name, a YAML file, or YAML text; default
-        ``context-gamma-box``.
+        ``context-gamma-box`` for images, ``text-epsilon`` for text models.
     preprocess : the preprocessing preset the inputs were made with (their valid range).
     seed : seeds the noise of ``smoothgrad``.
     """
@@ -60,26 +65,32 @@ class Explainer:
         if method not in METHODS:
             raise XaiError(f"unknown method '{method}'; expected one of {', '.join(METHODS)}")
         self.graph = _graph(model)
-        self.composite = _composite(rules)
-        self.preprocessing = resolve_preprocessing(self.composite, preprocess)
+        self.kind = kinds.of(self.graph)
+        self.composite = _composite(rules or self.kind.default_config)
+        self.preprocessing = self.kind.prepare(Options(str(model), (), preprocess=preprocess),
+                                               self.composite)
         self.method = method
         self._explainer = make_explainer(self.graph, METHODS[method], self.composite,
                                          self.preprocessing, seed)
 
     def explain(self, x: np.ndarray, target: Target = "top1", batch_size: int = 32) -> Result:
         """Relevance, pre-softmax scores and explained class of every input, in batches."""
-        x = _batch(x, self.graph)
-        targets = _targets(target, len(x), self.graph.num_classes)
-        parts = [self._explainer.explain(x[i:i + batch_size], targets[i:i + batch_size],
-                                         np.arange(i, min(i + batch_size, len(x))))
-                 for i in range(0, len(x), batch_size)]
-        return Result(*(np.concatenate([getattr(p, f) for p in parts])
-                        for f in ("relevance", "logits", "targets")))
+        return self._explain(self.kind.convert(x), target, batch_size)
 
     def __call__(self, x: np.ndarray, target: Target = "top1", batch_size: int = 32) -> np.ndarray:
-        """The relevance of ``x``, shaped like it."""
-        relevance = self.explain(x, target, batch_size).relevance
-        return relevance if np.ndim(x) == relevance.ndim else relevance[0]
+        """The relevance of ``x``; of one input given without a batch axis, that input's."""
+        batch = self.kind.convert(x)
+        relevance = self._explain(batch, target, batch_size).relevance
+        return relevance[0] if batch.unbatched else relevance
+
+    def _explain(self, batch: Batch, target: Target, batch_size: int) -> Result:
+        targets = _targets(target, len(batch), self.graph.num_classes)
+        parts = [self._explainer.explain(batch.x[i:i + batch_size], targets[i:i + batch_size],
+                                         np.arange(i, min(i + batch_size, len(batch))),
+                                         {k: v[i:i + batch_size] for k, v in batch.named.items()})
+                 for i in range(0, len(batch), batch_size)]
+        return Result(*(np.concatenate([getattr(p, f) for p in parts])
+                        for f in ("relevance", "logits", "targets")))
 
 
 def explain(model: keras.Model | str | Path, x: np.ndarray, method: str = "lrp", *,
@@ -115,26 +126,26 @@ def evaluate(model: keras.Model | str | Path, x: np.ndarray,
              methods: Sequence[str] = ("lrp",), *, rules: str | None = None,
              target: Target = "top1", preprocess: str | None = None,
              perturb: tuple[int, int] = (9, 9), steps: int | None = None, order: str = "morf",
-             replace: Sequence[str] = ("uniform",), lerf: bool = False, score: str = "logit",
+             replace: Sequence[str] = (), lerf: bool = False, score: str = "logit",
              batch_size: int = 32, seed: int = 0) -> Evaluation:
     """Perturbation curves and AOPC of each method against the random order, as ``xai
-    evaluate`` measures them (the same options; seeded, so the same numbers)."""
-    options = EvaluateOptions(tuple(dict.fromkeys(methods)), tuple(perturb), steps, order,
-                              tuple(dict.fromkeys(replace)), score, lerf).for_inputs(text=False)
+    evaluate`` measures them (the same options; seeded, so the same numbers); ``replace``
+    defaults to the kind's first protocol (uniform for images, zero for documents)."""
     graph = _graph(model)
     explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed)
-                  for m in options.methods}
-    preprocessing = next(iter(explainers.values())).preprocessing
-    valid_range = checked_valid_range(preprocessing, graph.input_shape[-1], options)
-    x = _batch(x, graph)
-    targets = _targets(target, len(x), graph.num_classes)
-    steps = steps_for(graph.input_shape[:2], options)
+                  for m in dict.fromkeys(methods)}
+    kind = next(iter(explainers.values())).kind
+    options = kind.evaluation(EvaluateOptions(tuple(explainers), tuple(perturb), steps, order,
+                                              tuple(dict.fromkeys(replace)), score, lerf))
+    batch = kind.convert(x)
+    targets = _targets(target, len(batch), graph.num_classes)
+    steps = kind.steps(options)
     scorer, tally, curves, faults = Scorer(graph), Tally(options), [], {}
     compiled = {m: e._explainer for m, e in explainers.items()}
-    for start in range(0, len(x), batch_size):
-        index = np.arange(start, min(start + batch_size, len(x)))
-        result = evaluate_batch(compiled, scorer, x[index], targets[index], index, options,
-                                valid_range, seed)
+    for start in range(0, len(batch), batch_size):
+        index = np.arange(start, min(start + batch_size, len(batch)))
+        result = kind.evaluate_batch(compiled, scorer, batch.take(index), targets[index], index,
+                                     options, seed)
         faults.update({int(index[i]): why for i, why in result.faults.items()})
         tally.add(result)
         curves += [dict(zip(CURVE_COLUMNS, row))
@@ -148,21 +159,10 @@ def _graph(model: keras.Model | str | Path | Graph) -> Graph:
     return build_graph(model if isinstance(model, keras.Model) else load(model))
 
 
-def _composite(rules: str | None) -> composites.Composite:
-    if rules is not None and "\n" in rules:
+def _composite(rules: str) -> composites.Composite:
+    if "\n" in rules:
         return composites.parse(rules, "rules")
     return composites.load(rules)
-
-
-def _batch(x, graph: Graph) -> np.ndarray:
-    """``x`` as a float32 batch of the model's input shape."""
-    x = np.asarray(x, np.float32)
-    if x.shape == graph.input_shape:
-        x = x[None]
-    if x.shape[1:] != graph.input_shape:
-        raise XaiError(f"inputs of shape {x.shape} do not fit the model's input "
-                       f"{graph.input_shape}: give one (H, W, C) or a batch (N, H, W, C)")
-    return x
 
 
 def _targets(target: Target, count: int, classes: int) -> np.ndarray:

@@ -18,21 +18,21 @@ from typing import TextIO
 
 import numpy as np
 
+from . import kinds
 from .engine import backends, composites
 from .engine.explainers import make_explainer
 from .engine.graph import Graph, build_graph
 from .engine.methods import METHODS
 from .engine.propagation import Explainer
 from .errors import InputError, XaiError
-from .io import documents, inputs, outputs, parts, preprocess
+from .io import inputs, outputs, parts, preprocess
 from .io.parts import Parts
 from .io.report import records_path
+from .kinds.base import Batch, InputKind
 from .models.loading import load
 
 # stores a batch's part file: (the inputs kept, their arrays)
 SaveBatch = Callable[[Sequence[inputs.InputItem], dict[str, np.ndarray]], None]
-
-DEFAULT_PREPROCESS = "unit"
 
 
 @dataclass
@@ -62,10 +62,12 @@ class Options:
 
 @dataclass
 class Session:
-    """A checked set-up: model graph, rule config, preprocessing, target and inputs."""
+    """A checked set-up: model graph, the kind of its inputs, rule config, preprocessing,
+    target and inputs."""
 
     options: Options
     graph: Graph
+    kind: InputKind
     composite: composites.Composite
     preprocessing: preprocess.Preprocessing
     target: int
@@ -73,13 +75,6 @@ class Session:
     items: list[inputs.InputItem]
     problems: list[tuple[str, str]]
     positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
-    texts: dict[inputs.InputItem, str] | None = None   # a text model's documents
-    tokenizer: documents.Tokenizer | None = None
-
-    @property
-    def reads_documents(self) -> bool:
-        """The model reads documents (its inputs are a text model's, see io/documents.py)."""
-        return self.tokenizer is not None
 
     def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
@@ -143,8 +138,8 @@ class Session:
 
     def unfinished(self, stored: Parts, report: Report,
                    progress: Callable[[int], None] | None = None
-                   ) -> Iterator[tuple[list[inputs.Sample], np.ndarray, SaveBatch]]:
-        """Batches ``(samples, positions, save)`` of the inputs without a complete part;
+                   ) -> Iterator[tuple[Batch, np.ndarray, SaveBatch]]:
+        """Batches ``(batch, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
         numbered = self.batches()
         by_number = dict(numbered)
@@ -154,9 +149,9 @@ class Session:
                         f"{len(self.items) - done} (--skip-existing)")
             if progress is not None:
                 progress(done)
-        for samples, index in self.loaded(report, todo, progress):
+        for batch, index in self.loaded(report, todo, progress):
             number = int(index[0]) // self.options.batch_size
-            yield samples, index, functools.partial(stored.save, number, by_number[number])
+            yield batch, index, functools.partial(stored.save, number, by_number[number])
 
     def batches(self) -> list[tuple[int, list[inputs.InputItem]]]:
         """This run's batches, each with its number in the whole job: a shard's batches are
@@ -164,15 +159,11 @@ class Session:
         size = self.options.batch_size
         return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
 
-    def load(self, item: inputs.InputItem) -> inputs.Sample | documents.Document:
-        if self.reads_documents:
-            return documents.load(item, self.texts[item], self.tokenizer, self.graph.text)
-        return inputs.load(item, self.graph.input_shape, self.preprocessing, self.options.resize)
-
     def loaded(self, report: Report, items: Sequence[inputs.InputItem] | None = None,
                progress: Callable[[int], None] | None = None
-               ) -> Iterator[tuple[list[inputs.Sample], np.ndarray]]:
-        """Batches of ``(samples, positions)``; inputs that fail are reported and left out.
+               ) -> Iterator[tuple[Batch, np.ndarray]]:
+        """Batches ``(batch, positions)``, made by the kind; inputs that fail are reported
+        and left out.
 
         ``positions`` number the inputs over the whole, unsharded job, so that seeded
         methods depend neither on batching nor on sharding. ``items`` defaults to all
@@ -181,17 +172,18 @@ class Session:
         for source, reason in self.problems:
             report.error(source, reason)
         todo = self.items if items is None else items
-        for batch in inputs.batches(todo, self.load, self.options.batch_size):
+        for loaded in inputs.batches(todo, self.kind.load, self.options.batch_size):
             samples = []
-            for item, sample in batch:
+            for item, sample in loaded:
                 if isinstance(sample, InputError):
                     report.error(item.source, str(sample), item.index)
                 else:
                     samples.append(sample)
             if samples:
-                yield samples, np.array([self.positions[s.item] for s in samples], np.int64)
+                yield (self.kind.batch(samples),
+                       np.array([self.positions[s.item] for s in samples], np.int64))
             if progress is not None:
-                progress(len(batch))
+                progress(len(loaded))
 
 
 def open_session(options: Options, stdin: TextIO | None = None) -> Session:
@@ -199,41 +191,15 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
     graph = build_graph(load(options.model))
-    composite = composites.load(options.rules, graph)
+    kind = kinds.of(graph)
+    composite = composites.load(options.rules or kind.default_config)
     labels = _labels(options.labels, graph.num_classes)
     target = parse_target(options.target, labels, graph.num_classes)
-    stdin = stdin or sys.stdin
-    texts = tokenizer = None
-    if graph.text is not None:
-        preprocessing = preprocess.resolve("none")
-        tokenizer = documents.tokenizer(graph.text, options.vocab)
-        everything, problems, texts = documents.discover(options.images, options.lines, stdin)
-    else:
-        if options.lines or options.vocab:
-            raise XaiError(f"--{'lines' if options.lines else 'vocab'} is for text models; "
-                           f"model input shape {graph.input_shape} is not a text model's")
-        preprocessing = resolve_preprocessing(composite, options.preprocess, options.scale,
-                                              options.mean, options.std)
-        if len(graph.input_shape) != 3:
-            raise XaiError(f"model input shape {graph.input_shape} is not an image (H, W, C)")
-        everything, problems = inputs.discover(options.images, stdin)
+    preprocessing = kind.prepare(options, composite)
+    everything, problems = kind.discover(options.images, stdin or sys.stdin)
     items = inputs.shard(everything, options.shard, options.batch_size)
-    return Session(options, graph, composite, preprocessing, target, labels, items, problems,
-                   {item: i for i, item in enumerate(everything)}, texts, tokenizer)
-
-
-def resolve_preprocessing(composite: composites.Composite, name: str | None = None,
-                          scale: float | None = None, mean: Sequence[float] | float | None = None,
-                          std: Sequence[float] | float | None = None) -> preprocess.Preprocessing:
-    """The command line's preprocessing, else the rule config's, else the default."""
-    from_cli = {k: v for k, v in (("scale", scale), ("mean", mean), ("std", std)) if v is not None}
-    if name or from_cli:
-        return preprocess.resolve(name, **from_cli)
-    spec = dict(composite.preprocess)
-    name = spec.pop("preprocess", None)
-    if name or spec:
-        return preprocess.resolve(name, **spec)
-    return preprocess.resolve(DEFAULT_PREPROCESS)
+    return Session(options, graph, kind, composite, preprocessing, target, labels, items,
+                   problems, {item: i for i, item in enumerate(everything)})
 
 
 BUILTIN_LABELS = ("imagenet",)   # xai_cli/io/labels/<name>.txt

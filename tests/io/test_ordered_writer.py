@@ -138,7 +138,7 @@ def test_worker_threads_follow_the_cores(cores, threads, monkeypatch):
 def test_grids_drawn_on_several_threads_are_the_bytes_drawn_on_one():
     rng = np.random.default_rng(0)
     display = rng.integers(0, 256, (28, 28, 3), np.uint8)
-    jobs = [rng.normal(size=(28, 28, 1)) for _ in range(12)]
+    jobs = [rng.normal(size=(28, 28)) for _ in range(12)]
 
     def draw(relevance):
         heat = render.heatmap(relevance, True)

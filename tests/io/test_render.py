@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from xai_cli.io import render
+from xai_cli.kinds import image
 
 
 def test_diverging_map_is_white_at_zero_red_positive_blue_negative():
@@ -24,15 +25,15 @@ def test_sequential_map_rises_from_black():
     assert brightness[0] == 0 and np.all(np.diff(brightness) > 0)
 
 
-def test_channels_are_summed():
+def test_an_images_channels_are_summed():
     r = np.random.default_rng(0).normal(size=(4, 5, 3))
-    for signed in (True, False):
-        assert (render.heatmap(r, signed) == render.heatmap(r.sum(axis=-1), signed)).all()
+    for method, signed in (("lrp", True), ("sa", False)):
+        assert (image.heatmap(r, method) == render.heatmap(r.sum(axis=-1), signed)).all()
 
 
 def test_all_zero_relevance_gives_the_centre_or_lowest_colour():
     with np.errstate(all="raise"):
-        assert (render.heatmap(np.zeros((2, 3, 3)), True) == 255).all()
+        assert (render.heatmap(np.zeros((2, 3)), True) == 255).all()
         assert (render.heatmap(np.zeros((2, 3)), False) == 0).all()
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.io import render
+from xai_cli.kinds import image
 
 PHOTO = str(FIXTURES / "grace_hopper_128x150.jpg")
 MODEL = str(FIXTURES / "digits.keras")
@@ -29,9 +30,10 @@ def test_clip_and_colour_maps_shape_the_pictures_not_the_raw_relevance(tmp_path)
     style = render.Style(99, "RdBu_r", "viridis")
     for method, signed in (("lrp", True), ("sa", False)):
         raw = np.load(tmp_path / f"grace_hopper_128x150.{method}.npy")
-        assert np.abs(raw.sum(axis=-1)).max() > render.scale(raw, 99)   # the .npy is not clipped
+        drawn = image.pixels(raw)
+        assert np.abs(drawn).max() > render.scale(drawn, 99)   # the .npy is not clipped
         png = np.asarray(Image.open(tmp_path / f"grace_hopper_128x150.{method}.png"))
-        np.testing.assert_array_equal(png, render.heatmap(raw, signed, style))
+        np.testing.assert_array_equal(png, render.heatmap(drawn, signed, style))
     assert record["resize"] == "squash" and record["source_size"] == [128, 150]
 
 

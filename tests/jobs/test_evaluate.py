@@ -12,9 +12,9 @@ from PIL import Image
 from conftest import FIXTURES
 from xai_cli.cli import main
 from xai_cli.errors import XaiError
-from xai_cli.jobs import perturbation as pa
 from xai_cli.jobs.evaluate import table
-from xai_cli.jobs.faithfulness import EvaluateOptions, Tally, evaluate_batch
+from xai_cli.measures import perturbation as pa
+from xai_cli.measures.faithfulness import EvaluateOptions, Tally, evaluate_batch
 
 
 class LinearModel:
@@ -111,17 +111,6 @@ def test_relevance_once_per_batch_and_protocols_independent():
 def test_options_are_checked_for_every_caller(kwargs, message):
     with pytest.raises(XaiError, match=message):
         EvaluateOptions(**kwargs)
-
-
-def test_images_and_documents_have_their_own_protocols():
-    """No --replace: uniform for images, zero for documents; one kind's protocol is refused
-    for the other."""
-    assert EvaluateOptions(replace=()).for_inputs(text=False).replace == ("uniform",)
-    assert EvaluateOptions(replace=()).for_inputs(text=True).replace == ("zero",)
-    with pytest.raises(XaiError, match="--replace blur is for images"):
-        EvaluateOptions(replace=("zero", "blur")).for_inputs(text=True)
-    with pytest.raises(XaiError, match="--replace pad is for text models"):
-        EvaluateOptions(replace=("pad",)).for_inputs(text=False)
 
 
 def test_no_ratio_when_the_random_baseline_does_not_fall():

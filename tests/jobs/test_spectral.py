@@ -50,7 +50,7 @@ def test_forced_cluster_count_and_determinism():
 
 
 def test_prepare_downsizes_and_normalises():
-    features = spectral.prepare(np.stack([np.full((32, 32, 3), 2.0), np.zeros((32, 32, 3))]), size=8)
+    features = spectral.prepare(np.stack([np.full((32, 32), 6.0), np.zeros((32, 32))]), size=8)
     assert features.shape == (2, 64)
     assert features[0].max() == pytest.approx(1) and not features[1].any()
 

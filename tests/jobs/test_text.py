@@ -157,6 +157,27 @@ def test_image_commands_refuse_text_models(models, tmp_path):
 def test_magnitudes_on_text_rise_from_white():
     """sa's words: the sequential map reversed, so unimportant words stay nearly plain."""
     from xai_cli.io.render import Style
-    from xai_cli.jobs.words import on_white
+    from xai_cli.kinds.words import on_white
     assert on_white(Style(sequential="afmhot")).sequential == "afmhot_r"
     assert on_white(Style(sequential="viridis_r")).sequential == "viridis"
+
+
+def test_the_python_api_takes_token_ids_as_the_command_line_does(models, tmp_path):
+    """The document kind converts token ids for the API: their relevance is the CLI's
+    --save-raw relevance of the same documents, and evaluate deletes words."""
+    import xai_cli
+    result = xai("explain", models / "cnn.keras", models / "docs", "--vocab", models / "vocab.txt",
+                 "--save-raw", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    ids = np.array([json.loads((tmp_path / f"{s}.lrp.json").read_text())["tokens"]
+                    for s in ("cat", "dogs")])
+    relevance = xai_cli.explain(models / "cnn.keras", ids)
+    assert relevance.shape == (2, LENGTH, 8)
+    for row, stem in zip(relevance, ("cat", "dogs")):
+        np.testing.assert_allclose(row, np.load(tmp_path / f"{stem}.lrp.npy"), rtol=1e-5,
+                                   atol=1e-7)
+    np.testing.assert_allclose(xai_cli.explain(models / "cnn.keras", ids[1]), relevance[1],
+                               rtol=1e-5, atol=1e-7)
+    evaluation = xai_cli.evaluate(models / "cnn.keras", ids, ("lrp",), steps=3)
+    assert {(r["method"], r["replace"], r["n_images"]) for r in evaluation.summary} == \
+        {("lrp", "zero", 2), ("random", "zero", 2)}

@@ -42,7 +42,7 @@ def test_the_search_starts_at_the_default_config(graph):
     graph = build_graph(load(MODEL)) if graph == "digits" else inverted_residual_net()
     start = composites.parse(tune.config_text({s.name: s.options[0] for s in tune.SLOTS},
                                               tune.SLOTS), "start")
-    default = composites.load(None)
+    default = composites.load("context-gamma-box")
     rules = [[a.rule.describe() for a in c.resolve(c.canonize(graph))[0]]
              for c in (start, default)]
     assert rules[0] == rules[1]

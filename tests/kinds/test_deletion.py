@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from xai_cli.engine.tokens import TextInput
-from xai_cli.jobs import deletion
+from xai_cli.kinds import deletion
 
 RNGS = [np.random.default_rng(i) for i in range(2)]
 

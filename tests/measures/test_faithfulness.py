@@ -22,7 +22,7 @@ from xai_cli.engine.graph import build_graph
 from xai_cli.engine.methods import METHODS
 from xai_cli.engine.propagation import Scorer
 from xai_cli.io import inputs, preprocess
-from xai_cli.jobs.faithfulness import EvaluateOptions, evaluate_batch
+from xai_cli.measures.faithfulness import EvaluateOptions, evaluate_batch
 from xai_cli.models.loading import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def figures():
                                        for c in CROPS])
     assert not problems
     x = np.stack([inputs.load(item, graph.input_shape, unit).x for item in items])
-    default = composites.load(None)
+    default = composites.load("context-gamma-box")
     explainers = {m: make_explainer(graph, METHODS[m], default, unit) for m in ("lrp", "gradxinput")}
     options = EvaluateOptions(("lrp", "gradxinput"), (16, 16), 25,
                               replace=("uniform", "blur", "road"))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from xai_cli.jobs import perturbation as pa
-from xai_cli.jobs.imputation import NOISE, NoisyLinearImputation, impute
+from xai_cli.measures import perturbation as pa
+from xai_cli.measures.imputation import NOISE, NoisyLinearImputation, impute
 
 
 def dense_reference(image, removed):

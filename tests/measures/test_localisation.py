@@ -14,7 +14,8 @@ from xai_cli.cli import main
 from xai_cli.engine.graph import build_graph
 from xai_cli.errors import InputError, XaiError
 from xai_cli.io.inputs import Fit, InputItem, Sample
-from xai_cli.jobs import localisation, sanity
+from xai_cli.jobs import sanity
+from xai_cli.measures import localisation
 from xai_cli.models.loading import load
 
 MARKED = FIXTURES / "digits_marked.keras"

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES
 from xai_cli.cli import main
-from xai_cli.jobs import paired
-from xai_cli.jobs.faithfulness import EvaluateOptions, Tally
+from xai_cli.measures import paired
+from xai_cli.measures.faithfulness import EvaluateOptions, Tally
 
 
 def test_difference_and_share_won_by_hand_ties_count_half():

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import FIXTURES
 from xai_cli.cli import main
-from xai_cli.jobs import perturbation as pa
+from xai_cli.measures import perturbation as pa
 
 
 def _rngs(seed, n):

@@ -20,7 +20,6 @@ from .running import (
     handle_errors,
     job_module,
     progress_bar,
-    refuse_text,
     session_options,
     write_page,
 )
@@ -143,13 +142,14 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
     are deleted per step (--replace says how), most relevant first; the same files.
     """
     job = job_module("evaluate")
-    from ..jobs import gates, localisation
+    from ..jobs import gates
+    from ..measures import localisation
     measure = job.EvaluateOptions(tuple(dict.fromkeys(methods)), perturb, steps, order,
                                   tuple(dict.fromkeys(replace)), score, lerf, sanity=sanity,
                                   words=words)
     located = localisation.Masks(masks) if masks else None
     with data_job(kwargs, "evaluate") as (session, report, update):
-        measure = measure.for_inputs(session.reads_documents)
+        measure = session.kind.evaluation(measure, masks is not None, save_heatmaps)
         gated = gates.evaluate_requirements(requirements, measure.methods, measure.replace, lerf,
                                             masks is not None, sanity)
         results = job.run(session, measure, report, update, located, save_heatmaps)
@@ -183,13 +183,13 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
     as JSON lines, the held-out table to stderr.
     """
     job = job_module("tune")
-    from ..jobs.faithfulness import EvaluateOptions
+    from ..measures.faithfulness import EvaluateOptions
     from ..session import Report, open_session
-    measure = EvaluateOptions(("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)),
-                              score).for_inputs(text=False)
     options = session_options(kwargs)
     session = open_session(options)
-    refuse_text(session, "tune")
+    session.kind.check_command("tune")
+    measure = session.kind.evaluation(EvaluateOptions(
+        ("lrp",), perturb, steps, "morf", tuple(dict.fromkeys(replace)), score))
     report = Report(fail_fast=options.fail_fast)
     settings = job.TuneOptions(measure, holdout, rounds, objective)
     bar, update = progress_bar(job.steps_total(session.graph, settings), "tuning")

@@ -91,15 +91,6 @@ def write_page(out: Path) -> None:
     click.echo(f"xai: report: {write(out)}", err=True)
 
 
-TEXT_COMMANDS = ("explain", "evaluate")   # the data commands that take a text model's documents
-
-
-def refuse_text(session: Session, command: str) -> None:
-    if session.reads_documents:
-        raise XaiError(f"xai {command} works on image models; for a text model use "
-                       f"{' or '.join('xai ' + c for c in TEXT_COMMANDS)}")
-
-
 @contextmanager
 def data_job(kwargs: dict[str, Any], command: str
              ) -> Iterator[tuple[Session, Report, Callable[[int], None] | None]]:
@@ -108,8 +99,7 @@ def data_job(kwargs: dict[str, Any], command: str
     from ..session import open_session
     options = session_options(kwargs)
     session = open_session(options)
-    if command not in TEXT_COMMANDS:
-        refuse_text(session, command)
+    session.kind.check_command(command)
     report = session.report(command)
     bar, update = progress_bar(len(session.items))
     with device_scope(options.device) or nullcontext(), bar or nullcontext():

@@ -7,7 +7,7 @@ evaluate draws uniform replacement values from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -155,3 +155,21 @@ def resolve(name: str | None = None, scale: float | None = None,
     if overrides.get("scale") == 0 or 0 in overrides.get("std", ()):
         raise XaiError("preprocessing scale and std must not be 0")
     return replace(base, name="custom", **overrides)
+
+
+DEFAULT = "unit"
+
+
+def first_given(config: Mapping, name: str | None = None, scale: float | None = None,
+                mean: Sequence[float] | float | None = None,
+                std: Sequence[float] | float | None = None) -> Preprocessing:
+    """The command line's preprocessing (``name``, ``scale``, ``mean``, ``std``), else the
+    rule config's ``input`` section (``config``), else the default (:data:`DEFAULT`)."""
+    from_cli = {k: v for k, v in (("scale", scale), ("mean", mean), ("std", std)) if v is not None}
+    if name or from_cli:
+        return resolve(name, **from_cli)
+    spec = dict(config)
+    name = spec.pop("preprocess", None)
+    if name or spec:
+        return resolve(name, **spec)
+    return resolve(DEFAULT)

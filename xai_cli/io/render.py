@@ -34,7 +34,7 @@ _PAD, _LABEL, _TITLE, _BAR = 0.1, 0.3, 0.35, 0.45  # inches: around, above each 
 class Style:
     """How relevance becomes colour: shared by every command that draws heatmaps.
 
-    ``clip``: the percentile of ``|R|`` (channels summed) that gets the strongest colour
+    ``clip``: the percentile of ``|R|`` (as drawn) that gets the strongest colour
     (100: the maximum). ``diverging`` colours signed relevance, ``sequential`` magnitudes.
     ``opacity``: the overlay's opacity where relevance is strongest.
     """
@@ -70,19 +70,18 @@ def _lut(name: str, signed: bool) -> np.ndarray:
     return np.round(colours[:, :3] * 255).astype(np.uint8)
 
 
-def _summed(relevance: np.ndarray) -> np.ndarray:
+def _checked(relevance: np.ndarray) -> np.ndarray:
+    """A map as float64; each kind hands over what it draws (an image its channels summed)."""
     r = np.asarray(relevance, np.float64)
-    if r.ndim == 3:
-        r = r.sum(axis=-1)
     if not np.isfinite(r).all():
         raise ValueError("relevance contains NaN or Inf")
     return r
 
 
 def scale(relevance: np.ndarray, clip: float = DEFAULT_CLIP) -> float:
-    """The ``|R|`` that gets the strongest colour: the ``clip`` percentile of ``|R|``
-    (channels summed), or the maximum where that percentile is zero (sparse maps)."""
-    magnitude = np.abs(_summed(relevance))
+    """The ``|R|`` that gets the strongest colour: the ``clip`` percentile of ``|R|``,
+    or the maximum where that percentile is zero (sparse maps)."""
+    magnitude = np.abs(_checked(relevance))
     peak = magnitude.max(initial=0.0)
     if clip >= 100 or peak == 0:
         return float(peak)
@@ -90,7 +89,7 @@ def scale(relevance: np.ndarray, clip: float = DEFAULT_CLIP) -> float:
 
 
 def _normalised(relevance: np.ndarray, signed: bool, clip: float) -> np.ndarray:
-    r = _summed(relevance)
+    r = _checked(relevance)
     peak = scale(r, clip)
     r = np.clip(r / peak, -1, 1) if peak > 0 else np.zeros_like(r)
     return r if signed else np.abs(r)
@@ -102,7 +101,7 @@ def heatmap(relevance: np.ndarray, signed: bool, style: Style = Style()) -> np.n
     Parameters
     ----------
     relevance : ndarray
-        ``(H, W, C)`` or ``(H, W)``; channels are summed first.
+        ``(H, W)`` as drawn (an image's channels summed, see :mod:`xai_cli.kinds.image`).
     signed : bool
         True: diverging map, zero at its centre (white for ``bwr``), positive red,
         negative blue. False: magnitudes on a sequential map, zero at its low end.

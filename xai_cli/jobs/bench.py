@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 from keras import ops
-from PIL import Image
 
 from ..engine import backends, composites
 from ..engine.explainers import make_explainer
@@ -31,17 +30,16 @@ from ..engine.methods import METHODS
 from ..engine.propagation import Propagator, Scorer
 from ..errors import XaiError
 from ..io import preprocess
+from ..kinds import of as kind_of
 from ..models.loading import load
 from ..session import Options, Report, open_session
 from . import explain
-from . import perturbation as pa
 
 ARCHITECTURES = {
     "vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet50v2": "ResNet50V2",
     "mobilenet": "MobileNet", "mobilenetv2": "MobileNetV2", "densenet121": "DenseNet121",
     "inceptionv3": "InceptionV3", "xception": "Xception", "efficientnetb0": "EfficientNetB0",
 }
-PHOTO_SIZE = (500, 375)  # width, height: decoding and resizing cost what they do on photos
 END_TO_END_BATCHES = 4
 MODEL_BOUND = 0.8  # below this share of the trivial model's rate, the model bounds a job
 
@@ -93,16 +91,18 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     backend = backends.current()
     xla = xla and backend.NAME == "tensorflow"
     graph = build_graph(_model(model_path, arch, input_size))
-    inputs = _inputs(graph, batch_size)
+    kind = kind_of(graph)
+    batch = kind.synthetic(batch_size, np.random.default_rng(0))
+    inputs = [batch.x, *batch.named.values()]
     targets = np.zeros(batch_size, np.int32)
     index = np.arange(batch_size, dtype=np.int64)
     forward = Propagator(graph, [])
 
-    def plain_forward(batch, mask=None):
-        return forward.forward(batch, mask)[graph.output]
+    def plain_forward(x, *named):
+        return forward.forward(x, dict(zip(graph.named, named)))[graph.output]
 
-    def plain_gradient(batch, mask=None):
-        logits, pullback = backend.vjp(lambda xs: plain_forward(xs[0], mask), [batch])
+    def plain_gradient(x, *named):
+        logits, pullback = backend.vjp(lambda xs: plain_forward(xs[0], *named), [x])
         first_class = ops.zeros_like(logits[:, 0], dtype="int32")
         return pullback(ops.one_hot(first_class, graph.num_classes))[0]
 
@@ -121,13 +121,13 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         for suffix, variant, jit in variants:
             if jit and METHODS[method].random:
                 continue
-            explainer = make_explainer(variant, METHODS[method], composites.load(config, graph),
-                                       unit, jit_compile=jit)
-            fns[name + suffix] = lambda e=explainer: e.explain(inputs[0], targets, index, *inputs[1:])
+            composite = composites.load(config or kind.default_config)
+            explainer = make_explainer(variant, METHODS[method], composite, unit, jit_compile=jit)
+            fns[name + suffix] = lambda e=explainer: e.explain(batch.x, targets, index, batch.named)
     figures = _medians(fns, repeats)
-    text = graph.text is not None   # documents: no region perturbation, no photo files
-    evaluate, forwards = (None, None) if text else \
-        _evaluate_figures(graph, inputs[0], evaluate_steps, repeats)
+    timed = kind.timed_evaluation(Scorer(graph), batch, evaluate_steps)
+    if timed is not None:
+        curves = _medians(dict(zip(("curves", "forwards"), timed)), repeats)
     result = {
         "backend": backend.NAME, "device": _device_name(), "model": model_path or arch,
         "batch_size": batch_size, "input_shape": list(graph.input_shape), "repeats": repeats,
@@ -136,24 +136,15 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
                            "ratio_to_gradient": round(t / figures["gradient"], 3),
                            "ratio_to_forward": round(t / figures["forward"], 3)}
                     for name, t in figures.items()},
-        "evaluate": None if text else {"steps": evaluate_steps, "seconds": round(evaluate, 5),
-                                       "forward_seconds": round(forwards, 5),
-                                       "ratio_to_forward": round(evaluate / forwards, 3)},
+        "evaluate": None if timed is None else {
+            "steps": evaluate_steps, "seconds": round(curves["curves"], 5),
+            "forward_seconds": round(curves["forwards"], 5),
+            "ratio_to_forward": round(curves["curves"] / curves["forwards"], 3)},
         "end_to_end": None,
     }
-    if end_to_end and not text:
-        result["end_to_end"] = _end_to_end(graph, *runs[0], batch_size, repeats)
+    if end_to_end:
+        result["end_to_end"] = _end_to_end(kind, *runs[0], batch_size, repeats)
     return result
-
-
-def _inputs(graph, batch_size: int) -> list[np.ndarray]:
-    """A batch for ``graph``: uniform noise in [0, 1] for an image model; for a text model,
-    documents of random known words as long as the model reads, embedded, and their mask."""
-    rng = np.random.default_rng(0)
-    if graph.text is None:
-        return [rng.uniform(0, 1, (batch_size, *graph.input_shape)).astype(np.float32)]
-    ids = rng.integers(2, graph.text.vocabulary_size, (batch_size, graph.text.length))
-    return list(graph.text.embed(ids))
 
 
 def _without_transposes(graph):
@@ -166,20 +157,23 @@ def _rate(seconds: float, images: int) -> dict:
     return {"seconds": round(seconds, 5), "images_per_s": round(images / seconds, 2)}
 
 
-def _end_to_end(graph, name, method, config, batch_size, repeats) -> dict:
-    """The explain job over generated photo files, with a trivial model and with ``graph``:
-    the trivial model's rate is what decoding, rendering and writing allow at most."""
+def _end_to_end(kind, name, method, config, batch_size, repeats) -> dict | None:
+    """The explain job over made-up input files, with a trivial model and with the kind's
+    model: the trivial model's rate is what decoding, rendering and writing allow at most
+    (None where the kind makes no such files)."""
     files = END_TO_END_BATCHES * batch_size
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null:
         folder = Path(tmp)
-        _write_photos(folder / "images", files)
-        _trivial_model(graph.input_shape).save(folder / "trivial.keras")
-        session = open_session(Options(str(folder / "trivial.keras"), (str(folder / "images"),),
-                                       rules=config, batch_size=batch_size, out=folder / "out"))
+        made = kind.bench_files(folder, files)
+        if made is None:
+            return None
+        model, inputs, described = made
+        session = open_session(Options(str(model), (str(inputs),), rules=config,
+                                       batch_size=batch_size, out=folder / "out"))
         seconds = _medians({key: _job(dataclasses.replace(session, graph=g), method, null)
-                            for key, g in (("trivial_model", session.graph), ("model", graph))},
-                           repeats)
-    return {"method": name, "files": files, "photo_size": list(PHOTO_SIZE),
+                            for key, g in (("trivial_model", session.graph),
+                                           ("model", kind.graph))}, repeats)
+    return {"method": name, "files": files, **described,
             **{key: _rate(t, files) for key, t in seconds.items()}}
 
 
@@ -192,42 +186,13 @@ def _job(session, method, null):
     return lambda: explain.run(session, explain.ExplainOptions((method,)), report)
 
 
-def _write_photos(folder: Path, count: int) -> None:
-    """Noise pictures of a photo's size, JPEG and PNG in turn."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        pixels = rng.integers(0, 256, (PHOTO_SIZE[1], PHOTO_SIZE[0], 3), np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:04d}.{('jpg', 'png')[i % 2]}")
 
 
-def _trivial_model(input_shape):
-    """One tiny conv, pooling and a dense layer: a model that costs next to nothing."""
-    import keras
-    keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3, activation="relu"),
-                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
 
 
-def _evaluate_figures(graph, x, steps, repeats) -> tuple[float, float]:
-    """Perturbation curves for one batch vs the bare forward passes of the same copies."""
-    scorer = Scorer(graph)
-    ids, patches = pa.patch_ids(x.shape[1:3], (max(1, x.shape[1] // 8),) * 2)
-    rng = [np.random.default_rng(i) for i in range(len(x))]
-    ranks = pa.pixel_ranks(pa.patch_order(np.zeros((len(x), patches)), "random", rng), ids)
-    replacement = pa.replacement_values(x, "mean", None, rng, sigma=1)
-    rows = len(x) * (steps + 1)
-    copies = np.repeat(x, steps + 1, axis=0)
 
-    def forwards():
-        for start in range(0, rows, 256):
-            scorer(copies[start:start + 256])
 
-    def curves():
-        pa.perturbation_curves(lambda b, i: scorer(b)[:, 0], x, ranks, replacement, steps)
 
-    figures = _medians({"curves": curves, "forwards": forwards}, repeats)
-    return figures["curves"], figures["forwards"]
 
 
 def _device_name() -> str:

@@ -1,11 +1,11 @@
 """The evaluate job: faithfulness over a whole run, stored per batch, written as tables.
 
-`run` measures each batch with :func:`~xai_cli.jobs.faithfulness.evaluate_batch` and
+`run` measures each batch with :func:`~xai_cli.measures.faithfulness.evaluate_batch` and
 stores its curves as a part file the moment the batch is done (see
 :mod:`xai_cli.io.parts`: a killed job resumes with ``--skip-existing``), then builds
 ``curves.csv``, ``summary.csv`` and ``curves.png`` from the parts, adding them up in a
 `Tally`, with ``comparisons.csv``: the paired differences between methods on the same
-inputs (:mod:`xai_cli.jobs.paired`). `merge_shards` does the same for the parts of several
+inputs (:mod:`xai_cli.measures.paired`). `merge_shards` does the same for the parts of several
 shards, and `table` prints the summary and the comparisons.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine.methods import METHODS
 from ..engine.propagation import Scorer
-from ..errors import InputError, XaiError
+from ..errors import InputError
 from ..io import render
 from ..io.outputs import (
     CsvRows,
@@ -30,14 +30,18 @@ from ..io.outputs import (
     out_path,
     save_csv,
     save_png,
-    save_thumbnail,
     text_table,
 )
 from ..io.parts import Parts, merged
+from ..measures import localisation
+from ..measures import perturbation as pa
+from ..measures.faithfulness import (
+    BatchResult,
+    EvaluateOptions,
+    Tally,
+)
 from ..session import Report, Session
-from . import deletion, localisation, sanity
-from . import perturbation as pa
-from .faithfulness import BatchResult, EvaluateOptions, Tally, checked_valid_range, evaluate_batch, steps_for
+from . import sanity
 
 CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_perturbed", "score",
                  "relative_score")
@@ -75,18 +79,9 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
     scores; ``heatmaps`` keeps each method's heatmap of each input (``<stem>.<method>.png``,
     the relevance that was scored), which the report page shows on the input's card."""
-    graph, opts = session.graph, session.options
-    text = session.reads_documents
-    if text and masks is not None:
-        raise XaiError("--masks is for images: a text model's documents have no object masks")
-    if text and heatmaps:
-        raise XaiError("--save-heatmaps is for images: `xai explain` writes a document's word "
-                       "heatmaps")
-    options = options.for_inputs(text)
-    valid_range = None if text else checked_valid_range(session.preprocessing,
-                                                        graph.input_shape[-1], options)
-    steps = deletion.steps_for(graph.input_shape[0], options) if text \
-        else steps_for(graph.input_shape[:2], options)
+    graph, opts, kind = session.graph, session.options, session.kind
+    options = kind.evaluation(options, masks is not None, heatmaps)
+    steps = kind.steps(options)
     explainers = session.explainers(options.methods, report)
     randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \
         if options.sanity else None
@@ -95,46 +90,41 @@ def run(session: Session, options: EvaluateOptions, report: Report,
                                        "sanity_steps": randomised and [
                                            [step.count, step.down_to] for step in randomised.steps]})
     scorer = Scorer(graph)
-    for samples, index, save in session.unfinished(parts, report, progress):
+    for batch, index, save in session.unfinished(parts, report, progress):
         object_masks = {}
         if masks is not None:
-            samples, index, object_masks = _with_masks(samples, index, masks, graph, report)
-            if not samples:
+            batch, index, object_masks = _with_masks(kind, batch, index, masks, report)
+            if batch is None:
                 continue
-        targets = np.full(len(samples), session.target, np.int32)
-        if text:
-            result = deletion.evaluate_batch(explainers, scorer, samples, targets, index, options,
-                                             graph.text, opts.seed)
-        else:
-            x = np.stack([s.x for s in samples])
-            result = evaluate_batch(explainers, scorer, x, targets, index, options, valid_range,
-                                    opts.seed)
+        targets = np.full(len(batch), session.target, np.int32)
+        result = kind.evaluate_batch(explainers, scorer, batch, targets, index, options, opts.seed)
         for i, reason in result.faults.items():
-            report.error(samples[i].item.source, reason, samples[i].item.index)
-        kept = [samples[i] for i in result.kept]
+            report.error(batch.samples[i].item.source, reason, batch.samples[i].item.index)
+        kept = [batch.samples[i] for i in result.kept]
         arrays = result.arrays()
         if masks is not None:
             arrays.update(localisation.part_arrays(result.relevance,
                                                    [object_masks.get(s.item) for s in kept]))
         if randomised is not None:
-            arrays.update(randomised.part_arrays(result.relevance, x[result.kept],
+            arrays.update(randomised.part_arrays(result.relevance, batch.x[result.kept],
                                                  result.targets, index[result.kept]))
         _record(session, kept, result, arrays, report, heatmaps)
         save([s.item for s in kept], arrays)   # last: a batch without its records is not done
     return _finish(session, options, parts, steps, randomised, masks is not None)
 
 
-def _with_masks(samples, index, masks: localisation.Masks, graph, report: Report):
-    """The samples whose mask (if any) could be read, their positions, and their masks;
-    an unreadable mask is that input's error."""
+def _with_masks(kind, batch, index, masks: localisation.Masks, report: Report):
+    """The batch of the inputs whose mask (if any) could be read (None: no input), their
+    positions, and their masks; an unreadable mask is that input's error."""
     kept, found = [], {}
-    for sample, position in zip(samples, index):
+    for sample, position in zip(batch.samples, index):
         try:
             found[sample.item] = masks.mask(sample)
             kept.append((sample, position))
         except InputError as exc:
             report.error(sample.item.source, str(exc), sample.item.index)
-    return [s for s, _ in kept], np.array([p for _, p in kept], np.int64), found
+    return kind.batch([s for s, _ in kept]) if kept else None, \
+        np.array([p for _, p in kept], np.int64), found
 
 
 def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
@@ -240,8 +230,7 @@ def _record(session: Session, samples, result: BatchResult, arrays, report: Repo
         by_replace = {r: {m: float(v[i]) for m, v in by_method.items()}
                       for r, by_method in aopc.items()}
         target = int(result.targets[i])
-        outputs = [] if session.reads_documents else \
-            [save_thumbnail(out, sample.item.stem, sample.display)]
+        outputs = session.kind.thumbnails(out, sample)
         if heatmaps:
             outputs += [_save_heatmap(out, sample.item.stem, method, relevance[i])
                         for method, relevance in result.relevance.items()]

@@ -1,5 +1,5 @@
-"""The explain job: batches of inputs through every requested method, to heatmap files
-(word heatmaps for a text model's documents, see :mod:`~xai_cli.jobs.words`).
+"""The explain job: batches of inputs through every requested method, to the files the
+input's kind draws (heatmap pictures for images, word heatmaps for documents).
 
 Batches are loaded in parallel while the device computes; files are rendered and
 written on background threads, one per core, and each input's JSON record is printed
@@ -9,62 +9,34 @@ once its files are on disk, in input order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from ..engine.diagnostics import vanishing
 from ..engine.methods import METHODS
-from ..errors import XaiError
-from ..io import render
 from ..io.inputs import worker_threads
-from ..io.outputs import BackgroundWriter, atomic_write, out_path, save_npy, save_png, save_thumbnail
+from ..io.outputs import BackgroundWriter
 from ..io.parts import chunks
+from ..kinds.base import ExplainOptions
 from ..session import Report, Session
-from . import words
 
-
-@dataclass
-class ExplainOptions:
-    methods: tuple[str, ...] = ("lrp",)
-    overlay: bool = False
-    save_raw: bool = False
-    grid: bool = False
-    style: render.Style = render.Style()
-
-
-def output_names(stem: str, options: ExplainOptions, text: bool = False) -> list[str]:
-    """The files one input produces, so that --skip-existing can test for them."""
-    if text:
-        return words.output_names(stem, options.methods, options.save_raw)
-    names = []
-    for method in options.methods:
-        names.append(f"{stem}.{method}.png")
-        if options.overlay:
-            names.append(f"{stem}.{method}.overlay.png")
-        if options.save_raw:
-            names.append(f"{stem}.{method}.npy")
-    if options.grid:
-        names.append(f"{stem}.grid.png")
-    return [*names, f"thumbs/{stem}.jpg"]
+__all__ = ["ExplainOptions", "run"]
 
 
 def run(session: Session, options: ExplainOptions, report: Report,
         progress: Callable[[int], None] | None = None) -> None:
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     opts = session.options
-    if session.reads_documents and (options.overlay or options.grid):
-        raise XaiError(f"--{'overlay' if options.overlay else 'grid'} is for images; a text model's "
-                       "documents get word heatmaps (HTML and PNG)")
+    session.kind.check_explain(options)
     explainers = session.explainers(options.methods, report)
     done, todo = _resume(session, options)
     if done:
         report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")
     opts.out.mkdir(parents=True, exist_ok=True)
     with BackgroundWriter(worker_threads()) as writer:  # records follow in input order
-        for samples, index in session.loaded(report, todo, progress):
-            _explain_batch(session, options, explainers, samples, index, writer, report, done)
+        for batch, index in session.loaded(report, todo, progress):
+            _explain_batch(session, options, explainers, batch, index, writer, report, done)
 
 
 def _resume(session: Session, options: ExplainOptions):
@@ -79,18 +51,16 @@ def _resume(session: Session, options: ExplainOptions):
         return set(), session.items
     done = {item for item in session.items if all(
         (opts.out / name).exists()
-        for name in output_names(item.stem, options, session.reads_documents))}
+        for name in session.kind.output_names(item.stem, options))}
     return done, [item for batch in chunks(session.items, opts.batch_size)
                   if not done.issuperset(batch) for item in batch]
 
 
-def _explain_batch(session, options, explainers, samples, index, writer, report, done):
-    x = np.stack([s.x for s in samples])
-    mask = np.stack([s.mask for s in samples]) if session.reads_documents else None
-    targets = np.full(len(samples), session.target, np.int32)
-    results = {m: e.explain(x, targets, index, mask) for m, e in explainers.items()}
+def _explain_batch(session, options, explainers, batch, index, writer, report, done):
+    targets = np.full(len(batch), session.target, np.int32)
+    results = {m: e.explain(batch.x, targets, index, batch.named) for m, e in explainers.items()}
     first = next(iter(results.values()))
-    for i, sample in enumerate(samples):
+    for i, sample in enumerate(batch.samples):
         if sample.item in done:
             continue
         maps = {m: r.relevance[i] for m, r in results.items()}
@@ -107,12 +77,8 @@ def _explain_batch(session, options, explainers, samples, index, writer, report,
             record["warning"] = "; ".join(warnings.values())
             for method, warning in warnings.items():
                 report.warn_once(method, warning)
-        if session.reads_documents:
-            writer.submit(words.write, session.options.out, sample, maps, _caption(record),
-                          options.save_raw, options.style, then=partial(_emit, report, record))
-        else:
-            writer.submit(_write, session.options.out, sample, maps, options,
-                          then=partial(_emit, report, record))
+        writer.submit(session.kind.write, session.options.out, sample, maps, options,
+                      _caption(record), then=partial(_emit, report, record))
 
 
 def _caption(record: dict) -> str:
@@ -125,10 +91,6 @@ def _caption(record: dict) -> str:
 
 def _record(session, sample, logits, target, maps) -> dict:
     predicted = int(np.argmax(logits))
-    if session.reads_documents:
-        source = words.record_fields(sample, maps, session.tokenizer)
-    else:
-        source = {"resize": sample.fit.mode, "source_size": list(sample.fit.source_size)}
     return {
         "input": sample.item.source, "index": sample.item.index, "status": "ok",
         "outputs": [], "predicted": predicted, "predicted_label": session.label(predicted),
@@ -140,37 +102,8 @@ def _record(session, sample, logits, target, maps) -> dict:
         # went to biases and stabilisers; `xai rules --check` says which layers took it)
         "conserved": {m: float(r.sum() / logits[target]) if logits[target] else None
                       for m, r in maps.items() if METHODS[m].uses_composite},
-        **source, **session.runs_on,
+        **session.kind.record_fields(sample, maps), **session.runs_on,
     }
-
-
-def _write(out, sample, maps, options: ExplainOptions) -> list[str]:
-    """Render and write one input's files (on a writer thread); returns their paths."""
-    stem, written = sample.item.stem, []
-
-    def save(suffix, saver, data):
-        path = out_path(out, stem, suffix)
-        saver(path, data)
-        written.append(str(path))
-
-    style, panels = options.style, []
-    for method, relevance in maps.items():
-        signed = METHODS[method].signed
-        heat = render.heatmap(relevance, signed, style)
-        save(f".{method}.png", save_png, heat)
-        if options.overlay:
-            save(f".{method}.overlay.png", save_png,
-                 render.overlay(heat, sample.display, relevance, signed, style))
-        if options.save_raw:
-            save(f".{method}.npy", save_npy, relevance.astype(np.float32))
-        panels.append(render.Panel(method, heat, signed, render.scale(relevance, style.clip),
-                                   style.cmap(signed)))
-    if options.grid:
-        path = out_path(out, stem, ".grid.png")
-        atomic_write(path, lambda f: render.grid(sample.display, panels, f, title=stem))
-        written.append(str(path))
-    written.append(save_thumbnail(out, stem, sample.display))
-    return written
 
 
 def _emit(report: Report, record: dict, written: list[str]) -> None:

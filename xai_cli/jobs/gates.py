@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import XaiError
+from ..measures.localisation import FIGURES as LOCALISATION_FIGURES
+from ..measures.perturbation import REPLACEMENTS, WORD_REPLACEMENTS
 from . import requirements
-from .localisation import FIGURES as LOCALISATION_FIGURES
-from .perturbation import REPLACEMENTS, WORD_REPLACEMENTS
 
 if TYPE_CHECKING:   # the CLI imports this module for its help, before Keras
     from ..session import Report

@@ -5,23 +5,24 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
+from .. import kinds
 from ..engine import composites
 from ..engine.context import contexts
 from ..engine.explainers import apply_composite
 from ..engine.graph import build_graph
 from ..engine.propagation import output_relevance
 from ..errors import XaiError
-from ..io import documents, inputs
 from ..io.outputs import text_table
 from ..models.loading import load
-from ..session import parse_target, resolve_preprocessing
+from ..session import Options, parse_target
 
 
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
           target: str, vocab: str | None = None) -> str:
     """The rule table; with ``check_image``, also relevance in and out of every op."""
     graph = build_graph(load(model_path))
-    composite = composites.load(rules, graph)
+    kind = kinds.of(graph)
+    composite = composites.load(rules or kind.default_config)
     applied = apply_composite(graph, composite)
     graph = applied.graph
     header = [f"model: {model_path} ({len(graph.ops)} ops; input {graph.input_shape}; "
@@ -37,33 +38,27 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
     if applied.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
     if check_image:
-        text += "\n\n" + _check(applied, composite, check_image, preprocessing, target, vocab)
+        options = Options(model_path, (check_image,), preprocess=preprocessing, vocab=vocab)
+        text += "\n\n" + _check(applied, kind, composite, options, target)
     return text
 
 
-def _input(graph, composite, path, preprocessing, vocab):
-    """The image or document of --check as the model's input (and a text model's mask),
-    with the preprocessing zB needs (None for text)."""
-    if graph.text is not None:
-        items, problems, texts = documents.discover([path], False, None)
-        if problems or not items:
-            raise XaiError(f"--check {path}: {problems[0][1] if problems else 'no input'}")
-        tokens = documents.tokenizer(graph.text, vocab)
-        document = documents.load(items[0], texts[items[0]], tokens, graph.text)
-        return document.x[None], document.mask[None], None
-    prep = resolve_preprocessing(composite, preprocessing)
-    items, problems = inputs.discover([path])
+def _input(kind, composite, options: Options):
+    """The input of --check as a batch of one, with its kind's preprocessing (zB's range)."""
+    prep = kind.prepare(options, composite)
+    path = options.images[0]
+    items, problems = kind.discover([path], None)
     if problems or not items:
         raise XaiError(f"--check {path}: {problems[0][1] if problems else 'no input'}")
-    return inputs.load(items[0], graph.input_shape, prep).x[None], None, prep
+    return kind.batch([kind.load(items[0])]), prep
 
 
-def _check(applied, composite, image, preprocessing, target, vocab) -> str:
+def _check(applied, kind, composite, options: Options, target) -> str:
     graph, rules = applied.graph, applied.rules
-    x, mask, prep = _input(graph, composite, image, preprocessing, vocab)
+    batch, prep = _input(kind, composite, options)
     propagator = applied.propagator(prep)
-    values = propagator.forward(ops.convert_to_tensor(x),
-                                None if mask is None else ops.convert_to_tensor(mask))
+    values = propagator.forward(ops.convert_to_tensor(batch.x),
+                                {k: ops.convert_to_tensor(v) for k, v in batch.named.items()})
     logits = ops.convert_to_numpy(values[graph.output][0])
     index = parse_target(target, None, graph.num_classes)
     index = int(np.argmax(logits)) if index < 0 else index
@@ -81,7 +76,7 @@ def _check(applied, composite, image, preprocessing, target, vocab) -> str:
         rows.append((op.name, rules[graph.ops.index(op)].describe(), f"{out_sum:.6g}",
                      f"{in_sum:.6g}", f"{ratio:.4f}", f"{absorbed[op.name] / score:+.4f}"))
     total = float(relevance.sum())
-    return (f"conservation on {image} (class {index}, logit {score:.6g}; "
+    return (f"conservation on {options.images[0]} (class {index}, logit {score:.6g}; "
             f"input relevance {total:.6g} = {total / score:.4f} x logit)\n"
             + _where_it_goes(total, score, absorbed) + "\n\n" + text_table(rows))
 

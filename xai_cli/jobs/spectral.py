@@ -40,9 +40,9 @@ def _area_weights(n: int, size: int) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def prepare(heatmaps: np.ndarray, size: int = 16) -> np.ndarray:
-    """(N, size*size) features: channel sum, area-averaged to size x size, max |value| = 1."""
-    maps = heatmaps.sum(axis=-1) if heatmaps.ndim == 4 else heatmaps
+def prepare(maps: np.ndarray, size: int = 16) -> np.ndarray:
+    """(N, size*size) features of maps ``(N, H, W)``: area-averaged to size x size, max
+    |value| = 1."""
     rows, cols = _area_weights(maps.shape[1], size), _area_weights(maps.shape[2], size)
     small = np.einsum("ih,nhw,jw->nij", rows, maps.astype(np.float64), cols)
     peak = np.abs(small).reshape(len(small), -1).max(axis=1, initial=0.0)

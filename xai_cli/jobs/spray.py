@@ -14,7 +14,7 @@ import numpy as np
 from ..engine.methods import METHODS
 from ..errors import XaiError
 from ..io import render
-from ..io.outputs import atomic_write, save_csv, save_png, save_thumbnail, thumbnail_path
+from ..io.outputs import atomic_write, save_csv, save_png, thumbnail_path
 from ..session import Report, Session
 from . import spectral
 
@@ -37,19 +37,18 @@ def run(session: Session, method: str, clusters: int | str, report: Report,
     explainer = session.explainers((method,), report)[method]
     parts = session.parts("spray", {"method": method})
     signed = METHODS[method].signed
-    for samples, index, save in session.unfinished(parts, report, progress):
-        x = np.stack([s.x for s in samples])
-        relevance = explainer.explain(x, np.full(len(x), session.target, np.int32),
-                                      index).relevance
-        finite = np.isfinite(relevance.reshape(len(x), -1)).all(axis=1)
-        for sample, ok in zip(samples, finite):
+    for batch, index, save in session.unfinished(parts, report, progress):
+        relevance = explainer.explain(batch.x, np.full(len(batch), session.target, np.int32),
+                                      index, batch.named).relevance
+        finite = np.isfinite(relevance.reshape(len(batch), -1)).all(axis=1)
+        for sample, ok in zip(batch.samples, finite):
             if ok:
-                save_thumbnail(opts.out, sample.item.stem, sample.display)
+                session.kind.thumbnails(opts.out, sample)
             else:
                 report.error(sample.item.source, "relevance contains NaN or Inf",
                              sample.item.index)
-        relevance = relevance[finite]
-        save([s.item for s, ok in zip(samples, finite) if ok],
+        relevance = session.kind.maps(relevance[finite])
+        save([s.item for s, ok in zip(batch.samples, finite) if ok],
              {"features": spectral.prepare(relevance),
               "maps": spectral.prepare(relevance, size=THUMBNAIL)})
     kept, arrays = parts.gather(session.batches())

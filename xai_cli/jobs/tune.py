@@ -33,17 +33,16 @@ from ..engine.methods import METHODS
 from ..engine.propagation import Scorer
 from ..errors import XaiError
 from ..io.outputs import atomic_write, save_csv, text_table
-from ..session import Report, Session
-from . import paired
-from .faithfulness import (
+from ..kinds.base import Batch, InputKind
+from ..measures import paired
+from ..measures.faithfulness import (
     RANDOM,
     EvaluateOptions,
     Tally,
     bootstrap_rng,
-    checked_valid_range,
-    evaluate_batch,
 )
-from .perturbation import mean_and_stderr
+from ..measures.perturbation import mean_and_stderr
+from ..session import Report, Session
 
 DEFAULT_STABILISER = {"rule": "epsilon", "epsilon": 1.0e-6}
 
@@ -138,16 +137,16 @@ def split(data: Split, holdout: float, seed: int) -> tuple[Split, Split]:
 
 
 def measure(explainers: dict, scorer: Scorer, data: Split, target: int, options: EvaluateOptions,
-            valid_range: tuple[float | np.ndarray, float | np.ndarray] | None, seed: int,
-            batch_size: int) -> Tally:
+            kind: InputKind, seed: int, batch_size: int) -> Tally:
     """Per-image figures of every explainer (and the random baseline, if ``options`` asks)
-    on ``data``, added up batch by batch as ``xai evaluate`` does."""
+    on ``data`` (inputs of ``kind``), added up batch by batch as ``xai evaluate`` does."""
     tally = Tally(options)
     for start in range(0, len(data.x), batch_size):
         rows = slice(start, start + batch_size)
         x = data.x[rows]
-        result = evaluate_batch(explainers, scorer, x, np.full(len(x), target, np.int32),
-                                data.index[rows], options, valid_range, seed)
+        result = kind.evaluate_batch(explainers, scorer, Batch([], x),
+                                     np.full(len(x), target, np.int32), data.index[rows], options,
+                                     seed)
         for i, reason in result.faults.items():   # every candidate must score the same images
             raise XaiError(f"{data.sources[start + i]}: {reason}")
         tally.add(result)
@@ -224,8 +223,7 @@ def run(session: Session, options: TuneOptions, report: Report,
     graph, opts, evaluation = session.graph, session.options, options.evaluation
     if options.objective == "area":
         evaluation = dataclasses.replace(evaluation, lerf=True)
-    valid_range = checked_valid_range(session.preprocessing, session.graph.input_shape[-1],
-                                      evaluation)
+    evaluation = session.kind.evaluation(evaluation)
     rules_explainer = session.explainers(("lrp",), report)["lrp"]
     preprocess = _preprocess_spec(opts)
     slots = used_slots(graph, preprocess)
@@ -240,7 +238,7 @@ def run(session: Session, options: TuneOptions, report: Report,
         table.load()
     scorer = Scorer(graph)
     measure_args = (scorer, train, session.target, dataclasses.replace(evaluation, baseline=False),
-                    valid_range, opts.seed, opts.batch_size)
+                    session.kind, opts.seed, opts.batch_size)
 
     def score(choice, round_, slot):
         if progress is not None:
@@ -272,7 +270,7 @@ def run(session: Session, options: TuneOptions, report: Report,
              "train_images": len(train.x), "held_out_images": len(held.x)}
     if len(held.x):
         final["held_out"] = _held_out(session, best_text, rules_explainer, held, evaluation,
-                                      valid_range, scorer, report)
+                                      scorer, report)
     report.record(final)
     return final
 
@@ -323,10 +321,10 @@ def _preprocess_spec(opts) -> dict:
 def load_all(session: Session, report: Report) -> Split:
     """Every input that loads, in memory: tune scores each candidate on the same images."""
     xs, index, sources = [], [], []
-    for samples, positions in session.loaded(report):
-        xs.extend(s.x for s in samples)
+    for batch, positions in session.loaded(report):
+        xs.extend(batch.x)
         index.extend(positions)
-        sources.extend(s.item.source for s in samples)
+        sources.extend(s.item.source for s in batch.samples)
     if not xs:
         raise XaiError("no input could be loaded: nothing to tune on")
     return Split(np.stack(xs), np.asarray(index, np.int64), sources)
@@ -366,8 +364,7 @@ HOLDOUT_COLUMNS = ("config", "replace", "n_images", "aopc", "aopc_stderr", "aopc
                    "gain_over_default", "gain_stderr", "area", "area_stderr")
 
 
-def _held_out(session, best_text, rules_explainer, held, evaluation, valid_range, scorer,
-              report) -> dict:
+def _held_out(session, best_text, rules_explainer, held, evaluation, scorer, report) -> dict:
     """The tuned config, the default config, the --rules config (if another) and the random
     order on the held-out images: holdout.csv, a table on stderr, and the record's part.
 
@@ -375,14 +372,14 @@ def _held_out(session, best_text, rules_explainer, held, evaluation, valid_range
     comparison: the spread between images, which dwarfs the difference between configs,
     cancels out)."""
     opts = session.options
-    default = composites.load(None)
+    default = composites.load(session.kind.default_config)
     configs = {"tuned": composites.parse(best_text, "best.yaml"),
                f"{default.name} (default)": default}
     explainers = {name: make_explainer(session.graph, METHODS["lrp"], c, session.preprocessing,
                                        opts.seed) for name, c in configs.items()}
     if opts.rules and session.composite.name != default.name:
         explainers[f"{session.composite.name} (--rules)"] = rules_explainer
-    tally = measure(explainers, scorer, held, session.target, evaluation, valid_range,
+    tally = measure(explainers, scorer, held, session.target, evaluation, session.kind,
                     opts.seed, opts.batch_size)
     rows, record = [], {}
     random = _summary(tally, RANDOM)["aopc"]

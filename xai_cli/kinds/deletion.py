@@ -13,7 +13,7 @@ experiments:
   is removed from the sequence the recurrent layers read.
 
 The curves, AOPC and summary are those of region perturbation
-(:class:`~xai_cli.jobs.faithfulness.BatchResult`), so ``xai evaluate`` writes the same
+(:class:`~xai_cli.measures.faithfulness.BatchResult`), so ``xai evaluate`` writes the same
 files for documents as for images; and after every step, whether each document is still
 classified as the explained class (``decisions.csv``: the accuracy of Arras et al. where
 the explained class is the true one).
@@ -28,8 +28,8 @@ import numpy as np
 from ..engine.propagation import Explainer, Scorer
 from ..engine.tokens import TextInput
 from ..io.documents import PADDING, UNKNOWN, Document
-from . import perturbation as pa
-from .faithfulness import (
+from ..measures import perturbation as pa
+from ..measures.faithfulness import (
     RANDOM,
     BatchResult,
     EvaluateOptions,
@@ -101,11 +101,11 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
                    targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
                    front: TextInput, seed: int = 0) -> BatchResult:
     """Word-deletion curves of one batch of documents for every method, protocol and order
-    of ``options`` (see :func:`~xai_cli.jobs.faithfulness.evaluate_batch`, its image twin)."""
+    of ``options`` (see :func:`~xai_cli.measures.faithfulness.evaluate_batch`, its image twin)."""
     x = np.stack([d.x for d in documents])
     mask = np.stack([d.mask for d in documents])
     tokens = np.stack([d.ids for d in documents]) != PADDING
-    relevance, targets, rows, faults = explained(explainers, x, targets, index, mask)
+    relevance, targets, rows, faults = explained(explainers, x, targets, index, {"mask": mask})
     x, mask, tokens, index = x[rows], mask[rows], tokens[rows], index[rows]
     if not len(rows):
         return BatchResult(options, targets, {}, {}, rows, faults)
@@ -117,7 +117,7 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
              for m, s in scores.items() for o in options.orders(m)}
 
     def score(copies, masks, document):
-        logits = scorer(copies, masks)
+        logits = scorer(copies, {"mask": masks})
         return (target_scores(logits, targets[document], options.score),
                 logits.argmax(axis=1) == targets[document])
 

@@ -13,7 +13,6 @@ protocols run.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ class EvaluateOptions:
     chunk: int = 256
     baseline: bool = True   # add the random order (callers that measured it once turn it off)
     sanity: bool = False    # also the model-randomisation check (`xai_cli.jobs.sanity`)
-    words: int = 1          # text models: words deleted per step (`xai_cli.jobs.deletion`)
+    words: int = 1          # text models: words deleted per step (`xai_cli.kinds.deletion`)
 
     def __post_init__(self):
         if self.lerf and self.order != "morf":
@@ -72,21 +71,6 @@ class EvaluateOptions:
         if self.deletes_words:
             return f"{self.words} word{'s' if self.words > 1 else ''}"
         return "x".join(map(str, self.perturb))
-
-    def for_inputs(self, text: bool) -> EvaluateOptions:
-        """These options checked for images or for a text model's documents: each has its
-        own --replace protocols (none given: uniform, or zero for documents)."""
-        own, other = (pa.WORD_REPLACEMENTS, pa.REPLACEMENTS) if text else \
-            (pa.REPLACEMENTS, pa.WORD_REPLACEMENTS)
-        replace = self.replace or (own[0],)
-        wrong = [r for r in replace if r in other]
-        if wrong:
-            raise XaiError(f"--replace {', '.join(wrong)} is for "
-                           f"{'images' if text else 'text models'}; "
-                           f"{'documents' if text else 'images'} take {', '.join(own)}")
-        if text and self.sanity:
-            raise XaiError("--sanity is for image models")
-        return dataclasses.replace(self, replace=replace)
 
     def with_lerf(self, method: str) -> bool:
         """Whether ``method`` also runs least relevant first (never the random baseline)."""
@@ -234,13 +218,13 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     return without_non_finite_scores(result, "a perturbed copy")
 
 
-def explained(explainers, x, targets, index, mask=None):
+def explained(explainers, x, targets, index, named=None):
     """Each method's relevance, once (the first explainer resolves top-1 targets), for the
     rows whose relevance is finite under every method: ``(relevance, targets, rows,
     faults)``, ``faults`` the reason for each row left out."""
     relevance = {}
     for method, explainer in explainers.items():
-        result = explainer.explain(x, targets, index, mask)
+        result = explainer.explain(x, targets, index, named)
         relevance[method], targets = result.relevance, result.targets
     faults = _non_finite({m: r.reshape(len(x), -1) for m, r in relevance.items()},
                          "relevance contains NaN or Inf for {} (a zero denominator? try a "

@@ -7,7 +7,7 @@ replacement values of an image are drawn once, so step k+1 is step k with one mo
 replaced and the curve is monotone in what it removes. Randomness comes from one
 generator per image, so results do not depend on how images are batched. Perturbed
 copies are built chunk by chunk, so memory is bounded by the chunk, not images x steps.
-ROAD's replacement (:mod:`xai_cli.jobs.imputation`) is the exception that depends on the
+ROAD's replacement (:mod:`xai_cli.measures.imputation`) is the exception that depends on the
 step: it is imputed from the pixels still there, for each step's region anew.
 """
 

@@ -1,0 +1,211 @@
+"""The one interface every kind of input implements: :class:`InputKind`.
+
+A kind is chosen once, from the model's graph (:func:`xai_cli.kinds.of`), and owns
+everything that differs between images, documents and the kinds to come: finding and
+decoding inputs, preprocessing and the valid value range, batching them into the graph's
+inputs, the default rule config, the perturbation unit of ``xai evaluate`` and its
+replacements, drawing what ``xai explain`` writes, the kind's fields of the JSON record,
+and the Python API's input conversion. Session, jobs, CLI and API ask the kind; they do
+not branch on it.
+
+The kinds to come fit the same interface:
+
+- **signal** ``(T, C)`` (audio, time series): ``.npy``/CSV/WAV files; per-channel
+  preprocessing; the perturbation unit a window of ``W`` steps (all channels), replaced by
+  noise, the mean or a linear interpolation; drawn as the signal with relevance as the
+  line's colour or a band under it;
+- **clip** ``(T, H, W, C)`` (video): folders of frames, GIFs, ``.npy``; frames
+  preprocessed as images; the unit a space-time patch ``t x h x w``; drawn as a grid of
+  frames, an animated heatmap and relevance over time;
+- **text of any length**: documents in per-length buckets (``batches``), each bucket one
+  compiled call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, TextIO
+
+import numpy as np
+
+from ..engine.graph import Graph
+from ..errors import XaiError
+from ..io import render
+from ..io.inputs import InputItem
+from ..io.preprocess import Preprocessing
+from ..measures.faithfulness import BatchResult, EvaluateOptions
+
+if TYPE_CHECKING:
+    from ..engine.composites import Composite
+    from ..engine.propagation import Explainer, Scorer
+
+
+@dataclass
+class ExplainOptions:
+    """What ``xai explain`` writes per input and method."""
+
+    methods: tuple[str, ...] = ("lrp",)
+    overlay: bool = False
+    save_raw: bool = False
+    grid: bool = False
+    style: render.Style = render.Style()
+
+
+@dataclass
+class Batch:
+    """Loaded inputs as the graph takes them: ``x`` ``(N, ...)`` and the graph's named
+    inputs (a text model's padding mask) by name."""
+
+    samples: list
+    x: np.ndarray
+    named: dict[str, np.ndarray] = field(default_factory=dict)
+    unbatched: bool = False   # the Python API was given one input without a batch axis
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, rows: np.ndarray) -> Batch:
+        """The batch of the inputs at ``rows``."""
+        return Batch([self.samples[i] for i in rows] if self.samples else [], self.x[rows],
+                     {k: v[rows] for k, v in self.named.items()})
+
+
+class InputKind(ABC):
+    """A kind of model input, bound to one model's graph.
+
+    Class attributes: ``name`` (``image``), ``plural`` (``images``, in messages),
+    ``audience`` (the models its options are for, in messages), ``shape`` (the model
+    input it fits, in messages), ``default_config`` (the
+    rule config when none is given), ``commands`` (the data commands that take it) and
+    ``replacements`` (the ``--replace`` protocols of its perturbation unit, the default
+    first).
+    """
+
+    name: ClassVar[str]
+    plural: ClassVar[str]
+    audience: ClassVar[str]
+    shape: ClassVar[str]
+    default_config: ClassVar[str]
+    commands: ClassVar[tuple[str, ...]]
+    replacements: ClassVar[tuple[str, ...]]
+
+    def __init__(self, graph: Graph, others: Sequence[type[InputKind]] = ()):
+        self.graph = graph
+        self.others = tuple(others)   # the registered kinds, to name in messages
+
+    @classmethod
+    @abstractmethod
+    def fits(cls, graph: Graph) -> bool:
+        """Whether ``graph`` takes this kind of input."""
+
+    # set-up, before anything is written
+
+    def check_command(self, command: str) -> None:
+        """Refuse a data command this kind has no meaning for."""
+        if command not in self.commands:
+            users = [kind for kind in self.others if command in kind.commands]
+            raise XaiError(f"xai {command} works on {' and '.join(k.name for k in users)} "
+                           f"models; for {self.article} use "
+                           f"{' or '.join('xai ' + c for c in self.commands)}")
+
+    @property
+    def article(self) -> str:
+        """This kind's model with its article, in messages (``a text model``)."""
+        return f"a {self.name} model"
+
+    @abstractmethod
+    def prepare(self, options, composite: Composite) -> Preprocessing:
+        """Check the session ``options`` that concern this kind and resolve its
+        preprocessing (command line, else rule config, else the default)."""
+
+    @abstractmethod
+    def discover(self, args: Sequence[str], stdin: TextIO | None
+                 ) -> tuple[list[InputItem], list[tuple[str, str]]]:
+        """The inputs ``args`` name (in a deterministic order), and ``(source, reason)``
+        for every argument that names none."""
+
+    @abstractmethod
+    def load(self, item: InputItem):
+        """One decoded, preprocessed input (a sample with ``item`` and ``x``); raises
+        :class:`~xai_cli.errors.InputError` for this input only."""
+
+    def batch(self, samples: Sequence) -> Batch:
+        """Samples stacked into the graph's inputs."""
+        return Batch(list(samples), np.stack([s.x for s in samples]))
+
+    def maps(self, relevance: np.ndarray) -> np.ndarray:
+        """Relevance ``(N, *input)`` as maps of the input's positions, one per input: summed
+        over the last axis (an image's channels, a token's embedding, a frame's channels)."""
+        return relevance.sum(axis=-1)
+
+    @abstractmethod
+    def convert(self, inputs) -> Batch:
+        """The Python API's inputs (arrays as the model takes them) as a batch."""
+
+    @abstractmethod
+    def synthetic(self, count: int, rng: np.random.Generator) -> Batch:
+        """``count`` made-up inputs of the model's shape, for ``xai bench``."""
+
+    def timed_evaluation(self, scorer: Scorer, batch: Batch, steps: int
+                         ) -> tuple[Callable[[], object], Callable[[], object]] | None:
+        """For ``xai bench``: perturbation curves of ``batch`` over ``steps`` steps, and the
+        bare forward passes of the same copies, as two functions to time (None: this kind
+        has no such figure yet)."""
+        return None
+
+    def bench_files(self, folder: Path, count: int) -> tuple[Path, Path, dict] | None:
+        """For ``xai bench``'s end-to-end figure: ``count`` made-up input files and a model
+        that costs next to nothing, written into ``folder``: ``(model, inputs, what the
+        files are)`` (None: this kind has no such figure yet)."""
+        return None
+
+    # explain
+
+    @abstractmethod
+    def check_explain(self, options: ExplainOptions) -> None:
+        """Refuse explain options this kind cannot draw."""
+
+    @abstractmethod
+    def output_names(self, stem: str, options: ExplainOptions) -> list[str]:
+        """The files explain writes for one input, so that --skip-existing can test them."""
+
+    @abstractmethod
+    def record_fields(self, sample, maps: Mapping[str, np.ndarray]) -> dict:
+        """This kind's fields of an input's JSON record."""
+
+    @abstractmethod
+    def write(self, out: Path, sample, maps: Mapping[str, np.ndarray], options: ExplainOptions,
+              caption: str) -> list[str]:
+        """Draw and write one input's explanations (on a writer thread); their paths."""
+
+    @abstractmethod
+    def thumbnails(self, out: Path, sample) -> list[str]:
+        """The picture of the input the report page shows, where the kind has one."""
+
+    # evaluate
+
+    def evaluation(self, options: EvaluateOptions, masks: bool = False,
+                   heatmaps: bool = False) -> EvaluateOptions:
+        """``options`` checked for this kind, its default protocol filled in."""
+        replace = options.replace or self.replacements[:1]
+        wrong = [r for r in replace if r not in self.replacements]
+        if wrong:
+            owner = next((k.audience for k in self.others if wrong[0] in k.replacements),
+                         "no kind of input")
+            raise XaiError(f"--replace {', '.join(wrong)} is for {owner}; "
+                           f"{self.plural} take {', '.join(self.replacements)}")
+        return dataclasses.replace(options, replace=replace)
+
+    @abstractmethod
+    def steps(self, options: EvaluateOptions) -> int:
+        """``--steps``, or the default for this kind's perturbation unit."""
+
+    @abstractmethod
+    def evaluate_batch(self, explainers: Mapping[str, Explainer], scorer: Scorer, batch: Batch,
+                       targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
+                       seed: int) -> BatchResult:
+        """Perturbation curves of one batch for every method, protocol and order."""
