@@ -11,8 +11,10 @@ from importlib import resources
 
 import yaml
 
+# the methods' parameter defaults (`engine.methods` declares the parameters with them)
 IG_STEPS = 32
 SMOOTHGRAD_SAMPLES = 32
+SMOOTHGRAD_NOISE = 0.15
 
 METHOD_DESCRIPTIONS = {
     "lrp": "layer-wise relevance propagation with the rule config (--rules)",

@@ -25,6 +25,7 @@ from .canonizers import CANONIZERS
 from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .graph import Graph
 from .layers import ACTIVATION, AFFINE, BILINEAR, GATE, LINEAR, POOLING, RECURRENT, STRUCTURAL
+from .methods import METHODS
 from .recurrent import KINDS as RECURRENT_LAYERS
 
 _CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -51,7 +52,7 @@ _RULE_PARAMS = {
     "alpha-beta": {"alpha": _NUMBER, "beta": _NUMBER},
     "zbox": {"low": (int, float, list), "high": (int, float, list)},
 }
-_TOP_KEYS = {"name", "description", "canonizers", "input", "rules", "default"}
+_TOP_KEYS = {"name", "description", "canonizers", "input", "rules", "default", "methods"}
 _INPUT_KEYS = {"preprocess", "scale", "mean", "std"}
 _MATCH_KEYS = {"first", "type", "name", "followed_by", "linear_output"}
 
@@ -108,6 +109,7 @@ class Composite:
     default: Entry
     canonizers: list[str] = field(default_factory=list)
     preprocess: dict = field(default_factory=dict)
+    methods: dict = field(default_factory=dict)   # method -> its parameters (``methods:``)
     warn_unused: bool = True   # built-in configs are general: an entry may fit no layer
 
     def fingerprint(self) -> dict:
@@ -116,7 +118,7 @@ class Composite:
             return [e.rule.describe(), e.first, e.types, e.name and e.name.pattern,
                     sorted(e.followed_by) if e.followed_by else None, e.linear_output]
         return {"rules": [entry(e) for e in self.entries], "default": entry(self.default),
-                "canonizers": self.canonizers}
+                "canonizers": self.canonizers, **({"methods": self.methods} if self.methods else {})}
 
     def canonize(self, graph: Graph) -> Graph:
         for name in self.canonizers:
@@ -235,7 +237,10 @@ class _Reader:
         self.label = label
 
     def error(self, node, key: str, message: str) -> XaiError:
-        return XaiError(f"{self.label}:{node.start_mark.line + 1}: {key}: {message}")
+        return XaiError(f"{self.where(node, key)}: {message}")
+
+    def where(self, node, key: str) -> str:
+        return f"{self.label}:{node.start_mark.line + 1}: {key}"
 
     def value(self, node, key: str, types: tuple):
         if not isinstance(node, yaml.ScalarNode) and list not in types:
@@ -311,7 +316,20 @@ def parse(text: str, label: str) -> Composite:
     name = reader.value(top["name"], "name", (str,)) if "name" in top else label
     description = reader.value(top["description"], "description", (str,)) \
         if "description" in top else ""
-    return Composite(name, label, description, entries, default, canonizers, preprocess)
+    methods = _methods(reader, top["methods"]) if "methods" in top else {}
+    return Composite(name, label, description, entries, default, canonizers, preprocess, methods)
+
+
+def _methods(reader: _Reader, node) -> dict[str, dict]:
+    """``methods:``: the parameters of the methods that take some, checked as ``--param``'s."""
+    out = {}
+    taking = {m.name: m for m in METHODS.values() if m.parameters}
+    for name, fields in reader.mapping(node, "methods", set(taking)).items():
+        method = taking[name]
+        given = reader.mapping(fields, f"methods.{name}", {p.name for p in method.parameters})
+        out[name] = {p: method.parameter(p).parse(_construct(v), reader.where(v, f"methods.{name}.{p}"))
+                     for p, v in given.items()}
+    return out
 
 
 def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,20 +40,25 @@ def apply_composite(graph: Graph, composite: Composite) -> AppliedComposite:
     return AppliedComposite(graph, assignments, warnings)
 
 
-def make_explainer(graph: Graph, method: Method, composite: Composite, preprocessing,
+def make_explainer(graph: Graph, method: Method, composite: Composite | None, preprocessing,
                    seed: int = 0, warn: Callable[[str], None] | None = None,
-                   jit_compile: bool | None = None) -> Explainer:
+                   jit_compile: bool | None = None, params: Mapping | None = None) -> Explainer:
     """An Explainer for ``method``; LRP takes its rules and canonizers from ``composite``.
 
     ``warn`` receives the config's warnings (rules that apply to no layer);
-    ``jit_compile`` is :class:`~xai_cli.engine.propagation.Explainer`'s.
+    ``jit_compile`` is :class:`~xai_cli.engine.propagation.Explainer`'s; ``params`` (the
+    method's parameters) win over those the config's ``methods:`` gives, one by one.
     """
+    configured = composite.methods.get(method.name, {}) if composite is not None else {}
+    params = {**configured, **(params or {})}
     if not method.uses_composite:
-        return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed, jit_compile)
+        return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed, jit_compile,
+                         params)
     applied = apply_composite(graph, composite)
     for warning in applied.warnings if warn else ():
         warn(warning)
-    return Explainer(applied.graph, method, applied.propagator(preprocessing), seed, jit_compile)
+    return Explainer(applied.graph, method, applied.propagator(preprocessing), seed, jit_compile,
+                     params)
 
 
 def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:

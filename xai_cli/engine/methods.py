@@ -2,22 +2,53 @@
 
 A method says which rule every op gets (LRP from the composite; the gradient family
 follow the gradient, with guided backprop and deconvnet changing only the ReLUs) and
-how the backward passes are combined into a relevance map.
+how the backward passes are combined into a relevance map. A method's parameters (IG's
+steps, smoothgrad's samples and noise) are typed by :class:`Parameter`, the one path the
+command line (``--param``), the rule config (``methods:``) and the API take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 from keras import ops
 
-from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_SAMPLES
+from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
+from ..errors import XaiError
 from . import backends
 from .layers import ACTIVATION
 from .rules import DECONVNET, GRADIENT, GUIDED
 
-SMOOTHGRAD_NOISE = 0.15  # noise standard deviation, as a fraction of each input's value range
+
+@dataclass(frozen=True)
+class Parameter:
+    """A method's parameter: its type (``int`` or ``float``), default and lowest value.
+
+    :meth:`parse` takes a value of the type, or the text the command line gives.
+    """
+
+    name: str
+    type: type
+    default: object
+    help: str
+    minimum: float | None = None
+
+    def parse(self, value, where: str):
+        """``value`` as ``type``; ``where`` starts the message of an error (the method and
+        parameter, and the config line where there is one)."""
+        words, kind = {int: ("an integer", Integral), float: ("a number", Real)}[self.type]
+        try:
+            if isinstance(value, str):
+                value = self.type(value)
+            elif isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError
+        except ValueError:
+            raise XaiError(f"{where}: expected {words}, got {value!r}") from None
+        if self.minimum is not None and not value >= self.minimum:
+            raise XaiError(f"{where}: must be at least {self.minimum:g}, got {value!r}")
+        return self.type(value)
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,7 @@ class Method:
     signed: bool = True
     activation_rule: object = GRADIENT
     random: bool = False
+    parameters: tuple[Parameter, ...] = ()
 
     @property
     def uses_composite(self) -> bool:
@@ -44,6 +76,21 @@ class Method:
     def rules(self, graph) -> list:
         """Rules of the gradient family (LRP's come from a composite)."""
         return [self.activation_rule if op.kind == ACTIVATION else GRADIENT for op in graph.ops]
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        takes = f"it takes {', '.join(p.name for p in self.parameters)}" if self.parameters \
+            else "it takes none"
+        raise XaiError(f"method {self.name} has no parameter '{name}' ({takes})")
+
+    def bind(self, given: Mapping[str, object]) -> dict:
+        """Every parameter's value: those ``given``, checked, and the others' defaults."""
+        for name in given:
+            self.parameter(name)
+        return {p.name: p.parse(given[p.name], f"{self.name}.{p.name}") if p.name in given
+                else p.default for p in self.parameters}
 
 
 def _lrp(e, x, values, targets, index):
@@ -65,25 +112,28 @@ def _sensitivity(e, x, values, targets, index):
 def _integrated_gradients(e, x, values, targets, index):
     """Riemann sum (midpoints) of the gradient on the straight path from 0 to ``x``
     (a loop in the compiled function, not one copy of the model per step)."""
+    steps = e.params["steps"]
+
     def step(i, total):
-        alpha = (ops.cast(i, x.dtype) + 0.5) / IG_STEPS
+        alpha = (ops.cast(i, x.dtype) + 0.5) / steps
         return total + e.gradient_at(alpha * x, targets, values)
 
-    return x * ops.fori_loop(0, IG_STEPS, step, ops.zeros_like(x)) / IG_STEPS
+    return x * ops.fori_loop(0, steps, step, ops.zeros_like(x)) / steps
 
 
 def _smoothgrad(e, x, values, targets, index):
     """Mean gradient over noisy copies; the noise of input ``i`` depends only on (seed, i)."""
     axes = tuple(range(1, len(x.shape)))
     spread = ops.max(x, axes, keepdims=True) - ops.min(x, axes, keepdims=True)
-    sigma = SMOOTHGRAD_NOISE * spread
+    sigma = e.params["noise"] * spread
     normal = backends.current().normal
 
     def sample(i, total):
         noise = normal(tuple(x.shape[1:]), index, e.seed, i)
         return total + e.gradient_at(x + sigma * noise, targets, values)
 
-    return ops.fori_loop(0, SMOOTHGRAD_SAMPLES, sample, ops.zeros_like(x)) / SMOOTHGRAD_SAMPLES
+    samples = e.params["samples"]
+    return ops.fori_loop(0, samples, sample, ops.zeros_like(x)) / samples
 
 
 METHODS = {m.name: m for m in (
@@ -91,9 +141,29 @@ METHODS = {m.name: m for m in (
     Method("sa", _sensitivity, signed=False),
     Method("gradient", _gradient),
     Method("gradxinput", _gradxinput),
-    Method("integrated-gradients", _integrated_gradients),
-    Method("smoothgrad", _smoothgrad, random=True),
+    Method("integrated-gradients", _integrated_gradients, parameters=(
+        Parameter("steps", int, IG_STEPS, "Riemann steps on the path from 0 to the input", 1),)),
+    Method("smoothgrad", _smoothgrad, random=True, parameters=(
+        Parameter("samples", int, SMOOTHGRAD_SAMPLES, "noisy copies averaged", 1),
+        Parameter("noise", float, SMOOTHGRAD_NOISE,
+                  "noise standard deviation, as a share of each input's value range", 0))),
     Method("guided-backprop", _gradient, activation_rule=GUIDED),
     Method("deconvnet", _gradient, activation_rule=DECONVNET),
 )}
 assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line
+
+
+def method_params(specs: Iterable[str]) -> dict[str, dict[str, object]]:
+    """``METHOD.NAME=VALUE`` texts (``--param``) as ``{method: {name: value}}``, typed."""
+    out: dict[str, dict[str, object]] = {}
+    for spec in specs:
+        key, equals, value = spec.partition("=")
+        method, dot, name = key.partition(".")
+        if not (equals and dot and method and name):
+            raise XaiError(f"--param '{spec}': expected METHOD.NAME=VALUE, e.g. "
+                           "integrated-gradients.steps=64")
+        if method not in METHODS:
+            raise XaiError(f"--param '{spec}': unknown method '{method}'; expected one of "
+                           f"{', '.join(METHODS)}")
+        out.setdefault(method, {})[name] = METHODS[method].parameter(name).parse(value, f"--param {key}")
+    return out

@@ -152,16 +152,18 @@ def xla_requested() -> bool:
 class Explainer:
     """One method, compiled once, applied to batches of any size.
 
+    ``params`` are the method's parameters by name (the others take their defaults);
     ``jit_compile`` (default: :func:`xla_requested`) compiles it with XLA, except for
     random methods (their noise would differ).
     """
 
     def __init__(self, graph: Graph, method, propagator: Propagator, seed: int = 0,
-                 jit_compile: bool | None = None):
+                 jit_compile: bool | None = None, params: Mapping | None = None):
         self.graph = graph
         self.method = method
         self.propagator = propagator
         self.seed = seed
+        self.params = method.bind(params or {})
         self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
         signature = [((), "int32"), ((), "int64"), *graph.signature]
         self._compiled = backends.current().compile(self._explain, signature, self.jit)
