@@ -45,6 +45,18 @@ def test_explain_gives_what_save_raw_writes(digits, tmp_path, method, rules):
     np.testing.assert_array_equal(relevance, written)
 
 
+def test_params_give_what_param_writes(digits, tmp_path):
+    x, path = digits
+    _cli("explain", MODEL, path, "-p", "unit", "-m", "integrated-gradients", "--save-raw",
+         "--param", "integrated-gradients.steps=4", "-o", tmp_path)
+    written = np.stack([np.load(tmp_path / f"six-{i}.integrated-gradients.npy") for i in range(len(x))])
+    relevance = xai_cli.explain(MODEL, x, "integrated-gradients", preprocess="unit",
+                                params={"steps": 4})
+    np.testing.assert_array_equal(relevance, written)
+    assert not np.array_equal(relevance, xai_cli.explain(MODEL, x, "integrated-gradients",
+                                                         preprocess="unit"))
+
+
 def test_evaluate_gives_the_summary_evaluate_writes(digits, tmp_path):
     x, path = digits
     _cli("evaluate", MODEL, path, "-p", "unit", "-m", "lrp", "-m", "sa", "--steps", "6",
@@ -94,6 +106,10 @@ def test_one_input_targets_and_a_kept_explainer(digits):
     (lambda x: xai_cli.explain(MODEL, x, target="cat"), "target must be 'top1'"),
     (lambda x: xai_cli.explain(MODEL, x, rules="no-such-config"), "no-such-config"),
     (lambda x: xai_cli.evaluate(MODEL, x, ("sa",), preprocess="none"), "valid range"),
+    (lambda x: xai_cli.explain(MODEL, x, "smoothgrad", params={"noise": "loud"}),
+     "smoothgrad.noise: expected a number, got 'loud'"),
+    (lambda x: xai_cli.evaluate(MODEL, x, ("sa",), params={"smoothgrad": {"samples": 2}}),
+     "params name smoothgrad: not among the methods evaluated"),
 ])
 def test_bad_arguments_are_errors_with_the_command_lines_words(digits, call, message):
     with pytest.raises(XaiError, match=message):

@@ -121,11 +121,48 @@ def test_target_by_index_and_by_name(tmp_path, target, expected):
     (["-t", "cat"], "--labels"),
     (["--shard", "3/2"], "invalid --shard"),
     (["-p", "nonsense"], "unknown preprocessing"),
+    (["--param", "nope.steps=3"], "unknown method 'nope'"),
+    (["--param", "integrated-gradients.step=3"], "has no parameter 'step' (it takes steps)"),
+    (["--param", "integrated-gradients.steps=many"], "expected an integer, got 'many'"),
+    (["--param", "smoothgrad.noise=-1"], "must be at least 0"),
+    (["--param", "steps"], "expected METHOD.NAME=VALUE"),
 ])
 def test_usage_errors_exit_2_before_writing(tmp_path, args, message):
     result, _ = run("explain", MODEL, IMAGES, *args, "-o", tmp_path / "out")
     assert result.exit_code == 2 and message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_config_methods_give_parameters_and_param_wins(tmp_path):
+    config = tmp_path / "ig.yaml"
+    config.write_text("default: {rule: epsilon}\nmethods:\n  integrated-gradients: {steps: 4}\n")
+    image = IMAGES / "digit_0_5.png"
+
+    def relevance(name, *args):
+        result, records = run("explain", MODEL, image, "-m", "integrated-gradients", "--save-raw",
+                              "-o", tmp_path / name, *args)
+        assert result.exit_code == 0, result.stderr
+        return np.load(tmp_path / name / "digit_0_5.integrated-gradients.npy"), records[0]
+
+    default, record = relevance("default")
+    four, four_record = relevance("four", "--param", "integrated-gradients.steps=4")
+    configured, configured_record = relevance("configured", "-r", config)
+    overridden, _ = relevance("overridden", "-r", config, "--param", "integrated-gradients.steps=32")
+    assert not np.array_equal(default, four)
+    np.testing.assert_array_equal(configured, four)
+    np.testing.assert_array_equal(overridden, default)
+    assert "parameters" not in record
+    assert four_record["parameters"] == configured_record["parameters"] == \
+        {"integrated-gradients": {"steps": 4}}
+
+
+def test_parameters_are_part_of_what_evaluate_resumes(tmp_path):
+    args = ("evaluate", MODEL, IMAGES / "digit_0_5.png", "-m", "integrated-gradients", "--steps", "2",
+            "-o", tmp_path, "--skip-existing")
+    assert run(*args)[0].exit_code == 0
+    assert "parameters" not in json.loads((tmp_path / "parts" / "evaluate" / "job.json").read_text())
+    result, _ = run(*args, "--param", "integrated-gradients.steps=4")
+    assert result.exit_code == 2 and "with other parameters" in result.stderr
 
 
 def test_skip_existing_resumes(tmp_path):
@@ -182,7 +219,8 @@ def test_what_the_layers_absorb_and_what_reaches_the_input_add_up_to_the_score(t
 def test_help_documents_every_option():
     result, _ = run("explain", "--help")
     for option in ("--rules", "--preprocess", "--target", "--labels", "--batch-size", "--out",
-                   "--shard", "--skip-existing", "--method", "--overlay", "--save-raw", "--grid"):
+                   "--shard", "--skip-existing", "--method", "--overlay", "--save-raw", "--grid",
+                   "--param"):
         assert option in result.stdout
 
 

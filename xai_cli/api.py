@@ -22,7 +22,7 @@ Compiling an explainer takes a few seconds: for repeated calls keep an `Explaine
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,10 +58,14 @@ class Explainer:
         ``context-gamma-box`` for images, ``text-epsilon`` for text models.
     preprocess : the preprocessing preset the inputs were made with (their valid range).
     seed : seeds the noise of ``smoothgrad``.
+    params : the method's parameters by name, as ``--param`` sets them (``{"steps": 64}``
+        for ``integrated-gradients``; ``samples`` and ``noise`` for ``smoothgrad``); they
+        win over the rule config's ``methods:``, the others keep their defaults.
     """
 
     def __init__(self, model: keras.Model | str | Path, method: str = "lrp", *,
-                 rules: str | None = None, preprocess: str | None = None, seed: int = 0):
+                 rules: str | None = None, preprocess: str | None = None, seed: int = 0,
+                 params: Mapping[str, object] | None = None):
         if method not in METHODS:
             raise XaiError(f"unknown method '{method}'; expected one of {', '.join(METHODS)}")
         self.graph = _graph(model)
@@ -71,7 +75,7 @@ class Explainer:
                                                self.composite)
         self.method = method
         self._explainer = make_explainer(self.graph, METHODS[method], self.composite,
-                                         self.preprocessing, seed)
+                                         self.preprocessing, seed, params=params)
 
     def explain(self, x: np.ndarray, target: Target = "top1", batch_size: int = 32) -> Result:
         """Relevance, pre-softmax scores and explained class of every input, in batches."""
@@ -95,12 +99,13 @@ class Explainer:
 
 def explain(model: keras.Model | str | Path, x: np.ndarray, method: str = "lrp", *,
             rules: str | None = None, target: Target = "top1", preprocess: str | None = None,
-            batch_size: int = 32, seed: int = 0) -> np.ndarray:
+            batch_size: int = 32, seed: int = 0,
+            params: Mapping[str, object] | None = None) -> np.ndarray:
     """The relevance of every input for its target class (``top1``, a class index, or one
     per input), shaped like ``x``: what ``xai explain --save-raw`` writes. See `Explainer`
     for the arguments."""
-    return Explainer(model, method, rules=rules, preprocess=preprocess, seed=seed)(
-        x, target, batch_size)
+    return Explainer(model, method, rules=rules, preprocess=preprocess, seed=seed,
+                     params=params)(x, target, batch_size)
 
 
 @dataclass
@@ -127,13 +132,20 @@ def evaluate(model: keras.Model | str | Path, x: np.ndarray,
              target: Target = "top1", preprocess: str | None = None,
              perturb: tuple[int, int] = (9, 9), steps: int | None = None, order: str = "morf",
              replace: Sequence[str] = (), lerf: bool = False, score: str = "logit",
-             batch_size: int = 32, seed: int = 0) -> Evaluation:
+             batch_size: int = 32, seed: int = 0,
+             params: Mapping[str, Mapping[str, object]] | None = None) -> Evaluation:
     """Perturbation curves and AOPC of each method against the random order, as ``xai
     evaluate`` measures them (the same options; seeded, so the same numbers); ``replace``
-    defaults to the kind's first protocol (uniform for images, zero for documents)."""
+    defaults to the kind's first protocol (uniform for images, zero for documents);
+    ``params`` gives methods their parameters: ``{method: {name: value}}``."""
+    params = params or {}
+    unknown = set(params) - set(methods)
+    if unknown:
+        raise XaiError(f"params name {', '.join(sorted(unknown))}: not among the methods "
+                       f"evaluated ({', '.join(methods)})")
     graph = _graph(model)
-    explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed)
-                  for m in dict.fromkeys(methods)}
+    explainers = {m: Explainer(graph, m, rules=rules, preprocess=preprocess, seed=seed,
+                               params=params.get(m)) for m in dict.fromkeys(methods)}
     kind = next(iter(explainers.values())).kind
     options = kind.evaluation(EvaluateOptions(tuple(explainers), tuple(perturb), steps, order,
                                               tuple(dict.fromkeys(replace)), score, lerf))

@@ -22,7 +22,7 @@ from . import kinds
 from .engine import backends, composites
 from .engine.explainers import make_explainer
 from .engine.graph import Graph, build_graph
-from .engine.methods import METHODS
+from .engine.methods import METHODS, method_params
 from .engine.propagation import Explainer
 from .errors import InputError, XaiError
 from .io import inputs, outputs, parts, preprocess
@@ -58,6 +58,7 @@ class Options:
     device: str = "auto"
     lines: bool = False
     vocab: str | None = None
+    params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Session:
     items: list[inputs.InputItem]
     problems: list[tuple[str, str]]
     positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
+    params: dict[str, dict[str, object]] = field(default_factory=dict)   # --param, by method
 
     def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
@@ -85,7 +87,8 @@ class Session:
         stderr, as every command does."""
         warnings: list[str] = []
         made = {m: make_explainer(self.graph, METHODS[m], self.composite, self.preprocessing,
-                                  self.options.seed, warnings.append) for m in methods}
+                                  self.options.seed, warnings.append, params=self.params.get(m))
+                for m in methods}
         rewrites = getattr(self.graph.model, "legacy_h5_rewrites", None)
         if rewrites is not None:
             report.note("a Keras 2 .h5 file: loaded by rewriting its config for Keras 3 ("
@@ -100,7 +103,7 @@ class Session:
         """An explainer of ``method`` with this run's config on another ``graph`` (the
         sanity check's randomised copies)."""
         return make_explainer(graph, METHODS[method], self.composite, self.preprocessing,
-                              self.options.seed)
+                              self.options.seed, params=self.params.get(method))
 
     @functools.cached_property
     def runs_on(self) -> dict[str, str]:
@@ -124,15 +127,16 @@ class Session:
     def parts(self, command: str, options: dict) -> Parts:
         """The part files of this run of ``command`` in ``OUT/parts/``, reusable by a rerun
         with --skip-existing only if it has the same model, config, preprocessing, resize,
-        target, seed, batch size, number of inputs, shard, Keras backend and command
-        ``options``. Shards keep their parts apart."""
+        target, seed, batch size, number of inputs, shard, Keras backend, --param and
+        command ``options``. Shards keep their parts apart."""
         identity = {"model": parts.file_digest(self.options.model),
                     "rules": self.composite.fingerprint(),
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
                     "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
                     "inputs": len(self.positions), "shard": self.options.shard,
-                    "backend": self.runs_on["backend"], **options}
+                    "backend": self.runs_on["backend"],
+                    **({"parameters": self.params} if self.params else {}), **options}
         return parts.Parts(self.options.out / "parts" / self.job(command), identity,
                            self.options.skip_existing)
 
@@ -190,6 +194,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     """Check everything a run needs; raises :class:`XaiError` before any output."""
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
+    params = method_params(options.params)
     graph = build_graph(load(options.model))
     kind = kinds.of(graph)
     composite = composites.load(options.rules or kind.default_config)
@@ -199,7 +204,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     everything, problems = kind.discover(options.images, stdin or sys.stdin)
     items = inputs.shard(everything, options.shard, options.batch_size)
     return Session(options, graph, kind, composite, preprocessing, target, labels, items,
-                   problems, {item: i for i, item in enumerate(everything)})
+                   problems, {item: i for i, item in enumerate(everything)}, params)
 
 
 BUILTIN_LABELS = ("imagenet",)   # xai_cli/io/labels/<name>.txt

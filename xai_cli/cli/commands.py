@@ -13,7 +13,15 @@ from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES
 from ..catalogue import list_configs as list_configs_text
 from ..errors import XaiError
 from ..jobs.gates import EVALUATE_HELP, SPRAY_HELP
-from .options import CONTEXT, clusters_count, data_options, perturbation_options, render_options, render_style
+from .options import (
+    CONTEXT,
+    clusters_count,
+    data_options,
+    param_option,
+    perturbation_options,
+    render_options,
+    render_style,
+)
 from .running import (
     data_job,
     device_scope,
@@ -220,10 +228,11 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
               help="Also time each method with the backend's autodiff for every VJP instead of "
                    "the transposed-kernel maps the engine uses: whether those pay off on this "
                    "backend and device.")
+@param_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @handle_errors
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
-          autodiff, as_json):
+          autodiff, params, as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient and to the forward pass (medians after
     warm-up, one process, all timed in turn so that load changes hit them alike;
@@ -238,7 +247,7 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
                      tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end, xla=xla,
-                     autodiff=autodiff)
+                     autodiff=autodiff, params=params)
     if as_json:
         emit(result, sys.stdout)
     else:

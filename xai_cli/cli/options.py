@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..catalogue import REPLACEMENTS, WORD_REPLACEMENTS
+from ..catalogue import IG_STEPS, REPLACEMENTS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, WORD_REPLACEMENTS
 from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
 
 if TYPE_CHECKING:
@@ -31,6 +31,15 @@ def _floats(ctx, param, value):
         return tuple(float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got '{value}'") from None
+
+
+# --param: one method's parameter, typed by engine.methods.method_params when the job runs
+param_option = click.option(
+    "--param", "params", multiple=True, metavar="METHOD.NAME=VALUE",
+    help=f"A method's parameter; repeat for several: integrated-gradients.steps (default "
+         f"{IG_STEPS}), smoothgrad.samples (default {SMOOTHGRAD_SAMPLES}), smoothgrad.noise "
+         f"(the noise std as a share of each input's value range, default "
+         f"{SMOOTHGRAD_NOISE:g}). Wins over the rule config's methods: key.")
 
 
 def data_options(fn: F) -> F:
@@ -79,6 +88,7 @@ def data_options(fn: F) -> F:
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for smoothgrad noise, random perturbation orders, uniform "
                           "and ROAD noise, and the bootstrap of paired comparisons."),
+        param_option,
         click.option("--lines", is_flag=True,
                      help="Text models: every non-empty line of a file (or of stdin, -) is a "
                           "document; without it every file is one."),

@@ -26,7 +26,7 @@ from keras import ops
 from ..engine import backends, composites
 from ..engine.explainers import make_explainer
 from ..engine.graph import build_graph
-from ..engine.methods import METHODS
+from ..engine.methods import METHODS, method_params
 from ..engine.propagation import Propagator, Scorer
 from ..errors import XaiError
 from ..io import preprocess
@@ -82,12 +82,14 @@ def _peak_memory_mb() -> float:
 def run(model_path: str | None, arch: str | None, input_size: int, batch_size: int,
         methods: tuple[str, ...], configs: tuple[str, ...], repeats: int = 5,
         evaluate_steps: int = 16, end_to_end: bool = True, xla: bool = False,
-        autodiff: bool = False) -> dict:
+        autodiff: bool = False, params: tuple[str, ...] = ()) -> dict:
     """Time forward, gradient, each method (LRP once per config), evaluate and, unless
     ``end_to_end`` is false, the explain job with the first method (and config). With
     ``xla`` (TensorFlow; JAX always compiles with XLA), the forward pass and every method
     not random are timed XLA-compiled too; with ``autodiff``, every method is timed with the
-    backend's autodiff in place of the transposed-kernel VJPs too."""
+    backend's autodiff in place of the transposed-kernel VJPs too. ``params``: the methods'
+    parameters, as ``--param`` gives them."""
+    given = method_params(params)
     backend = backends.current()
     xla = xla and backend.NAME == "tensorflow"
     graph = build_graph(_model(model_path, arch, input_size))
@@ -122,7 +124,8 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
             if jit and METHODS[method].random:
                 continue
             composite = composites.load(config or kind.default_config)
-            explainer = make_explainer(variant, METHODS[method], composite, unit, jit_compile=jit)
+            explainer = make_explainer(variant, METHODS[method], composite, unit, jit_compile=jit,
+                                       params=given.get(method))
             fns[name + suffix] = lambda e=explainer: e.explain(batch.x, targets, index, batch.named)
     figures = _medians(fns, repeats)
     timed = kind.timed_evaluation(Scorer(graph), batch, evaluate_steps)
@@ -143,7 +146,7 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         "end_to_end": None,
     }
     if end_to_end:
-        result["end_to_end"] = _end_to_end(kind, *runs[0], batch_size, repeats)
+        result["end_to_end"] = _end_to_end(kind, *runs[0], batch_size, repeats, params)
     return result
 
 
@@ -157,7 +160,7 @@ def _rate(seconds: float, images: int) -> dict:
     return {"seconds": round(seconds, 5), "images_per_s": round(images / seconds, 2)}
 
 
-def _end_to_end(kind, name, method, config, batch_size, repeats) -> dict | None:
+def _end_to_end(kind, name, method, config, batch_size, repeats, params) -> dict | None:
     """The explain job over made-up input files, with a trivial model and with the kind's
     model: the trivial model's rate is what decoding, rendering and writing allow at most
     (None where the kind makes no such files)."""
@@ -169,7 +172,7 @@ def _end_to_end(kind, name, method, config, batch_size, repeats) -> dict | None:
             return None
         model, inputs, described = made
         session = open_session(Options(str(model), (str(inputs),), rules=config,
-                                       batch_size=batch_size, out=folder / "out"))
+                                       batch_size=batch_size, out=folder / "out", params=params))
         seconds = _medians({key: _job(dataclasses.replace(session, graph=g), method, null)
                             for key, g in (("trivial_model", session.graph),
                                            ("model", kind.graph))}, repeats)

@@ -60,6 +60,10 @@ def _explain_batch(session, options, explainers, batch, index, writer, report, d
     targets = np.full(len(batch), session.target, np.int32)
     results = {m: e.explain(batch.x, targets, index, batch.named) for m, e in explainers.items()}
     first = next(iter(results.values()))
+    # the parameters of the methods given some (--param, the config's methods:); records of
+    # runs without any stay as they were
+    given = {m: e.params for m, e in explainers.items()
+             if m in session.params or m in session.composite.methods}
     for i, sample in enumerate(batch.samples):
         if sample.item in done:
             continue
@@ -77,6 +81,8 @@ def _explain_batch(session, options, explainers, batch, index, writer, report, d
             record["warning"] = "; ".join(warnings.values())
             for method, warning in warnings.items():
                 report.warn_once(method, warning)
+        if given:
+            record["parameters"] = given
         writer.submit(session.kind.write, session.options.out, sample, maps, options,
                       _caption(record), then=partial(_emit, report, record))
 
