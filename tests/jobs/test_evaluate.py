@@ -26,7 +26,7 @@ class LinearModel:
     def scorer(self, batch):
         return np.stack([(batch * self.w).sum(axis=(1, 2, 3)), np.zeros(len(batch))], axis=1)
 
-    def explain(self, x, targets, index, mask=None):
+    def explain(self, x, targets, index, named=None):
         self.calls += 1
         return SimpleNamespace(relevance=self.w * x, targets=np.where(targets < 0, 0, targets))
 

@@ -30,11 +30,6 @@ def pixels(relevance: np.ndarray) -> np.ndarray:
     return np.asarray(relevance, np.float64).sum(axis=-1)
 
 
-def heatmap(relevance: np.ndarray, method: str, style: render.Style = render.Style()) -> np.ndarray:
-    """The colour picture of ``method``'s relevance map ``(H, W, C)``."""
-    return render.heatmap(pixels(relevance), METHODS[method].signed, style)
-
-
 class Image(InputKind):
     name = "image"
     plural = "images"
