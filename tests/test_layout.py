@@ -143,9 +143,11 @@ KIND_ONLY = {   # module -> the modules that may import it
     "xai_cli.kinds.document": {"xai_cli.kinds"},
     "xai_cli.kinds.words": {"xai_cli.kinds.document"},
     "xai_cli.kinds.deletion": {"xai_cli.kinds.document"},
+    "xai_cli.kinds.buckets": {"xai_cli.kinds.document"},
     "xai_cli.io.wordmaps": {"xai_cli.kinds.words"},
     "xai_cli.io.documents": {"xai_cli.kinds.document", "xai_cli.kinds.words",
-                             "xai_cli.kinds.deletion", "xai_cli.engine.tokens"},
+                             "xai_cli.kinds.deletion", "xai_cli.kinds.buckets",
+                             "xai_cli.engine.tokens"},
 }
 ABOVE_THE_KINDS = ("session", "jobs", "api", "cli")
 # what branching on a kind looks like: the text flag, image ranks and shapes

@@ -58,6 +58,7 @@ class Options:
     device: str = "auto"
     lines: bool = False
     vocab: str | None = None
+    max_tokens: int | None = None
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
 
 
@@ -77,6 +78,12 @@ class Session:
     problems: list[tuple[str, str]]
     positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
     params: dict[str, dict[str, object]] = field(default_factory=dict)   # --param, by method
+
+    @property
+    def window(self) -> int:
+        """Inputs per batch of the job (the kind's choice, see
+        :meth:`~xai_cli.kinds.base.InputKind.window`)."""
+        return self.kind.window(self.options.batch_size)
 
     def label(self, index: int) -> str | None:
         return self.labels[index] if self.labels else None
@@ -136,6 +143,7 @@ class Session:
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
                     "inputs": len(self.positions), "shard": self.options.shard,
                     "backend": self.runs_on["backend"],
+                    **({"window": self.window} if self.window != self.options.batch_size else {}),
                     **({"parameters": self.params} if self.params else {}), **options}
         return parts.Parts(self.options.out / "parts" / self.job(command), identity,
                            self.options.skip_existing)
@@ -154,13 +162,13 @@ class Session:
             if progress is not None:
                 progress(done)
         for batch, index in self.loaded(report, todo, progress):
-            number = int(index[0]) // self.options.batch_size
+            number = int(index[0]) // self.window
             yield batch, index, functools.partial(stored.save, number, by_number[number])
 
     def batches(self) -> list[tuple[int, list[inputs.InputItem]]]:
         """This run's batches, each with its number in the whole job: a shard's batches are
         batches of the unsharded job (see :func:`inputs.shard`)."""
-        size = self.options.batch_size
+        size = self.window
         return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
 
     def loaded(self, report: Report, items: Sequence[inputs.InputItem] | None = None,
@@ -176,7 +184,7 @@ class Session:
         for source, reason in self.problems:
             report.error(source, reason)
         todo = self.items if items is None else items
-        for loaded in inputs.batches(todo, self.kind.load, self.options.batch_size):
+        for loaded in inputs.batches(todo, self.kind.load, self.window):
             samples = []
             for item, sample in loaded:
                 if isinstance(sample, InputError):
@@ -202,7 +210,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     target = parse_target(options.target, labels, graph.num_classes)
     preprocessing = kind.prepare(options, composite)
     everything, problems = kind.discover(options.images, stdin or sys.stdin)
-    items = inputs.shard(everything, options.shard, options.batch_size)
+    items = inputs.shard(everything, options.shard, kind.window(options.batch_size))
     return Session(options, graph, kind, composite, preprocessing, target, labels, items,
                    problems, {item: i for i, item in enumerate(everything)}, params)
 

@@ -29,7 +29,7 @@ def vectorizer():
 
 
 def test_ids_are_those_of_text_vectorization(vectorizer):
-    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8)
+    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8, pad_to=8)
     texts = [*TRICKY, "unseen zzz qqq"]
     expected = np.asarray(vectorizer(np.array(texts, dtype=object)))
     got = np.stack([tokens.ids(t) for t in texts])
@@ -38,7 +38,7 @@ def test_ids_are_those_of_text_vectorization(vectorizer):
 
 
 def test_words_keep_the_text_as_written_and_map_onto_tokens(vectorizer):
-    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8)
+    tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8, pad_to=8)
     words = tokens.words("The CAT sat, -- on the mat!")
     assert [w for w, _ in words] == ["The", "CAT", "sat,", "--", "on", "the", "mat!"]
     assert [p for _, p in words] == [0, 1, 2, None, 3, 4, 5]

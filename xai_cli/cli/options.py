@@ -98,6 +98,11 @@ def data_options(fn: F) -> F:
                           "TextVectorization(vocabulary=FILE) reads it. Documents are lower-cased, "
                           "stripped of ASCII punctuation and split on whitespace, as "
                           "TextVectorization does by default."),
+        click.option("--max-tokens", type=click.IntRange(min=1), metavar="N",
+                     help="Text models: read at most the first N tokens of a document (the "
+                          "rest are cut, and the heatmaps say how many words). A model of any "
+                          "length reads whole documents without it; a fixed-length model "
+                          "reads at most its length."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
                      show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
                                              "it sees one)."),

@@ -13,6 +13,7 @@ import keras
 from keras.src.models.functional import Functional
 
 from ..errors import XaiError
+from . import padding
 from .layers import ACTIVATION, Builder, Op
 from .tokens import TextInput, text_input
 
@@ -36,7 +37,9 @@ class Graph:
     A text model's input is its embedding's output ``(T, D)``: ``text`` says how
     documents get there. ``named`` holds the graph's other inputs, in the order compiled
     functions take them: a text model's padding mask ``(T,)`` is ``named["mask"]``
-    (1 for a token, 0 for padding; all ones where not given).
+    (1 for a token, 0 for padding; all ones where not given). A text model of any length
+    has ``T`` None; ``padding_mixers`` names its layers that see padded positions (none:
+    padding a document changes nothing, see :mod:`~xai_cli.engine.padding`).
     """
 
     model: keras.Model
@@ -47,6 +50,12 @@ class Graph:
     softmax_stripped: bool
     text: TextInput | None = None
     named: dict[str, NamedInput] = field(default_factory=dict)
+    padding_mixers: list[str] = field(default_factory=list)
+
+    @property
+    def any_length(self) -> bool:
+        """Whether the model takes sequences of any length (its sequence axis is None)."""
+        return self.text is not None and self.text.length is None
 
     @property
     def signature(self) -> list[tuple[tuple[int, ...], str]]:
@@ -88,13 +97,15 @@ def build_graph(model: keras.Model) -> Graph:
     input_shape = tuple(functional.inputs[0].shape[1:])
     if text is not None:
         input_shape = (text.length, text.embeddings.shape[1])
-    if any(d is None for d in input_shape):
+    if any(d is None for d in input_shape[text is not None:]):
         raise XaiError(f"model '{model.name}' has input shape {input_shape}; "
                        "xai needs a fixed input size")
     num_classes = functional.outputs[0].shape[-1]
     named = {} if builder.mask is None else \
         {"mask": NamedInput(builder.mask, (input_shape[0],), "float32", 1.0)}
-    return Graph(model, ops, output, input_shape, num_classes, stripped, text, named)
+    mixers = padding.mixing_layers(builder.nodes, builder.mask) \
+        if text is not None and text.length is None else []
+    return Graph(model, ops, output, input_shape, num_classes, stripped, text, named, mixers)
 
 
 def _cut_text_front(builder: Builder) -> TextInput | None:
@@ -153,6 +164,8 @@ def _inline(model, input_ids: list[int], builder: Builder) -> list[int]:
                 outputs = _inline(layer, inputs, builder)
             else:
                 outputs = [builder.add_layer(layer, inputs)]
+                builder.nodes.append(padding.Node(layer, inputs, outputs, [
+                    len(t.shape) > 1 and t.shape[1] is None for t in node.outputs]))
             if len(node.outputs) != len(outputs):
                 raise XaiError(f"layer '{layer.name}' ({type(layer).__name__}) has "
                                f"{len(node.outputs)} outputs; only single-output layers are supported")

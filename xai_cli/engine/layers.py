@@ -133,7 +133,8 @@ class Builder:
     and :mod:`~xai_cli.engine.graph` cuts them off, so that the graph's input is the
     embedding's output. Keras records the padding mask of ``mask_zero`` as a NotEqual
     node on the token ids, an input of the layers that read it (recurrent layers, average
-    pooling): ``mask`` is its output id, ``mask_source`` its input's.
+    pooling): ``mask`` is its output id, ``mask_source`` its input's. ``nodes`` lists the
+    layer calls, for :mod:`~xai_cli.engine.padding`.
     """
 
     def __init__(self):
@@ -143,6 +144,7 @@ class Builder:
         self.vectorizer: tuple | None = None
         self.mask: int | None = None
         self.mask_source: int | None = None
+        self.nodes: list = []
         self._next_id = 1  # id 0 is the model input
 
     def tensor(self) -> int:

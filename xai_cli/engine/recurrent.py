@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from keras import ops
 
 from ..errors import XaiError
@@ -150,8 +151,25 @@ def states(cell: Cell, xw, mask, params):
         h_new, c_new = ops.where(m_t, new["h"], h), ops.where(m_t, new["c"], c)
         return (h_new, c_new), (h_new, c_new)
 
-    _, (hs, cs) = ops.scan(step, (zeros, zeros), (xw, mask))
+    _, (hs, cs) = _scan(step, (zeros, zeros), (xw, mask))
     return hs, cs
+
+
+def _scan(step, carry, sequences, reverse: bool = False):
+    """``ops.scan`` over several sequences ``(T, N, width)``, packed into one along the
+    last axis and unpacked for ``step`` (boolean ones as booleans again): Keras' TensorFlow
+    scan cannot check several sequences whose length is known only at run time (a model of
+    any length)."""
+    widths = [s.shape[-1] for s in sequences]
+    flags = [s.dtype == "bool" for s in sequences]
+    dtype = next(s.dtype for s in sequences if s.dtype != "bool")
+    packed = ops.concatenate([ops.cast(s, dtype) for s in sequences], axis=-1)
+    ends = np.cumsum(widths).tolist()
+
+    def unpacked(state, row):
+        parts = [row[..., end - width:end] for end, width in zip(ends, widths)]
+        return step(state, [p > 0.5 if flag else p for p, flag in zip(parts, flags)])
+    return ops.scan(unpacked, carry, packed, reverse=reverse)
 
 
 def forward(cell: Cell):
@@ -221,11 +239,12 @@ def _term_pass(term, signal: _Signal, x_steps, use_bias: bool):
     return z, x_in, h_in, x_kernel, h_kernel
 
 
-def _upstream(cell: Cell, relevance, mask, steps: int):
+def _upstream(cell: Cell, relevance, mask, steps):
     """The output's relevance as ``(T, N, H)`` in processing order (only the last step's
-    for a layer that returns its final state)."""
+    for a layer that returns its final state); ``steps`` may be known only at run time
+    (a model of any sequence length)."""
     if not cell.return_sequences:
-        last = ops.reshape(ops.arange(steps) == steps - 1, (steps, 1, 1))
+        last = ops.reshape(ops.arange(steps) == steps - 1, (-1, 1, 1))
         return ops.where(last, relevance[None], 0.0)
     up = _time_major(relevance, cell) if cell.align else ops.moveaxis(relevance, 1, 0)
     return ops.where(mask, up, 0.0) if cell.zero_output_for_mask else up
@@ -240,7 +259,7 @@ def relevance(cell: Cell, rule: LinearRule, epsilon: float, xs, output_relevance
     passes = [_term_pass(term, signal, x_steps, rule.bias) for term in rule.terms]
     zs, h_ins = [p[0] for p in passes], [p[2] for p in passes]
     h_kernels = [ops.transpose(p[4]) for p in passes]
-    upstream = _upstream(cell, output_relevance, mask, x_steps.shape[0])
+    upstream = _upstream(cell, output_relevance, mask, ops.shape(x_steps)[0])
     scale = signal.scale * ops.ones_like(upstream)
     keep, to_signal = keep * ops.ones_like(upstream), to_signal * ops.ones_like(upstream)
     separate_memory = cell.kind == "lstm"
@@ -261,8 +280,8 @@ def relevance(cell: Cell, rule: LinearRule, epsilon: float, xs, output_relevance
         return carry, carry   # Keras' scan on TensorFlow outputs what it carries
 
     zeros = ops.zeros_like(upstream[0])
-    _, outputs = ops.scan(step, (zeros,) * (2 + len(zs)),
-                          (upstream, mask, keep, to_signal, scale, *zs, *h_ins), reverse=True)
+    _, outputs = _scan(step, (zeros,) * (2 + len(zs)),
+                       (upstream, mask, keep, to_signal, scale, *zs, *h_ins), reverse=True)
     grads = outputs[2:]
     x_relevance = rule.reducer([p[1] for p in passes],
                                [ops.matmul(g, ops.transpose(p[3])) for g, p in zip(grads, passes)])

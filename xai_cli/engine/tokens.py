@@ -30,11 +30,11 @@ class Vectorizer:
 
 @dataclass(frozen=True)
 class TextInput:
-    """How documents enter a text model: ``length`` token ids, embedded by ``embeddings``
-    ``(V, D)``; id 0 pads, and with ``mask_zero`` is masked from the recurrent layers.
-    ``vectorizer`` is the model's own tokeniser, where it has one."""
+    """How documents enter a text model: ``length`` token ids (None: any number), embedded
+    by ``embeddings`` ``(V, D)``; id 0 pads, and with ``mask_zero`` is masked from the
+    recurrent layers. ``vectorizer`` is the model's own tokeniser, where it has one."""
 
-    length: int
+    length: int | None
     embeddings: np.ndarray
     mask_zero: bool
     vectorizer: Vectorizer | None
@@ -53,10 +53,7 @@ class TextInput:
 
 def text_input(embedding, vectorizer, length) -> TextInput:
     """The :class:`TextInput` of an Embedding layer and the TextVectorization before it."""
-    if length is None:
-        raise XaiError(f"the text model's input has no fixed length (layer '{embedding.name}'); "
-                       "give its TextVectorization an output_sequence_length or its Input a shape")
-    return TextInput(int(length), np.asarray(embedding.embeddings, np.float32),
+    return TextInput(None if length is None else int(length), np.asarray(embedding.embeddings, np.float32),
                      bool(embedding.mask_zero), vectorizer and _vectorizer(vectorizer))
 
 

@@ -33,12 +33,14 @@ _SPECIAL = ("", "[UNK]")   # how TextVectorization.get_vocabulary() names them
 
 @dataclass(frozen=True)
 class Tokenizer:
-    """Documents to ``length`` token ids with ``vocabulary`` (index order, padding and
-    unknown first) and a TextVectorization standardisation."""
+    """Documents to token ids with ``vocabulary`` (index order, padding and unknown first)
+    and a TextVectorization standardisation: at most ``limit`` tokens (None: all), padded
+    to ``pad_to`` (a fixed-length model's length; None: not padded)."""
 
     vocabulary: tuple[str, ...]
-    length: int
+    limit: int | None
     standardize: str | None = "lower_and_strip_punctuation"
+    pad_to: int | None = None
 
     def token(self, word: str) -> str:
         if self.standardize in ("lower", "lower_and_strip_punctuation"):
@@ -49,36 +51,40 @@ class Tokenizer:
 
     def words(self, text: str) -> list[tuple[str, int | None]]:
         """The document's words as written, each with the position of its token (None: no
-        token, or one beyond the model's length)."""
+        token, or one beyond the limit)."""
         out, position = [], 0
         for word in _WHITESPACE.split(text.strip()):
             if not word:
                 continue
             has_token = self.token(word) != ""
-            out.append((word, position if has_token and position < self.length else None))
+            read = has_token and (self.limit is None or position < self.limit)
+            out.append((word, position if read else None))
             position += has_token
         return out
 
     def ids(self, text: str) -> np.ndarray:
-        """Token ids ``(length,)``: unknown words 1, padding 0 after the last token."""
+        """Token ids: unknown words 1, and padding 0 after the last token up to ``pad_to``."""
         index = self._lookup
         tokens = [t for t in (self.token(w) for w in _WHITESPACE.split(text.strip())) if t]
-        ids = [index.get(t, UNKNOWN) for t in tokens[:self.length]]
-        return np.array(ids + [PADDING] * (self.length - len(ids)), np.int32)
+        ids = [index.get(t, UNKNOWN) for t in tokens[:self.limit]]
+        return np.array(ids + [PADDING] * ((self.pad_to or 0) - len(ids)), np.int32)
 
     @cached_property
     def _lookup(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.vocabulary) if i >= len(_SPECIAL)}
 
 
-def tokenizer(text, vocab: str | None) -> Tokenizer:
+def tokenizer(text, vocab: str | None, max_tokens: int | None = None) -> Tokenizer:
     """The tokeniser of a text model's :class:`~xai_cli.engine.tokens.TextInput` ``text``:
-    its own (a TextVectorization), or one from a vocabulary file."""
+    its own (a TextVectorization), or one from a vocabulary file; documents are cut at
+    ``max_tokens`` and at the model's length, whichever comes first."""
+    limit = read_limit(text.length, max_tokens)
     if text.vectorizer is not None:
         if vocab is not None:
             raise XaiError("--vocab: the model tokenises its text itself (TextVectorization); "
                            "leave --vocab out")
-        return Tokenizer(text.vectorizer.vocabulary, text.length, text.vectorizer.standardize)
+        return Tokenizer(text.vectorizer.vocabulary, limit, text.vectorizer.standardize,
+                         text.length)
     if vocab is None:
         raise XaiError("the model takes token ids: give its vocabulary with --vocab FILE (one "
                        "token per line in index order, from index 2: 0 pads, 1 is unknown)")
@@ -86,7 +92,14 @@ def tokenizer(text, vocab: str | None) -> Tokenizer:
     if len(vocabulary) > text.vocabulary_size:
         raise XaiError(f"--vocab {vocab}: {len(vocabulary) - 2} tokens and the 2 special ids "
                        f"are more than the model's embedding has rows ({text.vocabulary_size})")
-    return Tokenizer(vocabulary, text.length)
+    return Tokenizer(vocabulary, limit, pad_to=text.length)
+
+
+def read_limit(length: int | None, max_tokens: int | None) -> int | None:
+    """How many tokens of a document are read: the model's length or ``max_tokens``,
+    whichever comes first (None: all)."""
+    limits = [n for n in (length, max_tokens) if n is not None]
+    return min(limits) if limits else None
 
 
 def read_vocabulary(path: str) -> tuple[str, ...]:
@@ -146,8 +159,9 @@ def _sources(args, stdin, problems):
 @dataclass(frozen=True)
 class Document:
     """A loaded document: the model's input ``x`` (embedding vectors) and ``mask``, its
-    token ``ids``, its words as written with their token positions, and how many words
-    were ``cut`` (beyond the model's length)."""
+    token ``ids`` (padded to a fixed-length model's length), its words as written with
+    their token positions, and how many words were ``cut`` (beyond the model's length or
+    --max-tokens)."""
 
     item: InputItem
     x: np.ndarray

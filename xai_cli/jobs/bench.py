@@ -6,7 +6,9 @@ machine. The plain gradient is the Keras backend's own autodiff of the target lo
 evaluate figure compares a perturbation run with the bare forward passes it needs.
 The end-to-end figures run the explain job itself on generated photos, once with a
 trivial model and once with the bench's model, to show whether the input pipeline
-(decode, render, write) or the model bounds a real job.
+(decode, render, write) or the model bounds a real job. For a text model of any length,
+the bucketing figure explains documents of mixed lengths as a job does (sorted into
+length buckets) and padded to the longest, as a fixed-length model would need.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
     unit = preprocess.resolve("unit")
     runs = [(f"{method}:{config}" if config else method, method, config) for method in methods
             for config in (configs if METHODS[method].uses_composite else (None,))]
+    first = None
     variants = [("", graph, False)] + [(" +xla", graph, True)] * xla \
         + [(" +autodiff", _without_transposes(graph), False)] * autodiff
     for name, method, config in runs:
@@ -126,7 +129,8 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
             composite = composites.load(config or kind.default_config)
             explainer = make_explainer(variant, METHODS[method], composite, unit, jit_compile=jit,
                                        params=given.get(method))
-            fns[name + suffix] = lambda e=explainer: e.explain(batch.x, targets, index, batch.named)
+            fns[name + suffix] = lambda e=explainer: batch.explain(e, targets, index)
+            first = first or explainer
     figures = _medians(fns, repeats)
     timed = kind.timed_evaluation(Scorer(graph), batch, evaluate_steps)
     if timed is not None:
@@ -143,6 +147,7 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
             "steps": evaluate_steps, "seconds": round(curves["curves"], 5),
             "forward_seconds": round(curves["forwards"], 5),
             "ratio_to_forward": round(curves["curves"] / curves["forwards"], 3)},
+        "bucketing": _bucketing(kind, runs[0][0], first, batch_size, repeats),
         "end_to_end": None,
     }
     if end_to_end:
@@ -156,8 +161,25 @@ def _without_transposes(graph):
                                            for op in graph.ops])
 
 
-def _rate(seconds: float, images: int) -> dict:
-    return {"seconds": round(seconds, 5), "images_per_s": round(images / seconds, 2)}
+def _rate(seconds: float, count: int, unit: str = "images") -> dict:
+    return {"seconds": round(seconds, 5), f"{unit}_per_s": round(count / seconds, 2)}
+
+
+def _bucketing(kind, name, explainer, batch_size, repeats) -> dict | None:
+    """Documents of mixed lengths, a job's batch of them, explained in length buckets and
+    padded to the longest (None where the kind's inputs have one shape)."""
+    count = kind.window(batch_size)
+    made = kind.bucketing(count, np.random.default_rng(1), batch_size)
+    if made is None:
+        return None
+    targets, index = np.zeros(count, np.int32), np.arange(count, dtype=np.int64)
+    bucketed, padded, described = made
+    seconds = _medians({key: lambda b=batch: b.explain(explainer, targets, index)
+                        for key, batch in (("bucketed", bucketed), ("padded_to_longest", padded))},
+                       repeats)
+    return {"method": name, "documents": count, **described,
+            **{key: _rate(t, count, "documents") for key, t in seconds.items()},
+            "speedup": round(seconds["padded_to_longest"] / seconds["bucketed"], 3)}
 
 
 def _end_to_end(kind, name, method, config, batch_size, repeats, params) -> dict | None:
@@ -189,15 +211,6 @@ def _job(session, method, null):
     return lambda: explain.run(session, explain.ExplainOptions((method,)), report)
 
 
-
-
-
-
-
-
-
-
-
 def _device_name() -> str:
     gpu = backends.current().device_name()
     if gpu:
@@ -226,6 +239,12 @@ def table(result: dict) -> str:
     if e:
         lines.append(f"evaluate, {e['steps']} steps: {e['seconds']:.3f} s = "
                      f"{e['ratio_to_forward']:.3f} x its forward passes ({e['forward_seconds']:.3f} s)")
+    mix = result["bucketing"]
+    if mix:
+        lines.append(f"{mix['documents']} documents of {mix['lengths'][0]}-{mix['lengths'][1]} "
+                     f"tokens, {mix['method']}: {mix['bucketed']['documents_per_s']:.2f} "
+                     f"documents/s in length buckets, {mix['padded_to_longest']['documents_per_s']:.2f}"
+                     f" padded to the longest ({mix['speedup']:.2f}x)")
     job = result["end_to_end"]
     if job:
         trivial, model = job["trivial_model"]["images_per_s"], job["model"]["images_per_s"]

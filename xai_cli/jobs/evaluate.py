@@ -195,7 +195,7 @@ def merge_shards(out: Path, identity: dict, folders: list[Path]) -> Results:
                                  for k, v in identity.items() if k in fields})
     steps = [sanity.Step(count, down_to, None) for count, down_to in identity["sanity_steps"]] \
         if identity["sanity_steps"] else None
-    batches = -(-identity["inputs"] // identity["batch_size"])
+    batches = -(-identity["inputs"] // identity.get("window", identity["batch_size"]))
     return write_results(out, options, merged(folders, batches), options.steps,
                          identity["seed"], steps, identity["masks"] is not None)
 

@@ -52,13 +52,13 @@ def _resume(session: Session, options: ExplainOptions):
     done = {item for item in session.items if all(
         (opts.out / name).exists()
         for name in session.kind.output_names(item.stem, options))}
-    return done, [item for batch in chunks(session.items, opts.batch_size)
+    return done, [item for batch in chunks(session.items, session.window)
                   if not done.issuperset(batch) for item in batch]
 
 
 def _explain_batch(session, options, explainers, batch, index, writer, report, done):
     targets = np.full(len(batch), session.target, np.int32)
-    results = {m: e.explain(batch.x, targets, index, batch.named) for m, e in explainers.items()}
+    results = {m: batch.explain(e, targets, index) for m, e in explainers.items()}
     first = next(iter(results.values()))
     # the parameters of the methods given some (--param, the config's methods:); records of
     # runs without any stay as they were

@@ -38,8 +38,8 @@ def run(session: Session, method: str, clusters: int | str, report: Report,
     parts = session.parts("spray", {"method": method})
     signed = METHODS[method].signed
     for batch, index, save in session.unfinished(parts, report, progress):
-        relevance = explainer.explain(batch.x, np.full(len(batch), session.target, np.int32),
-                                      index, batch.named).relevance
+        relevance = batch.explain(explainer, np.full(len(batch), session.target, np.int32),
+                                  index).relevance
         finite = np.isfinite(relevance.reshape(len(batch), -1)).all(axis=1)
         for sample, ok in zip(batch.samples, finite):
             if ok:

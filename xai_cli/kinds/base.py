@@ -17,8 +17,11 @@ The kinds to come fit the same interface:
 - **clip** ``(T, H, W, C)`` (video): folders of frames, GIFs, ``.npy``; frames
   preprocessed as images; the unit a space-time patch ``t x h x w``; drawn as a grid of
   frames, an animated heatmap and relevance over time;
-- **text of any length**: documents in per-length buckets (``batches``), each bucket one
-  compiled call.
+
+A kind decides how many consecutive inputs make one batch of the job (``window``): the
+unit of a part file, of a shard and of the records that come out together. Documents of
+a model of any length take several compiled calls' worth and sort them by length into
+buckets (:mod:`~xai_cli.kinds.buckets`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from ..measures.faithfulness import BatchResult, EvaluateOptions
 
 if TYPE_CHECKING:
     from ..engine.composites import Composite
-    from ..engine.propagation import Explainer, Scorer
+    from ..engine.propagation import Explainer, Result, Scorer
 
 
 @dataclass
@@ -61,12 +64,16 @@ class Batch:
     inputs (a text model's padding mask) by name."""
 
     samples: list
-    x: np.ndarray
+    x: np.ndarray | None
     named: dict[str, np.ndarray] = field(default_factory=dict)
     unbatched: bool = False   # the Python API was given one input without a batch axis
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.samples) if self.samples else len(self.x)
+
+    def explain(self, explainer: Explainer, targets: np.ndarray, index: np.ndarray) -> Result:
+        """The batch explained by ``explainer`` (a target of -1: the top-1 class)."""
+        return explainer.explain(self.x, targets, index, self.named)
 
     def take(self, rows: np.ndarray) -> Batch:
         """The batch of the inputs at ``rows``."""
@@ -133,6 +140,11 @@ class InputKind(ABC):
         """One decoded, preprocessed input (a sample with ``item`` and ``x``); raises
         :class:`~xai_cli.errors.InputError` for this input only."""
 
+    def window(self, batch_size: int) -> int:
+        """How many consecutive inputs make one batch of the job: ``batch_size``, the
+        inputs of one compiled call."""
+        return batch_size
+
     def batch(self, samples: Sequence) -> Batch:
         """Samples stacked into the graph's inputs."""
         return Batch(list(samples), np.stack([s.x for s in samples]))
@@ -149,6 +161,13 @@ class InputKind(ABC):
     @abstractmethod
     def synthetic(self, count: int, rng: np.random.Generator) -> Batch:
         """``count`` made-up inputs of the model's shape, for ``xai bench``."""
+
+    def bucketing(self, count: int, rng: np.random.Generator, rows: int
+                  ) -> tuple[Batch, Batch, dict] | None:
+        """For ``xai bench``: ``count`` made-up inputs of mixed sizes as the job batches them,
+        and the same padded to the largest, ``rows`` to a compiled call, and what they are
+        (None: this kind's inputs have one shape)."""
+        return None
 
     def timed_evaluation(self, scorer: Scorer, batch: Batch, steps: int
                          ) -> tuple[Callable[[], object], Callable[[], object]] | None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..engine.propagation import Explainer, Scorer
 from ..engine.tokens import TextInput
-from ..io.documents import PADDING, UNKNOWN, Document
+from ..io.documents import PADDING, UNKNOWN
 from ..measures import perturbation as pa
 from ..measures.faithfulness import (
     RANDOM,
@@ -40,18 +40,26 @@ from ..measures.faithfulness import (
 )
 
 
-def steps_for(length: int, options: EvaluateOptions) -> int:
-    """``--steps``, by default enough to delete the model's whole length (at most 100)."""
-    return min(-(-length // options.words), 100) if options.steps is None else options.steps
+MAX_STEPS = 100
+
+
+def steps_for(length: int | None, options: EvaluateOptions) -> int:
+    """``--steps``, by default enough to delete the longest document the model reads
+    (``length``; None: any length), at most :data:`MAX_STEPS`."""
+    if options.steps is not None:
+        return options.steps
+    return MAX_STEPS if length is None else min(-(-length // options.words), MAX_STEPS)
 
 
 def token_ranks(scores: np.ndarray, tokens: np.ndarray, order: str,
                 rngs: Sequence[np.random.Generator]) -> np.ndarray:
     """Step rank of every position ``(N, T)``: tokens in ``order`` from 0, padding last
-    (rank T, never deleted). Ties go to the earlier position."""
+    (rank T, never deleted). Ties go to the earlier position. A random order draws one key
+    per position, so that a document's order does not depend on the padding after it
+    (its length bucket)."""
     n, length = scores.shape
     if order == "random":
-        keys = np.stack([rng.permutation(length) for rng in rngs]).astype(np.float64)
+        keys = np.stack([rng.random(length) for rng in rngs])
     elif order in ("morf", "lerf"):
         keys = -scores if order == "morf" else scores.astype(np.float64)
     else:
@@ -97,14 +105,14 @@ def fractions(ranks: np.ndarray, tokens: np.ndarray, steps: int, words: int) -> 
     return done / count
 
 
-def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, documents: Sequence[Document],
-                   targets: np.ndarray, index: np.ndarray, options: EvaluateOptions,
-                   front: TextInput, seed: int = 0) -> BatchResult:
-    """Word-deletion curves of one batch of documents for every method, protocol and order
+def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.ndarray,
+                   mask: np.ndarray, ids: np.ndarray, targets: np.ndarray, index: np.ndarray,
+                   options: EvaluateOptions, front: TextInput, steps: int,
+                   seed: int = 0) -> BatchResult:
+    """Word-deletion curves over ``steps`` steps of documents of one length (embedding
+    vectors ``x``, padding ``mask`` and token ``ids``) for every method, protocol and order
     of ``options`` (see :func:`~xai_cli.measures.faithfulness.evaluate_batch`, its image twin)."""
-    x = np.stack([d.x for d in documents])
-    mask = np.stack([d.mask for d in documents])
-    tokens = np.stack([d.ids for d in documents]) != PADDING
+    tokens = ids != PADDING
     relevance, targets, rows, faults = explained(explainers, x, targets, index, {"mask": mask})
     x, mask, tokens, index = x[rows], mask[rows], tokens[rows], index[rows]
     if not len(rows):
@@ -112,7 +120,6 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, document
     scores = {m: np.where(tokens, r.sum(axis=-1), 0.0) for m, r in relevance.items()}
     if options.baseline:
         scores[RANDOM] = np.zeros(tokens.shape)
-    steps = steps_for(tokens.shape[1], options)
     ranks = {(m, o): token_ranks(s, tokens, o, seeded(seed, index, "order"))
              for m, s in scores.items() for o in options.orders(m)}
 

@@ -44,8 +44,10 @@ class Image(InputKind):
         return graph.text is None and len(graph.input_shape) == 3
 
     def prepare(self, options, composite) -> preprocess.Preprocessing:
-        if options.lines or options.vocab:
-            raise XaiError(f"--{'lines' if options.lines else 'vocab'} is for text models; "
+        given = [name for name, value in (("lines", options.lines), ("vocab", options.vocab),
+                                          ("max-tokens", options.max_tokens)) if value]
+        if given:
+            raise XaiError(f"--{given[0]} is for text models; "
                            f"model input shape {self.graph.input_shape} is not a text model's")
         self.preprocessing = preprocess.first_given(composite.preprocess, options.preprocess,
                                                     options.scale, options.mean, options.std)

@@ -82,8 +82,8 @@ def write(out, document: Document, maps: dict[str, np.ndarray], caption: str, sa
     """Write one document's word heatmaps (on a writer thread); returns their paths."""
     stem, written, style = document.item.stem, [], on_white(style)
     if document.cut:
-        caption += (f"; the model reads {len(document.ids)} tokens: the last {document.cut} words "
-                    "were cut and are not coloured")
+        caption += (f"; the model reads {int((document.ids != 0).sum())} tokens: the last "
+                    f"{document.cut} words were cut and are not coloured")
     for method, relevance in maps.items():
         tokens = token_relevance(document, relevance)
         scored, signed = words(document, tokens), METHODS[method].signed

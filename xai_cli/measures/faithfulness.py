@@ -14,7 +14,7 @@ protocols run.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,6 +128,28 @@ class BatchResult:
                            self.kept[rows], {**self.faults, **faults},
                            {k: v[rows] for k, v in self.relevance.items()},
                            {k: v[rows] for k, v in self.extra.items()})
+
+    @classmethod
+    def joined(cls, options: EvaluateOptions, parts: Sequence[tuple[np.ndarray, BatchResult]]
+               ) -> BatchResult:
+        """The result of a batch evaluated in parts, each given with the batch positions of
+        its inputs (documents of one length bucket), in batch order. Relevance maps of
+        different lengths are padded with zeros to the longest."""
+        kept = np.concatenate([positions[r.kept] for positions, r in parts]).astype(np.int64)
+        order = np.argsort(kept, kind="stable")
+        measured = [r for _, r in parts if len(r.kept)]
+        longest = max((v.shape[1] for r in measured for v in r.relevance.values()), default=0)
+
+        def joined(field, pad=False):
+            def rows(array):
+                return np.pad(array, ((0, 0), (0, longest - array.shape[1]))) if pad else array
+            return {key: np.concatenate([rows(getattr(r, field)[key]) for r in measured])[order]
+                    for key in (getattr(measured[0], field) if measured else {})}
+
+        faults = {int(positions[i]): why for positions, r in parts for i, why in r.faults.items()}
+        return cls(options, np.concatenate([r.targets for _, r in parts])[order],
+                   joined("curves"), joined("fractions"), kept[order], dict(sorted(faults.items())),
+                   joined("relevance", pad=True), joined("extra"))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The result as named arrays, for a part file (`from_arrays` reads them back)."""

@@ -11,8 +11,9 @@ place what each backend does:
   compiled, so that modified and transposed kernels are computed once, not per batch;
 - ``vjp(fn, inputs)``: ``fn(inputs)`` and a function from an output gradient to the
   inputs' vector-Jacobian products;
-- ``compile(fn, signature, jit)``: ``fn`` compiled once for batches of any size; it
-  takes and returns NumPy arrays and is traced at once (rule errors surface early);
+- ``compile(fn, signature, jit)``: ``fn`` compiled once for batches of any size (and,
+  where the signature has None, of any sequence length); it takes and returns NumPy
+  arrays and is traced at once (rule errors surface early);
 - ``normal(shape, index, seed, sample)``: noise per input that depends only on
   ``(seed, index, sample)``, whichever batch the input lands in;
 - ``gpu_available()``, ``device_name()``, ``peak_memory_mb()``.
@@ -31,6 +32,11 @@ from ...errors import XaiError
 
 # each backend's framework and the pip extra that installs it
 EXTRAS = {"tensorflow": "xai", "jax": "xai[jax]", "torch": "xai[torch]"}
+
+
+def example(shape: tuple) -> tuple:
+    """A concrete ``shape`` to trace with: a length of one where any length is taken."""
+    return tuple(1 if d is None else d for d in shape)
 
 
 def requested() -> str:

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import example
+
 NAME = "jax"
 
 
@@ -30,12 +32,13 @@ def vjp(fn, inputs: list):
 
 
 def compile(fn, signature: list, jit: bool):
-    """``jax.jit(fn)``, traced now for a batch of one. XLA compiles once per batch shape,
-    so batches are padded to a few sizes (:func:`padded_size`) and the padding dropped:
+    """``jax.jit(fn)``, traced now for a batch of one. XLA compiles once per batch shape
+    (and sequence length, for a model of any length: documents come in a few bucket
+    lengths), so batches are padded to a few sizes (:func:`padded_size`) and the padding dropped:
     every input is explained on its own, and a job's short last batch, or evaluate's
     chunks of perturbed copies, reuse a compiled size instead of compiling anew."""
     compiled = jax.jit(fn)
-    jax.eval_shape(compiled, *(jax.ShapeDtypeStruct((1, *shape), _dtype(dtype))
+    jax.eval_shape(compiled, *(jax.ShapeDtypeStruct((1, *example(shape)), _dtype(dtype))
                                for shape, dtype in signature))
 
     def run(*arrays):

@@ -8,6 +8,8 @@ import contextlib
 import numpy as np
 import torch
 
+from . import example
+
 NAME = "torch"
 
 
@@ -40,7 +42,7 @@ def compile(fn, signature: list, jit: bool):
             out = fn(*(convert_to_tensor(np.asarray(a), s[1]) for a, s in zip(arrays, signature)))
         return tuple(_numpy(t) for t in out) if isinstance(out, (tuple, list)) else _numpy(out)
 
-    run(*(np.zeros((1, *shape), dtype) for shape, dtype in signature))
+    run(*(np.zeros((1, *example(shape)), dtype) for shape, dtype in signature))
     return run
 
 
