@@ -93,7 +93,7 @@ def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
     """
     forward = forward or op.forward
     if op.input_vjp is not None:
-        kernel, shape = _weights(op.input_vjp.kernel, params["kernel"]), inputs[0].shape
+        kernel, shape = _weights(op.input_vjp.kernel, params["kernel"]), ops.shape(inputs[0])
         z = output if output is not None else forward(inputs, params)
         return z, lambda grad: [op.input_vjp.apply(grad, kernel, shape)]
     z, vjp = backends.current().vjp(lambda xs: forward(xs, params), inputs)
@@ -103,9 +103,13 @@ def _vjp(op: Op, inputs: list, params: dict, forward=None, output=None):
 def _constant_pass(op: Op, term, inputs, params, low, high):
     """A term's input and output where its input does not depend on ``x``: computed
     once, for one input, when the explainer is traced; both broadcast over the batch."""
-    with backends.current().outside_trace():
-        xs = [term.input(ops.zeros((1, *x.shape[1:]), x.dtype), low, high) for x in inputs]
+    def run(inputs):
+        xs = [term.input(ops.zeros_like(x[:1]), low, high) for x in inputs]
         return xs, (op.linear_forward or op.forward)(xs, params)
+    if any(d is None for x in inputs for d in x.shape[1:]):
+        return run(inputs)   # a length known only at run time (a model of any length)
+    with backends.current().outside_trace():
+        return run([ops.zeros((1, *x.shape[1:]), x.dtype) for x in inputs])
 
 
 def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: Facts):

@@ -129,7 +129,7 @@ def _smoothgrad(e, x, values, targets, index):
     normal = backends.current().normal
 
     def sample(i, total):
-        noise = normal(tuple(x.shape[1:]), index, e.seed, i)
+        noise = normal(tuple(ops.shape(x)[1:]), index, e.seed, i)
         return total + e.gradient_at(x + sigma * noise, targets, values)
 
     samples = e.params["samples"]

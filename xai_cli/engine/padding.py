@@ -47,7 +47,7 @@ def mixing_layers(nodes: Sequence[Node], mask: int | None) -> list[str]:
         name = type(node.layer).__name__
         if mask is not None and mask in node.inputs:
             continue
-        if name in POSITION_WISE and all(node.sequential) or _concatenates_features(node):
+        if (name in POSITION_WISE and all(node.sequential)) or _concatenates_features(node):
             continue
         found.append(f"'{node.layer.name}' ({name})")
     return found

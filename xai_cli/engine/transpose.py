@@ -23,7 +23,8 @@ class Transpose:
     """A LINEAR op's input VJP: ``apply(grad, kernel(W), input_shape)``.
 
     ``kernel`` depends on the weights only (the engine computes it once, not per
-    batch); ``input_shape`` is static but for the batch.
+    batch); ``input_shape`` is static but for the batch (and a sequence length known only
+    at run time).
     """
 
     kernel: Callable

@@ -9,7 +9,9 @@ input order, each document's relevance at its own length.
 
 Padding is exact only for a model whose layers skip it (the Embedding's ``mask_zero``
 read by every layer that mixes positions, see :mod:`~xai_cli.engine.padding`); any other
-model runs each document at its own length: its buckets hold documents of one length.
+model runs each document at its own length: its buckets hold documents of one length. So
+do random methods (smoothgrad): their noise's scale and draws depend on the whole array,
+padding included.
 Sorting a window instead of bucketing each compiled call alone matters: on the CPU a
 recurrent layer's cost is mostly per step, so a call of a few short documents costs
 nearly as much as one of many (measured by ``xai bench`` on a model of any length).
@@ -75,15 +77,15 @@ class Documents(Batch):
     rows: int = 32
     exact: bool = False
 
-    def buckets(self) -> Iterator[tuple[np.ndarray, int]]:
-        return buckets([len(d.ids) for d in self.samples], self.rows, self.exact)
+    def buckets(self, exact: bool = False) -> Iterator[tuple[np.ndarray, int]]:
+        return buckets([len(d.ids) for d in self.samples], self.rows, self.exact or exact)
 
     def explain(self, explainer: Explainer, targets: np.ndarray, index: np.ndarray) -> Result:
         """Relevance per document ``(T_i, D)`` at its own length, logits and targets, in
         input order."""
         relevance: list = [None] * len(self)
         logits, explained = None, np.empty(len(self), np.int32)
-        for positions, length in self.buckets():
+        for positions, length in self.buckets(exact=explainer.method.random):
             members = [self.samples[i] for i in positions]
             x, mask, _ = padded(members, length)
             result = explainer.explain(x, targets[positions], index[positions], {"mask": mask})

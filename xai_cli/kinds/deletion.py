@@ -39,7 +39,6 @@ from ..measures.faithfulness import (
     without_non_finite_scores,
 )
 
-
 MAX_STEPS = 100
 
 

@@ -19,10 +19,9 @@ from ..catalogue import WORD_REPLACEMENTS
 from ..errors import XaiError
 from ..io import documents, preprocess
 from ..io.inputs import InputItem
-from . import buckets, deletion, words
 from ..measures.faithfulness import BatchResult
+from . import buckets, deletion, words
 from .base import Batch, ExplainOptions, InputKind
-
 
 BENCH_LENGTHS = (10, 200)   # xai bench's documents for a model of any length: tokens
 
