@@ -74,10 +74,18 @@ class Session:
     preprocessing: preprocess.Preprocessing
     target: int
     labels: list[str] | None
-    items: list[inputs.InputItem]
+    listing: inputs.Listing   # the inputs of the whole, unsharded job, in order
     problems: list[tuple[str, str]]
-    positions: dict[inputs.InputItem, int]   # in the whole, unsharded job
     params: dict[str, dict[str, object]] = field(default_factory=dict)   # --param, by method
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        return inputs.parse_shard(self.options.shard)
+
+    @property
+    def count(self) -> int:
+        """How many inputs this run has (its shard's)."""
+        return inputs.shard_size(len(self.listing), self.window, self.shard)
 
     @property
     def window(self) -> int:
@@ -141,7 +149,7 @@ class Session:
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
                     "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
-                    "inputs": len(self.positions), "shard": self.options.shard,
+                    "inputs": len(self.listing), "shard": self.options.shard,
                     "backend": self.runs_on["backend"],
                     **({"window": self.window} if self.window != self.options.batch_size else {}),
                     **({"parameters": self.params} if self.params else {}), **options}
@@ -153,38 +161,54 @@ class Session:
                    ) -> Iterator[tuple[Batch, np.ndarray, SaveBatch]]:
         """Batches ``(batch, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
-        numbered = self.batches()
-        by_number = dict(numbered)
-        done, todo = stored.todo(numbered)
+        done = sum(len(items) for number, items in self.batches() if stored.complete(number, items))
         if done:
             report.note(f"{done} inputs were done by an earlier run; computing the other "
-                        f"{len(self.items) - done} (--skip-existing)")
+                        f"{self.count - done} (--skip-existing)")
             if progress is not None:
                 progress(done)
-        for batch, index in self.loaded(report, todo, progress):
-            number = int(index[0]) // self.window
-            yield batch, index, functools.partial(stored.save, number, by_number[number])
+        todo = ((number, window) for number, window in self.windows()
+                if not stored.complete(number, [item for _, item in window]))
+        for number, window, batch, index in self._loaded(report, todo, progress):
+            yield batch, index, functools.partial(stored.save, number, [i for _, i in window])
 
-    def batches(self) -> list[tuple[int, list[inputs.InputItem]]]:
-        """This run's batches, each with its number in the whole job: a shard's batches are
-        batches of the unsharded job (see :func:`inputs.shard`)."""
-        size = self.window
-        return [(self.positions[batch[0]] // size, batch) for batch in parts.chunks(self.items, size)]
+    def windows(self) -> Iterator[tuple[int, inputs.Window]]:
+        """This run's batches ``(number, [(position, input), ...])``, numbered in the whole
+        job, each input with its position in it: a shard's batches are batches of the
+        unsharded job (see :func:`inputs.windows`). Read as they are needed."""
+        return inputs.windows(self.listing, self.window, self.shard)
 
-    def loaded(self, report: Report, items: Sequence[inputs.InputItem] | None = None,
+    def batches(self) -> Iterator[tuple[int, list[inputs.InputItem]]]:
+        """This run's batches ``(number, inputs)``, as :meth:`windows` without positions."""
+        return ((number, [item for _, item in window]) for number, window in self.windows())
+
+    def loaded(self, report: Report, windows: Iterable[tuple[int, inputs.Window]] | None = None,
                progress: Callable[[int], None] | None = None
                ) -> Iterator[tuple[Batch, np.ndarray]]:
         """Batches ``(batch, positions)``, made by the kind; inputs that fail are reported
         and left out.
 
         ``positions`` number the inputs over the whole, unsharded job, so that seeded
-        methods depend neither on batching nor on sharding. ``items`` defaults to all
-        inputs.
+        methods depend neither on batching nor on sharding. ``windows`` defaults to all of
+        this run's (:meth:`windows`).
         """
+        for _, _, batch, index in self._loaded(report, windows, progress):
+            yield batch, index
+
+    def _loaded(self, report, windows, progress):
+        """:meth:`loaded`, each batch with its window's number and inputs."""
         for source, reason in self.problems:
             report.error(source, reason)
-        todo = self.items if items is None else items
-        for loaded in inputs.batches(todo, self.kind.load, self.window):
+        todo = self.windows() if windows is None else windows
+        taken = []   # the windows handed to the loader, in order
+
+        def groups():
+            for number, window in todo:
+                taken.append((number, window))
+                yield [item for _, item in window]
+
+        for loaded in inputs.batches(groups(), self.kind.load):
+            number, window = taken.pop(0)
             samples = []
             for item, sample in loaded:
                 if isinstance(sample, InputError):
@@ -192,8 +216,9 @@ class Session:
                 else:
                     samples.append(sample)
             if samples:
-                yield (self.kind.batch(samples),
-                       np.array([self.positions[s.item] for s in samples], np.int64))
+                positions = {item: position for position, item in window}
+                yield (number, window, self.kind.batch(samples),
+                       np.array([positions[s.item] for s in samples], np.int64))
             if progress is not None:
                 progress(len(loaded))
 
@@ -209,10 +234,10 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     labels = _labels(options.labels, graph.num_classes)
     target = parse_target(options.target, labels, graph.num_classes)
     preprocessing = kind.prepare(options, composite)
+    inputs.parse_shard(options.shard)
     everything, problems = kind.discover(options.images, stdin or sys.stdin)
-    items = inputs.shard(everything, options.shard, kind.window(options.batch_size))
-    return Session(options, graph, kind, composite, preprocessing, target, labels, items,
-                   problems, {item: i for i, item in enumerate(everything)}, params)
+    return Session(options, graph, kind, composite, preprocessing, target, labels, everything,
+                   problems, params)
 
 
 BUILTIN_LABELS = ("imagenet",)   # xai_cli/io/labels/<name>.txt

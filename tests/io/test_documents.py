@@ -1,13 +1,14 @@
 """Documents and tokens: xai's tokeniser is Keras' TextVectorization, word for word."""
 
 import io
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from xai_cli.engine.tokens import TextInput, Vectorizer
-from xai_cli.errors import XaiError
+from xai_cli.errors import InputError, XaiError
 from xai_cli.io import documents
 
 TRICKY = [
@@ -82,11 +83,18 @@ def test_discover_files_folders_lines_and_stdin(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
     lines = tmp_path / "lines.txt"
     lines.write_text("one\n\ntwo words\n")
-    items, problems, texts = documents.discover(
+    items, problems = documents.discover(
         [str(tmp_path / "docs"), str(tmp_path / "bad.txt"), str(tmp_path / "nope.txt")], False, None)
-    assert [texts[i] for i in items] == ["first doc", "second doc"]
-    assert [p[0] for p in problems] == [str(tmp_path / "bad.txt"), str(tmp_path / "nope.txt")]
-    items, _, texts = documents.discover([str(lines), "-"], True, io.StringIO("from stdin\nand more\n"))
-    assert [(i.source.rsplit("/", 1)[-1], i.stem, texts[i]) for i in items] == [
+    assert [Path(i.source).name for i in items] == ["a.txt", "b.txt", "bad.txt"]
+    assert [p[0] for p in problems] == [str(tmp_path / "nope.txt")]
+    tokens = documents.Tokenizer(("", "[UNK]", "first", "doc"), 4, pad_to=4)
+    front = TextInput(4, np.zeros((4, 2), np.float32), True, None)
+    assert documents.load(items[0], tokens, front).ids.tolist() == [2, 3, 0, 0]
+    with pytest.raises(InputError, match="cannot read as UTF-8 text"):
+        documents.load(items[2], tokens, front)   # reported when loaded, as a failed input
+    items, problems = documents.discover([str(lines), str(tmp_path / "bad.txt"), "-"], True,
+                                         io.StringIO("from stdin\nand more\n"))
+    assert len(items) == 4 and [p[0] for p in problems] == [str(tmp_path / "bad.txt")]
+    assert [(i.source.rsplit("/", 1)[-1], i.stem, i.text) for i in items] == [
         ("lines.txt:1", "lines_1", "one"), ("lines.txt:3", "lines_3", "two words"),
         ("-:1", "stdin_1", "from stdin"), ("-:2", "stdin_2", "and more")]

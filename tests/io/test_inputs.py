@@ -106,26 +106,35 @@ def test_bad_npy_files_are_problems(tmp_path):
         ("none.npy", "expected (H,W,C) or (N,H,W,C) array, got shape (0, 4, 4, 3)")]
 
 
+def shard(items, spec, size=1):
+    return [item for _, window in inputs.windows(items, size, inputs.parse_shard(spec))
+            for _, item in window]
+
+
 def test_shards_are_disjoint_and_complete():
     items = [inputs.InputItem(str(i), str(i)) for i in range(10)]
-    shards = [inputs.shard(items, f"{k}/3") for k in (1, 2, 3)]
+    shards = [shard(items, f"{k}/3") for k in (1, 2, 3)]
     assert [len(s) for s in shards] == [4, 3, 3]
-    assert sorted([i for shard in shards for i in shard], key=lambda i: int(i.stem)) == items
-    assert inputs.shard(items, "2/3")[:2] == [items[1], items[4]]
-    assert inputs.shard(items, None) == inputs.shard(items, "1/1") == items
-    assert inputs.shard(items, "12/12") == []
+    assert [inputs.shard_size(10, 1, (k, 3)) for k in (1, 2, 3)] == [4, 3, 3]
+    assert sorted([i for s in shards for i in s], key=lambda i: int(i.stem)) == items
+    assert shard(items, "2/3")[:2] == [items[1], items[4]]
+    assert shard(items, None) == shard(items, "1/1") == items
+    assert shard(items, "12/12") == [] and inputs.shard_size(10, 1, (12, 12)) == 0
 
 
-def test_shards_take_whole_batches():
+def test_shards_take_whole_windows_numbered_in_the_whole_job():
     items = [inputs.InputItem(str(i), str(i)) for i in range(10)]
-    shards = [inputs.shard(items, f"{k}/2", batch_size=3) for k in (1, 2)]
+    shards = [shard(items, f"{k}/2", size=3) for k in (1, 2)]
     assert [[int(i.stem) for i in s] for s in shards] == [[0, 1, 2, 6, 7, 8], [3, 4, 5, 9]]
+    assert [inputs.shard_size(10, 3, (k, 2)) for k in (1, 2)] == [6, 4]
+    second = list(inputs.windows(iter(items), 3, (2, 2)))   # any iterable, read as it goes
+    assert [(n, [p for p, _ in w]) for n, w in second] == [(1, [3, 4, 5]), (3, [9])]
 
 
 @pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "1-3", "", "1/0", "-1/2", "1/2/3", "1.0/2"])
 def test_bad_shard_specs(bad):
     with pytest.raises(XaiError, match=f"invalid --shard '{bad}': expected K/N"):
-        inputs.shard([], bad)
+        inputs.parse_shard(bad)
 
 
 @pytest.mark.parametrize("mode,ext", [("RGB", "png"), ("L", "png"), ("RGBA", "png"), ("LA", "png"),
@@ -281,19 +290,19 @@ def test_batches_keep_order_and_capture_errors():
             raise InputError("bad")
         return item.stem
     items = [inputs.InputItem(str(i), str(i)) for i in range(7)]
-    batches = list(inputs.batches(items, load, 3))
+    batches = list(inputs.batches([items[:3], items[3:6], items[6:]], load))
     assert [len(b) for b in batches] == [3, 3, 1]
     assert [item for batch in batches for item, _ in batch] == items
     flat = [value for batch in batches for _, value in batch]
     assert flat[:3] == ["0", "1", "2"] and isinstance(flat[3], InputError) and flat[4:] == ["4", "5", "6"]
-    assert list(inputs.batches([], load, 3)) == []
+    assert list(inputs.batches([], load)) == []
 
 
 def test_batches_propagate_other_errors():
     def load(item):
         raise ValueError("bug")
     with pytest.raises(ValueError, match="bug"):
-        list(inputs.batches([inputs.InputItem("0", "0")], load, 1))
+        list(inputs.batches([[inputs.InputItem("0", "0")]], load))
 
 
 def test_batches_load_a_bounded_number_ahead():
@@ -304,7 +313,8 @@ def test_batches_load_a_bounded_number_ahead():
             started.append(item)
         return item
     items = [inputs.InputItem(str(i), str(i)) for i in range(100)]
-    for k, _ in enumerate(inputs.batches(items, load, 2, workers=8)):
+    pairs = (items[i:i + 2] for i in range(0, len(items), 2))
+    for k, _ in enumerate(inputs.batches(pairs, load, workers=8)):
         time.sleep(0.002)
         assert len(started) <= 2 * (k + 3)
 

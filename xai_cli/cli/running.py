@@ -101,7 +101,7 @@ def data_job(kwargs: dict[str, Any], command: str
     session = open_session(options)
     session.kind.check_command(command)
     report = session.report(command)
-    bar, update = progress_bar(len(session.items))
+    bar, update = progress_bar(session.count)
     with device_scope(options.device) or nullcontext(), bar or nullcontext():
         yield session, report, update
     write_page(options.out)

@@ -11,9 +11,13 @@ lower-cases, so the words of the document as written map one to one onto its tok
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +26,7 @@ from typing import TextIO
 import numpy as np
 
 from ..errors import InputError, XaiError
-from .inputs import InputItem, sanitise, unique_stem
+from .inputs import InputItem, Listing, sanitise, unique_stem
 
 _WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
@@ -119,41 +123,78 @@ def read_vocabulary(path: str) -> tuple[str, ...]:
 
 
 def discover(args: Sequence[str], lines: bool, stdin: TextIO | None
-             ) -> tuple[list[InputItem], list[tuple[str, str]], dict[InputItem, str]]:
-    """Documents (items), problems ``(source, reason)``, and each item's text.
+             ) -> tuple[Listing, list[tuple[str, str]]]:
+    """Documents (items) and problems ``(source, reason)``.
 
     Arguments are text files, folders (their ``*.txt``, sorted) or glob patterns; ``-``
     is stdin. With ``lines`` every non-empty line is a document (``index`` its line
-    number, from 1), else every file is one.
+    number, from 1), read as the job goes (:class:`Lines`); else every file is one, read
+    when it is loaded (stdin at once).
     """
-    items, problems, texts, stems = [], [], {}, set()
-    for source, text in _sources(args, stdin, problems):
-        base = "stdin" if source == "-" else Path(source).stem
-        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()] \
-            if lines else [(None, text)]
-        for number, document in numbered:
-            stem = unique_stem(sanitise(base if number is None else f"{base}_{number}"), stems)
-            item = InputItem(source if number is None else f"{source}:{number}", stem, number)
-            items.append(item)
-            texts[item] = document
-    return items, problems, texts
+    problems: list[tuple[str, str]] = []
+    sources = list(_sources(args, stdin, problems))
+    bases: set[str] = set()
+    named = [(source, path, unique_stem(sanitise("stdin" if source == "-" else Path(source).stem),
+                                        bases)) for source, path in sources]
+    if lines:
+        return Lines(named, problems), problems
+    return [InputItem(source, stem, text=path.read() if source == "-" else None)
+            for source, path, stem in named], problems
 
 
-def _sources(args, stdin, problems):
+def _sources(args, stdin, problems) -> Iterator[tuple[str, Path | TextIO]]:
+    """``(source, path)`` of every file the arguments name; stdin itself for ``-``."""
     for arg in args:
         if arg == "-":
-            yield "-", stdin.read() if stdin is not None else ""
+            yield "-", stdin if stdin is not None else io.StringIO()
             continue
         path = Path(arg)
         paths = sorted(path.glob("*.txt")) if path.is_dir() else [path] if path.exists() else \
             sorted(Path(p) for p in glob.glob(arg) if os.path.isfile(p)) if glob.has_magic(arg) else []
         if not paths:
             problems.append((arg, "no such file, folder or matching pattern"))
-        for found in paths:
+        yield from ((str(found), found) for found in paths)
+
+
+class Lines:
+    """Every non-empty line of text files as a document, read as the job goes: memory
+    stays flat in the files' size. Counted once here (a file that is not UTF-8 text is a
+    problem before anything runs); stdin (``-``) is copied to a temporary file first, so
+    that it too can be read again (a resumed job skips what is done, then runs the rest).
+    Stems are ``<file stem>_<line number>``."""
+
+    def __init__(self, named: Sequence[tuple[str, Path | TextIO, str]],
+                 problems: list[tuple[str, str]]):
+        self._files, self._count = [], 0
+        for source, path, stem in named:
             try:
-                yield str(found), found.read_text(encoding="utf-8")
+                if source == "-":
+                    path = self._spooled(path)
+                with open(path, encoding="utf-8") as handle:
+                    count = sum(1 for line in handle if line.strip())
             except (OSError, UnicodeDecodeError) as exc:
-                problems.append((str(found), f"cannot read as UTF-8 text: {exc}"))
+                problems.append((source, f"cannot read as UTF-8 text: {exc}"))
+                continue
+            self._files.append((source, path, stem))
+            self._count += count
+
+    def _spooled(self, stream: TextIO) -> Path:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False)
+        with handle:
+            shutil.copyfileobj(stream, handle)
+        weakref.finalize(self, os.unlink, handle.name)
+        return Path(handle.name)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[InputItem]:
+        for source, path, stem in self._files:
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    if line.strip():
+                        yield InputItem(f"{source}:{number}", f"{stem}_{number}", number,
+                                        line.rstrip("\r\n"))
 
 
 @dataclass(frozen=True)
@@ -171,9 +212,15 @@ class Document:
     cut: int
 
 
-def load(item: InputItem, text: str, tokens: Tokenizer, front) -> Document:
-    """The document ``text`` as the input of the model whose
-    :class:`~xai_cli.engine.tokens.TextInput` is ``front``."""
+def load(item: InputItem, tokens: Tokenizer, front) -> Document:
+    """The document ``item`` (its text, or the file it names) as the input of the model
+    whose :class:`~xai_cli.engine.tokens.TextInput` is ``front``."""
+    text = item.text
+    if text is None:
+        try:
+            text = Path(item.source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read as UTF-8 text: {exc}") from exc
     words = tokens.words(text)
     if not any(position is not None for _, position in words):
         raise InputError("the document has no words")

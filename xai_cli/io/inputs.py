@@ -1,9 +1,11 @@
 """From IMAGES arguments to model inputs: discovery, sharding, decoding, batching.
 
 Discovery is deterministic (sorted, duplicates removed) so that shards and resumed
-jobs see the same list. Every per-input problem becomes an :class:`InputError` with a
-one-line reason; output stems are sanitised so that no input name can lead outside
-the output folder, and oversized images are refused before they are decoded.
+jobs see the same list. A job's inputs are a :class:`Listing`: counted and walked in
+order as often as needed, without being held all at once (documents of a long file).
+Every per-input problem becomes an :class:`InputError` with a one-line reason; output
+stems are sanitised so that no input name can lead outside the output folder, and
+oversized images are refused before they are decoded.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import re
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -49,12 +52,25 @@ class InputItem:
     stem : str
         Output name stem, unique within the run and safe as a file name.
     index : int, optional
-        Sample index in an ``(N, H, W, C)`` array; ``None`` otherwise.
+        Sample index in an ``(N, H, W, C)`` array, or line number; ``None`` otherwise.
+    text : str, optional
+        The input itself where discovery read it (a line of a file): carried with the
+        item while it is in flight, never compared.
     """
 
     source: str
     stem: str
     index: int | None = None
+    text: str | None = field(default=None, compare=False, repr=False)
+
+
+class Listing(Protocol):
+    """A job's inputs in order: counted, and walked as often as needed (a list, or the
+    lines of files read as they go)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[InputItem]: ...
 
 
 RESIZE_MODES = ("squash", "crop", "pad")
@@ -251,28 +267,43 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
     return items, problems
 
 
-def shard(items: list[InputItem], spec: str | None, batch_size: int = 1) -> list[InputItem]:
-    """The K-th of N interleaved slices of whole batches: batch ``b`` (of ``batch_size``
-    consecutive inputs) goes to slice ``b % N + 1``.
+Window = list[tuple[int, InputItem]]   # consecutive inputs, each with its position in the job
 
-    Whole batches, so that every batch a shard runs is a batch of the unsharded job: the
-    shards' results are then exactly the unsharded run's (convolutions round differently
-    in other batch compositions), and their part files merge into it.
 
-    Parameters
-    ----------
-    items : list of InputItem
-    spec : str or None
-        ``'K/N'`` with ``1 <= K <= N``; ``None`` keeps every item.
-    batch_size : int
-    """
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``(K, N)`` of ``--shard K/N`` (None: the whole job)."""
     if spec is None:
-        return items
+        return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise XaiError(f"invalid --shard '{spec}': expected K/N with 1 <= K <= N")
-    k, n = int(match[1]), int(match[2])
-    return [item for i, item in enumerate(items) if (i // batch_size) % n == k - 1]
+    return int(match[1]), int(match[2])
+
+
+def windows(items: Iterable[InputItem], size: int, shard: tuple[int, int] | None = None
+            ) -> Iterator[tuple[int, Window]]:
+    """Consecutive windows of ``size`` inputs, numbered in the whole job, each input with
+    its position in it; with ``shard`` ``(K, N)`` only window ``w`` with ``w % N == K - 1``.
+
+    Whole windows, so that every batch a shard runs is a batch of the unsharded job: the
+    shards' results are then exactly the unsharded run's (convolutions round differently
+    in other batch compositions), and their part files merge into it.
+    """
+    numbered, number = enumerate(items), 0
+    while window := list(islice(numbered, size)):
+        if shard is None or number % shard[1] == shard[0] - 1:
+            yield number, window
+        number += 1
+
+
+def shard_size(total: int, size: int, shard: tuple[int, int] | None) -> int:
+    """How many of ``total`` inputs in windows of ``size`` the shard ``(K, N)`` has."""
+    if shard is None:
+        return total
+    k, n = shard
+    full, last = divmod(total, size)
+    count = len(range(k - 1, full, n)) * size
+    return count + (last if last and full % n == k - 1 else 0)
 
 
 def _open(path: str, channels: int) -> Image.Image:
@@ -390,25 +421,25 @@ def worker_threads() -> int:
     return min(8, max(2, cores or 1))
 
 
-def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], batch_size: int,
+def batches(groups: Iterable[Sequence[InputItem]], load_fn: Callable[[InputItem], Sample],
             workers: int | None = None) -> Iterator[list[tuple[InputItem, Sample | InputError]]]:
-    """Load inputs in parallel and group them, in input order.
+    """Load the inputs of each group in parallel, in input order.
 
     Parameters
     ----------
-    items : sequence of InputItem
+    groups : iterable of sequences of InputItem
+        Read as they are needed.
     load_fn : callable
         Loads one item; an :class:`InputError` it raises is returned in the batch, any
         other exception propagates.
-    batch_size : int
     workers : int, optional
         Loader threads; by default :func:`worker_threads`.
 
     Yields
     ------
     list of (InputItem, Sample or InputError)
-        ``batch_size`` entries, the last batch possibly fewer. At most two batches
-        are loaded ahead, so memory does not grow with the number of inputs.
+        One per group. At most two groups are loaded ahead, so memory does not grow with
+        the number of inputs.
     """
     def attempt(item):
         try:
@@ -419,8 +450,8 @@ def batches(items: Sequence[InputItem], load_fn: Callable[[InputItem], Sample], 
     pool = ThreadPoolExecutor(workers or worker_threads())
     try:
         ahead: deque = deque()
-        for start in range(0, len(items), batch_size):
-            ahead.append([pool.submit(attempt, item) for item in items[start:start + batch_size]])
+        for group in groups:
+            ahead.append([pool.submit(attempt, item) for item in group])
             if len(ahead) > 2:
                 yield [f.result() for f in ahead.popleft()]
         while ahead:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ _SOURCES = "_sources"   # every input of the batch, in order
 _STEMS = "_stems"       # their output stems
 _KEPT = "_kept"         # those that produced a result (the others failed)
 
-Batches = Sequence[tuple[int, Sequence[InputItem]]]   # (number in the whole job, inputs)
+Batches = Iterable[tuple[int, Sequence[InputItem]]]   # (number in the whole job, inputs)
 
 
 def file_digest(path: str | Path) -> str:
@@ -42,11 +42,6 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def chunks(items: Sequence, size: int) -> list:
-    """``items`` in consecutive batches of ``size`` (the last may be shorter)."""
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class Parts:
@@ -113,12 +108,6 @@ class Parts:
             return False
         with np.load(path, allow_pickle=False) as part:
             return part[_SOURCES].tolist() == [_key(i) for i in items] and bool(part[_KEPT].all())
-
-    def todo(self, batches: Batches) -> tuple[int, list[InputItem]]:
-        """How many inputs are done, and the inputs of the batches still to run."""
-        done = [self.complete(number, batch) for number, batch in batches]
-        return (sum(len(b) for (_, b), ok in zip(batches, done) if ok),
-                [item for (_, b), ok in zip(batches, done) if not ok for item in b])
 
     def stored(self, batches: Batches
                ) -> Iterator[tuple[list[InputItem], dict[str, np.ndarray]]]:

@@ -15,9 +15,8 @@ import numpy as np
 
 from ..engine.diagnostics import vanishing
 from ..engine.methods import METHODS
-from ..io.inputs import worker_threads
+from ..io.inputs import InputItem, worker_threads
 from ..io.outputs import BackgroundWriter
-from ..io.parts import chunks
 from ..kinds.base import ExplainOptions
 from ..session import Report, Session
 
@@ -30,17 +29,21 @@ def run(session: Session, options: ExplainOptions, report: Report,
     opts = session.options
     session.kind.check_explain(options)
     explainers = session.explainers(options.methods, report)
-    done, todo = _resume(session, options)
-    if done:
-        report.note(f"skipping {len(done)} inputs whose outputs exist (--skip-existing)")
+    written = _written(session, options)
+    windows = session.windows()
+    if opts.skip_existing:
+        done = sum(1 for _, window in session.windows() for _, item in window if written(item))
+        if done:
+            report.note(f"skipping {done} inputs whose outputs exist (--skip-existing)")
+        windows = (w for w in windows if not all(written(item) for _, item in w[1]))
     opts.out.mkdir(parents=True, exist_ok=True)
     with BackgroundWriter(worker_threads()) as writer:  # records follow in input order
-        for batch, index in session.loaded(report, todo, progress):
-            _explain_batch(session, options, explainers, batch, index, writer, report, done)
+        for batch, index in session.loaded(report, windows, progress):
+            _explain_batch(session, options, explainers, batch, index, writer, report, written)
 
 
-def _resume(session: Session, options: ExplainOptions):
-    """Inputs whose outputs all exist, and the inputs to run.
+def _written(session: Session, options: ExplainOptions) -> Callable[[InputItem], bool]:
+    """Whether an input's outputs all exist and --skip-existing keeps them.
 
     Batches keep the composition they have in an uninterrupted run (a batch with any
     input left is run whole, writing only what is missing): convolutions round
@@ -48,15 +51,12 @@ def _resume(session: Session, options: ExplainOptions):
     """
     opts = session.options
     if not opts.skip_existing:
-        return set(), session.items
-    done = {item for item in session.items if all(
-        (opts.out / name).exists()
-        for name in session.kind.output_names(item.stem, options))}
-    return done, [item for batch in chunks(session.items, session.window)
-                  if not done.issuperset(batch) for item in batch]
+        return lambda item: False
+    return lambda item: all((opts.out / name).exists()
+                            for name in session.kind.output_names(item.stem, options))
 
 
-def _explain_batch(session, options, explainers, batch, index, writer, report, done):
+def _explain_batch(session, options, explainers, batch, index, writer, report, written):
     targets = np.full(len(batch), session.target, np.int32)
     results = {m: batch.explain(e, targets, index) for m, e in explainers.items()}
     first = next(iter(results.values()))
@@ -65,7 +65,7 @@ def _explain_batch(session, options, explainers, batch, index, writer, report, d
     given = {m: e.params for m, e in explainers.items()
              if m in session.params or m in session.composite.methods}
     for i, sample in enumerate(batch.samples):
-        if sample.item in done:
+        if written(sample.item):
             continue
         maps = {m: r.relevance[i] for m, r in results.items()}
         bad = [m for m, r in maps.items() if not np.all(np.isfinite(r))]

@@ -38,7 +38,7 @@ import numpy as np
 from ..engine.graph import Graph
 from ..errors import XaiError
 from ..io import render
-from ..io.inputs import InputItem
+from ..io.inputs import InputItem, Listing
 from ..io.preprocess import Preprocessing
 from ..measures.faithfulness import BatchResult, EvaluateOptions
 
@@ -131,9 +131,9 @@ class InputKind(ABC):
 
     @abstractmethod
     def discover(self, args: Sequence[str], stdin: TextIO | None
-                 ) -> tuple[list[InputItem], list[tuple[str, str]]]:
-        """The inputs ``args`` name (in a deterministic order), and ``(source, reason)``
-        for every argument that names none."""
+                 ) -> tuple[Listing, list[tuple[str, str]]]:
+        """The inputs ``args`` name (in a deterministic order; a long one read as the job
+        goes), and ``(source, reason)`` for every argument that names none."""
 
     @abstractmethod
     def load(self, item: InputItem):

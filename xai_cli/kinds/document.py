@@ -59,11 +59,10 @@ class Document(InputKind):
 
     def discover(self, args, stdin):
         self.tokenizer = documents.tokenizer(self.graph.text, self.vocab, self.max_tokens)
-        items, problems, self.texts = documents.discover(args, self.lines, stdin)
-        return items, problems
+        return documents.discover(args, self.lines, stdin)
 
     def load(self, item: InputItem) -> documents.Document:
-        return documents.load(item, self.texts[item], self.tokenizer, self.graph.text)
+        return documents.load(item, self.tokenizer, self.graph.text)
 
     def batch(self, samples) -> Batch:
         if self.graph.any_length:
