@@ -170,3 +170,16 @@ def test_max_tokens_is_for_text_models(tmp_path):
     result = xai("explain", FIXTURES / "digits.keras", FIXTURES / "digits", "--max-tokens", "5",
                  "-o", tmp_path)
     assert result.returncode == 2 and "--max-tokens is for text models" in result.stderr
+
+
+def test_rules_check_conserves_on_a_document_of_any_length(models):
+    result = xai("rules", models / "strings.keras", "--check", models / "docs" / "doc7.txt")
+    assert result.returncode == 0, result.stderr
+    assert "conservation on" in result.stdout and "bilstm/forward" in result.stdout
+
+
+def test_the_python_api_explains_token_ids_of_any_length(models):
+    import xai_cli
+    ids = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 3]], np.int32)
+    relevance = xai_cli.explain(str(models / "ids.keras"), ids, "lrp", rules="text-epsilon")
+    assert relevance.shape == (2, 5, 8) and not relevance[0, 3:].any()

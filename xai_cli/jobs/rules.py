@@ -57,8 +57,9 @@ def _check(applied, kind, composite, options: Options, target) -> str:
     graph, rules = applied.graph, applied.rules
     batch, prep = _input(kind, composite, options)
     propagator = applied.propagator(prep)
-    values = propagator.forward(ops.convert_to_tensor(batch.x),
-                                {k: ops.convert_to_tensor(v) for k, v in batch.named.items()})
+    x, named = batch.arrays()
+    values = propagator.forward(ops.convert_to_tensor(x),
+                                {k: ops.convert_to_tensor(v) for k, v in named.items()})
     logits = ops.convert_to_numpy(values[graph.output][0])
     index = parse_target(target, None, graph.num_classes)
     index = int(np.argmax(logits)) if index < 0 else index

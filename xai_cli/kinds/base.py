@@ -75,6 +75,10 @@ class Batch:
         """The batch explained by ``explainer`` (a target of -1: the top-1 class)."""
         return explainer.explain(self.x, targets, index, self.named)
 
+    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The graph's inputs as arrays: ``x`` and the named inputs."""
+        return self.x, self.named
+
     def take(self, rows: np.ndarray) -> Batch:
         """The batch of the inputs at ``rows``."""
         return Batch([self.samples[i] for i in rows] if self.samples else [], self.x[rows],

@@ -12,6 +12,7 @@ read by every layer that mixes positions, see :mod:`~xai_cli.engine.padding`); a
 model runs each document at its own length: its buckets hold documents of one length. So
 do random methods (smoothgrad): their noise's scale and draws depend on the whole array,
 padding included.
+
 Sorting a window instead of bucketing each compiled call alone matters: on the CPU a
 recurrent layer's cost is mostly per step, so a call of a few short documents costs
 nearly as much as one of many (measured by ``xai bench`` on a model of any length).
@@ -95,6 +96,11 @@ class Documents(Batch):
             for i, r, document in zip(positions, result.relevance, members):
                 relevance[i] = r[:len(document.ids)]
         return Result(relevance, logits, explained)
+
+    def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The documents padded to the longest (exact for one document)."""
+        x, mask, _ = padded(self.samples, max(len(d.ids) for d in self.samples))
+        return x, {"mask": mask}
 
     def take(self, rows: np.ndarray) -> Documents:
         return Documents([self.samples[i] for i in rows], None, rows=self.rows, exact=self.exact)
