@@ -200,25 +200,17 @@ class Session:
         for source, reason in self.problems:
             report.error(source, reason)
         todo = self.windows() if windows is None else windows
-        taken = []   # the windows handed to the loader, in order
-
-        def groups():
-            for number, window in todo:
-                taken.append((number, window))
-                yield [item for _, item in window]
-
-        for loaded in inputs.batches(groups(), self.kind.load):
-            number, window = taken.pop(0)
-            samples = []
-            for item, sample in loaded:
+        groups = (((number, window), [item for _, item in window]) for number, window in todo)
+        for (number, window), loaded in inputs.batches(groups, self.kind.load):
+            samples, positions = [], []
+            for (position, _), (item, sample) in zip(window, loaded):
                 if isinstance(sample, InputError):
                     report.error(item.source, str(sample), item.index)
                 else:
                     samples.append(sample)
+                    positions.append(position)
             if samples:
-                positions = {item: position for position, item in window}
-                yield (number, window, self.kind.batch(samples),
-                       np.array([positions[s.item] for s in samples], np.int64))
+                yield number, window, self.kind.batch(samples), np.array(positions, np.int64)
             if progress is not None:
                 progress(len(loaded))
 
@@ -234,7 +226,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     labels = _labels(options.labels, graph.num_classes)
     target = parse_target(options.target, labels, graph.num_classes)
     preprocessing = kind.prepare(options, composite)
-    inputs.parse_shard(options.shard)
+    inputs.parse_shard(options.shard)   # a bad --shard is refused before discovery
     everything, problems = kind.discover(options.images, stdin or sys.stdin)
     return Session(options, graph, kind, composite, preprocessing, target, labels, everything,
                    problems, params)

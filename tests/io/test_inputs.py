@@ -290,7 +290,9 @@ def test_batches_keep_order_and_capture_errors():
             raise InputError("bad")
         return item.stem
     items = [inputs.InputItem(str(i), str(i)) for i in range(7)]
-    batches = list(inputs.batches([items[:3], items[3:6], items[6:]], load))
+    tagged = list(inputs.batches(zip("abc", [items[:3], items[3:6], items[6:]]), load))
+    assert [tag for tag, _ in tagged] == ["a", "b", "c"]
+    batches = [group for _, group in tagged]
     assert [len(b) for b in batches] == [3, 3, 1]
     assert [item for batch in batches for item, _ in batch] == items
     flat = [value for batch in batches for _, value in batch]
@@ -302,7 +304,7 @@ def test_batches_propagate_other_errors():
     def load(item):
         raise ValueError("bug")
     with pytest.raises(ValueError, match="bug"):
-        list(inputs.batches([[inputs.InputItem("0", "0")]], load))
+        list(inputs.batches([(0, [inputs.InputItem("0", "0")])], load))
 
 
 def test_batches_load_a_bounded_number_ahead():
@@ -313,7 +315,7 @@ def test_batches_load_a_bounded_number_ahead():
             started.append(item)
         return item
     items = [inputs.InputItem(str(i), str(i)) for i in range(100)]
-    pairs = (items[i:i + 2] for i in range(0, len(items), 2))
+    pairs = ((i, items[i:i + 2]) for i in range(0, len(items), 2))
     for k, _ in enumerate(inputs.batches(pairs, load, workers=8)):
         time.sleep(0.002)
         assert len(started) <= 2 * (k + 3)

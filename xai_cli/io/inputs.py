@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -268,6 +268,7 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
 
 
 Window = list[tuple[int, InputItem]]   # consecutive inputs, each with its position in the job
+T = TypeVar("T")
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -421,14 +422,15 @@ def worker_threads() -> int:
     return min(8, max(2, cores or 1))
 
 
-def batches(groups: Iterable[Sequence[InputItem]], load_fn: Callable[[InputItem], Sample],
-            workers: int | None = None) -> Iterator[list[tuple[InputItem, Sample | InputError]]]:
+def batches(groups: Iterable[tuple[T, Sequence[InputItem]]], load_fn: Callable[[InputItem], Sample],
+            workers: int | None = None
+            ) -> Iterator[tuple[T, list[tuple[InputItem, Sample | InputError]]]]:
     """Load the inputs of each group in parallel, in input order.
 
     Parameters
     ----------
-    groups : iterable of sequences of InputItem
-        Read as they are needed.
+    groups : iterable of (tag, sequence of InputItem)
+        Read as they are needed; the tag comes back with the group's loaded inputs.
     load_fn : callable
         Loads one item; an :class:`InputError` it raises is returned in the batch, any
         other exception propagates.
@@ -437,7 +439,7 @@ def batches(groups: Iterable[Sequence[InputItem]], load_fn: Callable[[InputItem]
 
     Yields
     ------
-    list of (InputItem, Sample or InputError)
+    tag, list of (InputItem, Sample or InputError)
         One per group. At most two groups are loaded ahead, so memory does not grow with
         the number of inputs.
     """
@@ -450,11 +452,13 @@ def batches(groups: Iterable[Sequence[InputItem]], load_fn: Callable[[InputItem]
     pool = ThreadPoolExecutor(workers or worker_threads())
     try:
         ahead: deque = deque()
-        for group in groups:
-            ahead.append([pool.submit(attempt, item) for item in group])
+        for tag, group in groups:
+            ahead.append((tag, [pool.submit(attempt, item) for item in group]))
             if len(ahead) > 2:
-                yield [f.result() for f in ahead.popleft()]
+                tag, futures = ahead.popleft()
+                yield tag, [f.result() for f in futures]
         while ahead:
-            yield [f.result() for f in ahead.popleft()]
+            tag, futures = ahead.popleft()
+            yield tag, [f.result() for f in futures]
     finally:
         pool.shutdown(cancel_futures=True)

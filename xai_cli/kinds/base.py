@@ -16,7 +16,7 @@ The kinds to come fit the same interface:
   line's colour or a band under it;
 - **clip** ``(T, H, W, C)`` (video): folders of frames, GIFs, ``.npy``; frames
   preprocessed as images; the unit a space-time patch ``t x h x w``; drawn as a grid of
-  frames, an animated heatmap and relevance over time;
+  frames, an animated heatmap and relevance over time.
 
 A kind decides how many consecutive inputs make one batch of the job (``window``): the
 unit of a part file, of a shard and of the records that come out together. Documents of

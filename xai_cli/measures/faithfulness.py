@@ -140,16 +140,16 @@ class BatchResult:
         measured = [r for _, r in parts if len(r.kept)]
         longest = max((v.shape[1] for r in measured for v in r.relevance.values()), default=0)
 
-        def joined(field, pad=False):
+        def gather(name, pad=False):
             def rows(array):
                 return np.pad(array, ((0, 0), (0, longest - array.shape[1]))) if pad else array
-            return {key: np.concatenate([rows(getattr(r, field)[key]) for r in measured])[order]
-                    for key in (getattr(measured[0], field) if measured else {})}
+            return {key: np.concatenate([rows(getattr(r, name)[key]) for r in measured])[order]
+                    for key in (getattr(measured[0], name) if measured else {})}
 
         faults = {int(positions[i]): why for positions, r in parts for i, why in r.faults.items()}
         return cls(options, np.concatenate([r.targets for _, r in parts])[order],
-                   joined("curves"), joined("fractions"), kept[order], dict(sorted(faults.items())),
-                   joined("relevance", pad=True), joined("extra"))
+                   gather("curves"), gather("fractions"), kept[order], dict(sorted(faults.items())),
+                   gather("relevance", pad=True), gather("extra"))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The result as named arrays, for a part file (`from_arrays` reads them back)."""
