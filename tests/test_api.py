@@ -100,6 +100,9 @@ def test_one_input_targets_and_a_kept_explainer(digits):
 
 @pytest.mark.parametrize("call,message", [
     (lambda x: xai_cli.explain(MODEL, x[:, :16]), "do not fit the model's input"),
+    (lambda x: xai_cli.explain(MODEL, ["a cat"]), "an image model takes arrays"),
+    (lambda x: xai_cli.explain(MODEL, [{"a": 1}]), "inputs of type list do not fit"),
+    (lambda x: xai_cli.explain(MODEL, x, vocab="v.txt"), "--vocab is for text models"),
     (lambda x: xai_cli.explain(MODEL, x, "saliency"), "unknown method 'saliency'"),
     (lambda x: xai_cli.explain(MODEL, x, target=10), "out of range"),
     (lambda x: xai_cli.explain(MODEL, x, target=[1, 2]), "2 targets for 6 inputs"),

@@ -6,7 +6,7 @@ use, so that ``import xai_cli`` (and ``xai --help``) stays free of Keras and its
 """
 
 __version__ = "0.1.0"
-__all__ = ["Evaluation", "Explainer", "evaluate", "explain"]
+__all__ = ["Evaluation", "Explainer", "WordRelevance", "evaluate", "explain"]
 
 
 def __getattr__(name: str):

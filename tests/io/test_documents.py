@@ -40,11 +40,26 @@ def test_ids_are_those_of_text_vectorization(vectorizer):
 
 def test_words_keep_the_text_as_written_and_map_onto_tokens(vectorizer):
     tokens = documents.Tokenizer(tuple(vectorizer.get_vocabulary()), 8, pad_to=8)
-    words = tokens.words("The CAT sat, -- on the mat!")
+    words, cut, hidden = tokens.words("The CAT sat, -- on the mat!")
     assert [w for w, _ in words] == ["The", "CAT", "sat,", "--", "on", "the", "mat!"]
     assert [p for _, p in words] == [0, 1, 2, None, 3, 4, 5]
-    long = tokens.words(TRICKY[-1])
+    assert cut == hidden == 0
+    long, cut, hidden = tokens.words(TRICKY[-1])
     assert [p for _, p in long][7:] == [7, None, None, None, None]
+    assert cut == 4 and hidden == 0
+
+
+def test_what_is_kept_of_a_long_document_is_bounded():
+    """The words read, then TAIL more; the rest counted, and words shortened."""
+    tokens = documents.Tokenizer(("", "[UNK]", "w"), 8)
+    text = " ".join(["w"] * 8 + ["--"] + ["w", "!"] * 100_000 + ["x" * 1000])
+    words, cut, hidden = tokens.words(text)
+    assert len(words) == 8 + 1 + documents.TAIL
+    assert [p for _, p in words[:9]] == [*range(8), None]
+    assert cut == 100_001 and hidden == 200_001 - documents.TAIL
+    whole, cut, hidden = documents.Tokenizer(("", "[UNK]", "w"), None).words(text)
+    assert len(whole) == 200_010 and cut == hidden == 0
+    assert whole[-1][0] == "x" * (documents.LONGEST_WORD - 1) + "…"
 
 
 def test_vocabulary_file_in_text_vectorization_format(tmp_path, vectorizer):

@@ -295,20 +295,30 @@ def test_evaluate_and_spray_show_their_tables_figures_and_records(browser, two_c
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory):
-    """Two of the shipped sample descriptions, explained by the shipped text CNN."""
+    """Two of the shipped sample descriptions and one of 20,000 words, explained by the
+    shipped text CNN."""
     root = Path(__file__).resolve().parents[2]
     out = tmp_path_factory.mktemp("text") / "out"
+    long = out.parent / "long.txt"
+    long.write_text(" ".join([(root / "sample_texts" / "tetrinetx.txt").read_text()] * 500))
     run("explain", root / "models" / "text_cnn.keras", root / "sample_texts" / "msmtp-mta.txt",
-        root / "sample_texts" / "tetrinetx.txt", "--vocab", root / "models" / "text_vocab.txt",
+        root / "sample_texts" / "tetrinetx.txt", long, "--vocab", root / "models" / "text_vocab.txt",
         "--labels", root / "models" / "text_labels.txt", "-m", "lrp", "-m", "sa", "-o", out)
     return out
+
+
+def cards_facts(shown):
+    return {card["name"]: card["facts"] for card in shown}
 
 
 def test_documents_show_word_heatmaps_linked_to_their_pages_and_top_words(browser, documents):
     records = kept_records(documents)
     open_page(browser, documents)
     shown = cards(browser)
-    assert sorted(c["name"] for c in shown) == sorted(records) == ["msmtp-mta.txt", "tetrinetx.txt"]
+    assert sorted(c["name"] for c in shown) == sorted(records) == ["long.txt", "msmtp-mta.txt",
+                                                                   "tetrinetx.txt"]
+    assert cards_facts(shown)["long.txt"]["read"][0] == "128 tokens, 22,372 words cut"
+    assert "read" not in cards_facts(shown)["tetrinetx.txt"]
     for card in shown:
         record = records[card["name"]]
         assert card["pictures"] == ["lrp", "sa"]
@@ -316,7 +326,11 @@ def test_documents_show_word_heatmaps_linked_to_their_pages_and_top_words(browse
         assert card["facts"]["sa most"][0].split(", ")[0] == record["top_words"]["sa"]["most"][0][0]
     links = browser.execute_script(
         'return [...document.querySelectorAll("#cards .card figure a")].map(a => a.getAttribute("href"))')
-    assert sorted(links) == sorted(f"{stem}.{m}.html" for stem in ("msmtp-mta", "tetrinetx")
+    assert sorted(links) == sorted(f"{stem}.{m}.html" for stem in ("long", "msmtp-mta", "tetrinetx")
                                    for m in ("lrp", "sa"))
     assert all(width > 0 for _, width in images(browser))
+    heights = dict(browser.execute_script(   # a long document's too
+        'return [...document.querySelectorAll("#cards img")].map(i => [i.getAttribute("src"), '
+        'i.clientHeight])'))
+    assert 0 < heights["long.lrp.png"] <= 240
     assert console_errors(browser) == []

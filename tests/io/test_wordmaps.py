@@ -121,9 +121,9 @@ def test_the_page_stands_alone():
 
 # -- PNG --
 
-def picture(words, signed=True, width=600) -> np.ndarray:
+def picture(words, signed=True, width=600, hidden=0) -> np.ndarray:
     buffer = io.BytesIO()
-    wordmaps.png(words, buffer, "document · lrp", signed, Style(clip=100), width=width)
+    wordmaps.png(words, buffer, "document · lrp", signed, Style(clip=100), width=width, hidden=hidden)
     buffer.seek(0)
     return np.asarray(Image.open(buffer).convert("RGB"))
 
@@ -149,6 +149,66 @@ def test_long_words_narrow_pictures_and_empty_documents_are_drawn():
 def test_a_png_goes_to_a_path(tmp_path):
     wordmaps.png(DOCUMENT, tmp_path / "w.png", "t", False, width=300)
     assert Image.open(tmp_path / "w.png").size[0] == 300
+
+
+# -- long documents --
+
+def test_everything_up_to_the_limit_is_shown_and_what_follows_is_counted():
+    words = [Word(f"w{i}", 1.0) for i in range(10)]
+    assert wordmaps.shown(words) == list(range(10))
+    assert wordmaps.shown(words, hidden=5) == [*range(10), wordmaps.Omitted(5, end=True)]
+    assert wordmaps.Omitted(1234, end=True).text == "1,234 more words not shown"
+    assert wordmaps.Omitted(1).text == "[… 1 word …]"
+
+
+def test_a_long_document_is_shown_in_excerpts_around_its_strongest_words():
+    rng = np.random.default_rng(0)
+    words = [Word(f"w{i}", float(r)) for i, r in enumerate(rng.normal(0, 0.01, 50_000))]
+    words[30_000], words[45_000], words[40_000] = Word("for", 5.0), Word("against", -4.0), Word("x", None)
+    items = wordmaps.shown(words, hidden=7, limit=200)
+    drawn = [i for i in items if isinstance(i, int)]
+    assert drawn == sorted(drawn) and len(drawn) <= 200 + 2 * wordmaps.CONTEXT
+    assert set(range(2 * wordmaps.CONTEXT + 1)) <= set(drawn)             # the opening
+    for strong in (30_000, 45_000):
+        assert set(range(strong - wordmaps.CONTEXT, strong + wordmaps.CONTEXT + 1)) <= set(drawn)
+    gaps = [i for i in items if isinstance(i, wordmaps.Omitted)]
+    assert gaps[-1].end and not any(g.end for g in gaps[:-1])
+    assert len(drawn) + sum(g.count for g in gaps) == len(words) + 7      # every word counted once
+    # the colours' scale is the excerpts': the strongest word drawn gets the strongest red
+    page = wordmaps.html(words, "t", True, Style(clip=100), hidden=7)
+    assert "[… " in page and ">-4<" not in page and ">5<" in page
+
+
+def png_size(words, **kwargs) -> tuple[tuple[int, int], int]:
+    buffer = io.BytesIO()
+    wordmaps.png(words, buffer, "a long document · lrp", True, **kwargs)
+    return Image.open(io.BytesIO(buffer.getvalue())).size, len(buffer.getvalue())
+
+
+def test_a_document_of_200000_words_draws_a_small_picture_and_page():
+    rng = np.random.default_rng(1)
+    normal = [Word(f"word{i % 97}", float(r)) for i, r in enumerate(rng.normal(0, 1, 60))]
+    (_, normal_height), normal_bytes = png_size(normal)
+    read = [Word(f"word{i % 97}", float(r)) for i, r in enumerate(rng.normal(0, 1, 200_000))]
+    cut = normal + [Word(f"word{i % 97}", None) for i in range(100)]     # a fixed-length model's
+    for words, hidden in ((read, 0), (cut, 199_840)):
+        (width, height), size = png_size(words, hidden=hidden)
+        assert width == 900 and height <= 28 * (wordmaps.MAX_LINES + 6)
+        assert size < 25 * normal_bytes
+        page = wordmaps.html(words, "t", True, hidden=hidden)
+        assert len(page) < 50 * len(wordmaps.html(normal, "t", True))
+    assert png_size(cut, hidden=199_840)[0][1] < 4 * normal_height
+    assert "199,840 more words not shown" in wordmaps.html(cut, "t", True, hidden=199_840)
+    assert wordmaps.html(cut, "t", True).count('class="unread"') == 100   # the cut tail: grey
+
+
+def test_a_picture_draws_at_most_max_lines_of_words_and_counts_the_rest():
+    words = [Word("x" * 60, 1.0)] * wordmaps.SHOWN   # one word a line at width 300
+    (_, height), _ = png_size(words, width=300)
+    assert height <= 28 * (wordmaps.MAX_LINES + 6)
+    lines = wordmaps.MAX_LINES
+    np.testing.assert_array_equal(   # the same as the first lines' words and the rest counted
+        picture(words, width=300), picture(words[:lines], width=300, hidden=len(words) - lines))
 
 
 # -- in a browser --

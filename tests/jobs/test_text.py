@@ -1,5 +1,6 @@
 """Text models from the command line: word heatmaps, records, word deletion, and refusals."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -80,6 +81,31 @@ def test_explain_writes_word_heatmaps_and_records(models, tmp_path):
     assert set(cat["top_words"]["sa"]) == {"most"}
     picture = np.asarray(Image.open(tmp_path / "cat.lrp.png").convert("RGB"))
     assert picture.shape[1] > 200
+
+
+def test_a_document_of_200000_words_writes_outputs_of_a_normal_size(models, tmp_path):
+    """Issue 37: such a document wrote a PNG of 900 x 373,458 pixels. The model reads LENGTH
+    tokens; the heatmaps show those, a short uncoloured tail and the count of the rest."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "normal.txt").write_text(DOCS[0])
+    (docs / "book.txt").write_text(" ".join([DOCS[1]] * 25_000))   # 200,000 words
+    result = xai("explain", models / "lstm.keras", docs, "-m", "lrp", "--save-raw", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    book, _ = records(result)
+    assert book["words_cut"] == 200_000 - LENGTH and book["tokens"] == LENGTH
+    out = tmp_path / "out"
+    for suffix in ("html", "png", "json"):
+        size, usual = ((out / f"{stem}.lrp.{suffix}").stat().st_size for stem in ("book", "normal"))
+        assert size < 8 * usual, suffix
+    width, height = Image.open(out / "book.lrp.png").size
+    assert width == 900 and height < 3 * Image.open(out / "normal.lrp.png").size[1]
+    raw = json.loads((out / "book.lrp.json").read_text())
+    assert len(raw["tokens"]) == len(raw["relevance"]) == LENGTH
+    assert raw["words_cut"] == 200_000 - LENGTH
+    assert len(raw["words"]) + raw["words_not_shown"] == 200_000
+    assert all(r is None for _, r in raw["words"][LENGTH:])
+    assert "more words not shown" in (out / "book.lrp.html").read_text()
 
 
 def test_token_ids_model_with_vocabulary_lines_and_stdin(models, tmp_path):
@@ -181,3 +207,60 @@ def test_the_python_api_takes_token_ids_as_the_command_line_does(models, tmp_pat
     evaluation = xai_cli.evaluate(models / "cnn.keras", ids, ("lrp",), steps=3)
     assert {(r["method"], r["replace"], r["n_images"]) for r in evaluation.summary} == \
         {("lrp", "zero", 2), ("random", "zero", 2)}
+
+
+def test_the_python_api_takes_documents_and_gives_what_save_raw_writes(models, tmp_path):
+    """Issue 37: text in, per-word relevance out, equal to --save-raw's JSON and .npy; token
+    ids with a vocabulary likewise, their words named by it."""
+    import xai_cli
+    texts = [(models / "docs" / f"{stem}.txt").read_text() for stem in ("cat", "dogs")]
+    for model, extra in (("lstm.keras", ()), ("cnn.keras", ("--vocab", models / "vocab.txt"))):
+        out = tmp_path / model
+        result = xai("explain", models / model, models / "docs", "-m", "lrp", "-m", "sa",
+                     "--save-raw", *extra, "-o", out)
+        assert result.returncode == 0, result.stderr
+        vocab = models / "vocab.txt" if extra else None
+        for method in ("lrp", "sa"):
+            explained = xai_cli.explain(models / model, texts, method, vocab=vocab)
+            assert [type(w).__name__ for w in explained] == ["WordRelevance"] * 2
+            for stem, document in zip(("cat", "dogs"), explained):
+                written = json.loads((out / f"{stem}.{method}.json").read_text())
+                assert document.json() == written
+                np.testing.assert_array_equal(document.embedding.astype(np.float32),
+                                              np.load(out / f"{stem}.{method}.npy"))
+    one = xai_cli.explain(models / "lstm.keras", texts[0])   # one string: one document back
+    assert [w.text for w in one.words][:3] == ["The", "cat", "sat,"] and one.words_cut == 0
+    ids = np.array(json.loads((tmp_path / "cnn.keras" / "cat.lrp.json").read_text())["tokens"])
+    named = xai_cli.explain(models / "cnn.keras", ids, vocab=models / "vocab.txt")
+    assert [w.text for w in named.words] == ["the", "cat", "sat", "[UNK]", "on", "the", "mat", "[UNK]"]
+    assert [w.relevance for w in named.words] == pytest.approx(named.relevance[:8])
+    assert named.relevance == pytest.approx(xai_cli.explain(models / "cnn.keras", texts[0],
+                                                            vocab=models / "vocab.txt").relevance)
+
+
+def test_the_python_api_evaluates_documents_as_the_command_line_does(models, tmp_path):
+    import xai_cli
+    lines = tmp_path / "docs.txt"
+    lines.write_text("\n".join(DOCS) + "\n")
+    result = xai("evaluate", models / "lstm.keras", lines, "--lines", "-m", "lrp", "--steps", "4",
+                 "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    written = {r["method"]: float(r["aopc"])
+               for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
+    evaluation = xai_cli.evaluate(models / "lstm.keras", DOCS, ("lrp",), steps=4)
+    assert {r["method"]: r["aopc"] for r in evaluation.summary} == pytest.approx(written, rel=1e-6)
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ([1.5, 2.0], "do not fit the text model's input: give a string or a list of strings"),
+    ([], "no documents given"),
+    (["fine", ""], "document 1: the document has no words"),
+    ([{"a": 1}], "give a string or a list of strings"),
+])
+def test_the_python_api_refuses_what_is_not_a_document_in_words(models, inputs, message):
+    import xai_cli
+    from xai_cli.errors import XaiError
+    with pytest.raises(XaiError, match=message):
+        xai_cli.explain(models / "lstm.keras", inputs)
+    with pytest.raises(XaiError, match="--vocab FILE"):   # text for a model of token ids
+        xai_cli.explain(models / "cnn.keras", ["the cat"])

@@ -183,3 +183,27 @@ def test_the_python_api_explains_token_ids_of_any_length(models):
     ids = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 3]], np.int32)
     relevance = xai_cli.explain(str(models / "ids.keras"), ids, "lrp", rules="text-epsilon")
     assert relevance.shape == (2, 5, 8) and not relevance[0, 3:].any()
+
+
+def test_the_python_api_takes_documents_of_any_length_in_buckets(models, tmp_path):
+    """Text of mixed lengths, bucketed as the command line buckets it, gives its JSON; a
+    ragged list of token ids gives one (T_i, D) array each, or words with the vocabulary."""
+    import xai_cli
+    stems = [f"doc{i}" for i in range(len(DOCS) + 2)]
+    result = xai("explain", models / "strings.keras", models / "docs", "-b", "2", "--save-raw",
+                 "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    texts = [(models / "docs" / f"{stem}.txt").read_text() for stem in stems]
+    explained = xai_cli.explain(models / "strings.keras", texts, batch_size=2)
+    for stem, document in zip(stems, explained):
+        assert document.json() == json.loads((tmp_path / f"{stem}.lrp.json").read_text()), stem
+    ids = [np.array(document.tokens, np.int32) for document in explained]
+    assert len({len(row) for row in ids}) > 2
+    relevance = xai_cli.explain(models / "ids.keras", ids, batch_size=2)
+    assert [r.shape for r in relevance] == [(len(row), 8) for row in ids]
+    named = xai_cli.explain(models / "ids.keras", ids, vocab=models / "vocab.txt", batch_size=2)
+    for document, ours, array in zip(explained, named, relevance):
+        np.testing.assert_allclose(ours.relevance, document.relevance, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(array.sum(axis=-1), ours.relevance, rtol=1e-5, atol=1e-7)
+        assert [w.text for w in ours.words] == [w.text.lower().strip(",!") for w in document.words
+                                                if w.relevance is not None]

@@ -33,6 +33,8 @@ _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 PADDING, UNKNOWN = 0, 1    # the ids Keras' TextVectorization gives padding and unknown words
 _SPECIAL = ("", "[UNK]")   # how TextVectorization.get_vocabulary() names them
+TAIL = 100                 # words kept after the last one the model reads, to show where it stopped
+LONGEST_WORD = 64          # characters of a word kept to show it (a longer one ends in "…")
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,27 @@ class Tokenizer:
             word = _PUNCTUATION.sub("", word)
         return word
 
-    def words(self, text: str) -> list[tuple[str, int | None]]:
-        """The document's words as written, each with the position of its token (None: no
-        token, or one beyond the limit)."""
-        out, position = [], 0
+    def words(self, text: str) -> tuple[list[tuple[str, int | None]], int, int]:
+        """The document's words as written (at most :data:`LONGEST_WORD` characters each),
+        each with the position of its token (None: no token, or one beyond the limit); how
+        many words with a token were cut (beyond the limit); and how many words are left
+        out: those after the first :data:`TAIL` words beyond the last one read. What is
+        kept is bounded by the limit however long the document is."""
+        out, position, cut, hidden, tail = [], 0, 0, 0, 0
         for word in _WHITESPACE.split(text.strip()):
             if not word:
                 continue
             has_token = self.token(word) != ""
             read = has_token and (self.limit is None or position < self.limit)
-            out.append((word, position if read else None))
+            cut += has_token and not read
             position += has_token
-        return out
+            if not read and self.limit is not None and position > self.limit:
+                if tail == TAIL:
+                    hidden += 1
+                    continue
+                tail += 1
+            out.append((_shortened(word), position - 1 if read else None))
+        return out, cut, hidden
 
     def ids(self, text: str) -> np.ndarray:
         """Token ids: unknown words 1, and padding 0 after the last token up to ``pad_to``."""
@@ -76,6 +87,10 @@ class Tokenizer:
     @cached_property
     def _lookup(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.vocabulary) if i >= len(_SPECIAL)}
+
+
+def _shortened(word: str) -> str:
+    return word if len(word) <= LONGEST_WORD else word[:LONGEST_WORD - 1] + "…"
 
 
 def tokenizer(text, vocab: str | None, max_tokens: int | None = None) -> Tokenizer:
@@ -201,8 +216,9 @@ class Lines:
 class Document:
     """A loaded document: the model's input ``x`` (embedding vectors) and ``mask``, its
     token ``ids`` (padded to a fixed-length model's length), its words as written with
-    their token positions, and how many words were ``cut`` (beyond the model's length or
-    --max-tokens)."""
+    their token positions (those read and at most :data:`TAIL` more), how many words were
+    ``cut`` (beyond the model's length or --max-tokens), and how many are ``hidden``:
+    after the words kept, counted only."""
 
     item: InputItem
     x: np.ndarray
@@ -210,6 +226,7 @@ class Document:
     ids: np.ndarray
     words: list[tuple[str, int | None]]
     cut: int
+    hidden: int = 0
 
 
 def load(item: InputItem, tokens: Tokenizer, front) -> Document:
@@ -221,10 +238,9 @@ def load(item: InputItem, tokens: Tokenizer, front) -> Document:
             text = Path(item.source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read as UTF-8 text: {exc}") from exc
-    words = tokens.words(text)
+    words, cut, hidden = tokens.words(text)
     if not any(position is not None for _, position in words):
         raise InputError("the document has no words")
     ids = tokens.ids(text)
     x, mask = front.embed(ids[None])
-    cut = sum(1 for word, position in words if position is None and tokens.token(word))
-    return Document(item, x[0], mask[0], ids, words, cut)
+    return Document(item, x[0], mask[0], ids, words, cut, hidden)

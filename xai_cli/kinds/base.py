@@ -67,6 +67,7 @@ class Batch:
     x: np.ndarray | None
     named: dict[str, np.ndarray] = field(default_factory=dict)
     unbatched: bool = False   # the Python API was given one input without a batch axis
+    words: bool = False       # ... documents as words (text, or ids and a vocabulary)
 
     def __len__(self) -> int:
         return len(self.samples) if self.samples else len(self.x)
@@ -159,8 +160,15 @@ class InputKind(ABC):
         return relevance.sum(axis=-1)
 
     @abstractmethod
-    def convert(self, inputs) -> Batch:
-        """The Python API's inputs (arrays as the model takes them) as a batch."""
+    def convert(self, inputs, batch_size: int = 32) -> Batch:
+        """The Python API's inputs (arrays as the model takes them; for a text model also
+        text) as a batch, ``batch_size`` of them to a compiled call."""
+
+    def returned(self, batch: Batch, relevance: np.ndarray | list) -> object:
+        """What the Python API gives back for the relevance of ``batch`` (one array per
+        input, stacked where they share a shape): as it is, or one input's for an input
+        given without a batch axis."""
+        return relevance[0] if batch.unbatched else relevance
 
     @abstractmethod
     def synthetic(self, count: int, rng: np.random.Generator) -> Batch:

@@ -11,6 +11,8 @@ is a word (word deletion, :mod:`~xai_cli.kinds.deletion`).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,19 @@ from .base import Batch, ExplainOptions, InputKind
 BENCH_LENGTHS = (10, 200)   # xai bench's documents for a model of any length: tokens
 
 
+def _texts(inputs) -> bool:
+    """Whether the Python API's ``inputs`` are documents as text: strings in a list, a tuple
+    or a 1-D array."""
+    if isinstance(inputs, np.ndarray):
+        return inputs.ndim == 1 and inputs.dtype.kind in "UO" and all(isinstance(t, str) for t in inputs)
+    return isinstance(inputs, (list, tuple)) and bool(inputs) and all(isinstance(t, str) for t in inputs)
+
+
+def _stacked(samples: list[documents.Document]) -> Batch:
+    """Documents of one length as one array."""
+    return Batch(samples, np.stack([s.x for s in samples]), {"mask": np.stack([s.mask for s in samples])})
+
+
 class Document(InputKind):
     name = "document"
     plural = "documents"
@@ -38,6 +53,7 @@ class Document(InputKind):
     def __init__(self, graph, others=()):
         super().__init__(graph, others)
         self.vocab, self.lines, self.max_tokens, self.rows = None, False, None, 32
+        self._tokens: documents.Tokenizer | None = None
 
     @classmethod
     def fits(cls, graph) -> bool:
@@ -49,8 +65,10 @@ class Document(InputKind):
 
     def prepare(self, options, composite) -> preprocess.Preprocessing:
         """Documents enter as embedding vectors: no preprocessing."""
+        if options.max_tokens is not None and options.max_tokens < 1:
+            raise XaiError(f"--max-tokens must be at least 1, got {options.max_tokens}")
         self.vocab, self.lines, self.max_tokens = options.vocab, options.lines, options.max_tokens
-        self.rows = options.batch_size
+        self.rows, self._tokens = options.batch_size, None
         return preprocess.resolve("none")
 
     def window(self, batch_size: int) -> int:
@@ -58,44 +76,100 @@ class Document(InputKind):
         return batch_size * buckets.WINDOW if self.graph.any_length else batch_size
 
     def discover(self, args, stdin):
-        self.tokenizer = documents.tokenizer(self.graph.text, self.vocab, self.max_tokens)
+        self.tokenizer()   # made now: a missing --vocab is said before anything runs
         return documents.discover(args, self.lines, stdin)
 
     def load(self, item: InputItem) -> documents.Document:
-        return documents.load(item, self.tokenizer, self.graph.text)
+        return documents.load(item, self.tokenizer(), self.graph.text)
 
     def batch(self, samples) -> Batch:
+        return self._batch(list(samples), self.rows)
+
+    def _batch(self, samples: list, rows: int) -> Batch:
         if self.graph.any_length:
-            return buckets.Documents(list(samples), None, rows=self.rows,
-                                     exact=bool(self.graph.padding_mixers))
-        return Batch(list(samples), np.stack([s.x for s in samples]),
-                     {"mask": np.stack([s.mask for s in samples])})
+            return buckets.Documents(samples, None, rows=rows, exact=bool(self.graph.padding_mixers))
+        return _stacked(samples)
 
-    def convert(self, inputs) -> Batch:
-        """Token ids ``(T,)`` or ``(N, T)``, as the model's embedding takes them; each
-        becomes a document named by its position, its words the ids' tokens where the
-        model has its own vocabulary (else the ids)."""
-        ids = np.asarray(inputs)
-        one = ids.ndim == 1
-        if one:
-            ids = ids[None]
+    def convert(self, inputs, batch_size: int = 32) -> Batch:
+        """The Python API's documents: a string or a sequence of strings, tokenised as the
+        command line does (their relevance comes back per word); or token ids as the
+        model's embedding takes them, ``(T,)``, ``(N, T)`` or for a model of any length a
+        list of ``(T_i,)`` (per embedding dimension, unless the kind was given a
+        vocabulary: then per word, named by it)."""
+        if isinstance(inputs, str) or _texts(inputs):
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            self.tokenizer()
+            samples = [self._load(InputItem(str(i), str(i), i, text)) for i, text in enumerate(texts)]
+            return dataclasses.replace(self._batch(samples, batch_size), unbatched=isinstance(inputs, str),
+                                       words=True)
+        rows_of_ids, one = self._ids(inputs)
+        return dataclasses.replace(self._batch(self._documents(rows_of_ids, self._names()), batch_size),
+                                   unbatched=one, words=self.vocab is not None)
+
+    def returned(self, batch: Batch, relevance) -> object:
+        """Word relevance (:class:`~xai_cli.kinds.words.WordRelevance`) of documents given as
+        words; else relevance per embedding dimension, ``(N, T, D)`` or one ``(T_i, D)`` per
+        document of a ragged list."""
+        if batch.words:
+            relevance = [words.WordRelevance.of(d, r) for d, r in zip(batch.samples, relevance)]
+        return super().returned(batch, relevance)
+
+    def _load(self, item: InputItem) -> documents.Document:
+        try:
+            return self.load(item)
+        except XaiError as exc:
+            raise XaiError(f"document {item.index}: {exc}") from None
+
+    def _ids(self, inputs) -> tuple[list[np.ndarray], bool]:
+        """Rows of token ids, and whether one document was given without a batch axis."""
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise XaiError("no documents given: give a string, a list of strings or token ids")
         length = self.graph.text.length
-        if ids.ndim != 2 or length not in (None, ids.shape[1]) or ids.dtype.kind not in "iu":
-            raise XaiError(f"token ids of shape {ids.shape} ({ids.dtype}) do not fit the text "
-                           f"model's input: give one (T,) or a batch (N, T) of integers, "
-                           + (f"T = {length}" if length else "T any length"))
-        samples = self._documents(ids)
-        return Batch(samples, np.stack([d.x for d in samples]),
-                     {"mask": np.stack([d.mask for d in samples])}, one)
+        expected = ("give a string or a list of strings (the documents), or token ids: one (T,) "
+                    "or a batch (N, T) of integers, " + (f"T = {length}" if length else
+                                                          "or a list of (T_i,) of any length"))
+        ragged = length is None and isinstance(inputs, (list, tuple)) and inputs and all(
+            np.ndim(row) == 1 for row in inputs)
+        try:
+            rows = [np.asarray(row) for row in inputs] if ragged else np.asarray(inputs)
+        except (TypeError, ValueError):
+            raise XaiError(f"inputs of type {type(inputs).__name__} do not fit the text model's "
+                           f"input: {expected}") from None
+        one = not ragged and rows.ndim == 1
+        if one:
+            rows = rows[None]
+        if ragged:
+            wrong = next((r for r in rows if r.dtype.kind not in "iu" or not len(r)), None)
+        else:
+            wrong = None if rows.ndim == 2 and length in (None, rows.shape[1]) and \
+                rows.dtype.kind in "iu" and rows.shape[1] else rows
+        if wrong is not None:
+            raise XaiError(f"token ids of shape {wrong.shape} ({wrong.dtype}) do not fit the text "
+                           f"model's input: {expected}")
+        return list(rows), one
 
-    def _documents(self, rows) -> list[documents.Document]:
-        """Documents of token id ``rows``, named by their position."""
+    def _names(self) -> tuple[str, ...]:
+        """What a token id is called: its word in the model's vocabulary, or in --vocab."""
+        text = self.graph.text
+        if text.vectorizer is not None:
+            return text.vectorizer.vocabulary
+        return self.tokenizer().vocabulary if self.vocab is not None else ()
+
+    def tokenizer(self) -> documents.Tokenizer:
+        """The tokeniser of the model (or of --vocab), made when first needed: a model that
+        takes token ids needs a vocabulary only to read text."""
+        if self._tokens is None:
+            self._tokens = documents.tokenizer(self.graph.text, self.vocab, self.max_tokens)
+        return self._tokens
+
+    def _documents(self, rows, names: Sequence[str] = ()) -> list[documents.Document]:
+        """Documents of token id ``rows``, named by their position, their words the ids'
+        ``names`` (else the ids)."""
         text = self.graph.text
         if any(row.min(initial=0) < 0 or row.max(initial=0) >= text.vocabulary_size
                for row in rows):
             raise XaiError(f"token ids must lie in [0, {text.vocabulary_size}), the rows of the "
                            "model's embedding")
-        names = text.vectorizer.vocabulary if text.vectorizer is not None else ()
         made = []
         for i, row in enumerate(rows):
             x, mask = text.embed(row[None])
@@ -107,7 +181,7 @@ class Document(InputKind):
     def synthetic(self, count: int, rng: np.random.Generator) -> Batch:
         """Documents of random known words, as long as the model reads; for a model of any
         length, of :data:`BENCH_LENGTHS` tokens, padded to the longest."""
-        return self.convert(self._mixed(count, rng, pad=True))
+        return _stacked(self._documents(self._mixed(count, rng, pad=True)))
 
     def bucketing(self, count: int, rng: np.random.Generator, rows: int
                   ) -> tuple[Batch, Batch, dict] | None:
@@ -146,7 +220,7 @@ class Document(InputKind):
         return words.output_names(stem, options.methods, options.save_raw)
 
     def record_fields(self, sample: documents.Document, maps) -> dict:
-        return words.record_fields(sample, maps, self.tokenizer)
+        return words.record_fields(sample, maps, self.tokenizer())
 
     def write(self, out: Path, sample: documents.Document, maps, options: ExplainOptions,
               caption: str) -> list[str]:

@@ -60,8 +60,16 @@ class Image(InputKind):
     def load(self, item: inputs.InputItem) -> inputs.Sample:
         return inputs.load(item, self.graph.input_shape, self.preprocessing, self.resize)
 
-    def convert(self, x) -> Batch:
-        x = np.asarray(x, np.float32)
+    def convert(self, x, batch_size: int = 32) -> Batch:
+        if isinstance(x, str) or (isinstance(x, (list, tuple)) and any(isinstance(i, str) for i in x)):
+            raise XaiError(f"text does not fit the model's input {self.graph.input_shape}: an image "
+                           "model takes arrays, one (H, W, C) or a batch (N, H, W, C)")
+        try:
+            x = np.asarray(x, np.float32)
+        except (TypeError, ValueError):
+            raise XaiError(f"inputs of type {type(x).__name__} do not fit the model's input "
+                           f"{self.graph.input_shape}: give one (H, W, C) or a batch (N, H, W, C) "
+                           "of numbers") from None
         one = x.shape == self.graph.input_shape
         if one:
             x = x[None]

@@ -3,7 +3,9 @@
 A token's relevance is the sum over its embedding vector (Arras et al. 2017); padding
 gets none (with a masked model it has none; an unmasked one may give the padding
 vectors some, which the record reports as ``padding_relevance``). Words are shown as
-written, coloured by their token's relevance.
+written, coloured by their token's relevance: those the model read and a bounded tail of
+those it did not (:data:`~xai_cli.io.documents.TAIL`), so that however long a document,
+what is drawn and written of it stays small.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +34,37 @@ def token_relevance(document: Document, relevance: np.ndarray) -> np.ndarray:
 def words(document: Document, tokens: np.ndarray) -> list[wordmaps.Word]:
     return [wordmaps.Word(text, None if position is None else float(tokens[position]))
             for text, position in document.words]
+
+
+@dataclass(frozen=True)
+class WordRelevance:
+    """One document's relevance as ``xai explain --save-raw`` writes it: ``words`` as
+    written with their token's relevance (None: no token, or not read), those read and at
+    most :data:`~xai_cli.io.documents.TAIL` more; the token ids the model read (``tokens``,
+    with a fixed-length model's padding) and each one's ``relevance``; how many words were
+    cut (``words_cut``) and how many come after those listed (``words_not_shown``); and the
+    relevance per embedding dimension ``(T, D)`` (``embedding``, the ``.npy``)."""
+
+    words: list[wordmaps.Word]
+    tokens: list[int]
+    relevance: list[float]
+    words_cut: int
+    words_not_shown: int
+    embedding: np.ndarray
+
+    @classmethod
+    def of(cls, document: Document, relevance: np.ndarray) -> WordRelevance:
+        """``document``'s words and tokens with their share of ``relevance`` ``(T, D)``."""
+        tokens = token_relevance(document, relevance)
+        return cls(words(document, tokens),
+                   [int(t) for t in document.ids], tokens.tolist(), document.cut,
+                   document.hidden, relevance)
+
+    def json(self) -> dict:
+        """The ``--save-raw`` JSON file's content."""
+        return {"words": [[w.text, w.relevance] for w in self.words], "tokens": self.tokens,
+                "relevance": self.relevance, "words_cut": self.words_cut,
+                "words_not_shown": self.words_not_shown}
 
 
 def output_names(stem: str, methods: Sequence[str], save_raw: bool) -> list[str]:
@@ -83,24 +117,22 @@ def write(out, document: Document, maps: dict[str, np.ndarray], caption: str, sa
     stem, written, style = document.item.stem, [], on_white(style)
     if document.cut:
         caption += (f"; the model reads {int((document.ids != 0).sum())} tokens: the last "
-                    f"{document.cut} words were cut and are not coloured")
+                    f"{document.cut:,} words were cut and are not coloured")
     for method, relevance in maps.items():
-        tokens = token_relevance(document, relevance)
-        scored, signed = words(document, tokens), METHODS[method].signed
+        raw = WordRelevance.of(document, relevance)
+        scored, signed = raw.words, METHODS[method].signed
         title = f"{document.item.source} · {method}"
         path = out_path(out, stem, f".{method}.html")
-        page = wordmaps.html(scored, title, signed, style, caption)
+        page = wordmaps.html(scored, title, signed, style, caption, document.hidden)
         atomic_write(path, lambda f, page=page: f.write(page.encode("utf-8")))
         written.append(str(path))
         path = out_path(out, stem, f".{method}.png")
         atomic_write(path, lambda f, scored=scored, signed=signed, title=title:
-                     wordmaps.png(scored, f, title, signed, style))
+                     wordmaps.png(scored, f, title, signed, style, hidden=document.hidden))
         written.append(str(path))
         if save_raw:
             path = out_path(out, stem, f".{method}.json")
-            raw = {"words": [[w.text, w.relevance] for w in scored],
-                   "tokens": [int(t) for t in document.ids], "relevance": tokens.tolist()}
-            atomic_write(path, lambda f, raw=raw: f.write(json.dumps(raw).encode("utf-8")))
+            atomic_write(path, lambda f, raw=raw: f.write(json.dumps(raw.json()).encode("utf-8")))
             written.append(str(path))
             path = out_path(out, stem, f".{method}.npy")
             save_npy(path, relevance.astype(np.float32))
