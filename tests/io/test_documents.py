@@ -10,6 +10,7 @@ import pytest
 from xai_cli.engine.tokens import TextInput, Vectorizer
 from xai_cli.errors import InputError, XaiError
 from xai_cli.io import documents
+from xai_cli.io.inputs import InputItem
 
 TRICKY = [
     "The CAT sat, on the mat!",
@@ -113,3 +114,16 @@ def test_discover_files_folders_lines_and_stdin(tmp_path):
     assert [(i.source.rsplit("/", 1)[-1], i.stem, i.text) for i in items] == [
         ("lines.txt:1", "lines_1", "one"), ("lines.txt:3", "lines_3", "two words"),
         ("-:1", "stdin_1", "from stdin"), ("-:2", "stdin_2", "and more")]
+
+
+def test_a_model_of_any_length_refuses_a_document_too_long_to_read_whole(monkeypatch):
+    """Reading it would take memory in proportion (the shipped LSTM: about 19 kB a token);
+    --max-tokens reads it cut, or whole."""
+    monkeypatch.setattr(documents, "LONGEST_READ", 10)
+    front = TextInput(None, np.zeros((5, 3), np.float32), True, None)
+    item = InputItem("long.txt", "long", text=" ".join(["w"] * 11))
+    with pytest.raises(InputError, match=r"11 tokens: a model of any length .* give --max-tokens N"):
+        documents.load(item, documents.Tokenizer(("", "[UNK]", "w"), None), front)
+    for limit in (5, 11):
+        loaded = documents.load(item, documents.Tokenizer(("", "[UNK]", "w"), limit), front)
+        assert len(loaded.ids) == limit and loaded.cut == 11 - limit

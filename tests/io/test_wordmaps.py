@@ -177,6 +177,9 @@ def test_a_long_document_is_shown_in_excerpts_around_its_strongest_words():
     # the colours' scale is the excerpts': the strongest word drawn gets the strongest red
     page = wordmaps.html(words, "t", True, Style(clip=100), hidden=7)
     assert "[… " in page and ">-4<" not in page and ">5<" in page
+    cut = [*words, *(Word(f"c{i}", None) for i in range(500))]   # read, then cut: its start is shown
+    drawn = [i for i in wordmaps.shown(cut, limit=200) if isinstance(i, int)]
+    assert set(range(50_000, 50_020)) <= set(drawn) and 50_020 not in drawn
 
 
 def png_size(words, **kwargs) -> tuple[tuple[int, int], int]:

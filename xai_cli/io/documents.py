@@ -35,6 +35,7 @@ PADDING, UNKNOWN = 0, 1    # the ids Keras' TextVectorization gives padding and 
 _SPECIAL = ("", "[UNK]")   # how TextVectorization.get_vocabulary() names them
 TAIL = 100                 # words kept after the last one the model reads, to show where it stopped
 LONGEST_WORD = 64          # characters of a word kept to show it (a longer one ends in "…")
+LONGEST_READ = 100_000     # tokens a model of any length reads of a document unless --max-tokens says
 
 
 @dataclass(frozen=True)
@@ -242,5 +243,9 @@ def load(item: InputItem, tokens: Tokenizer, front) -> Document:
     if not any(position is not None for _, position in words):
         raise InputError("the document has no words")
     ids = tokens.ids(text)
+    if tokens.limit is None and len(ids) > LONGEST_READ:
+        raise InputError(f"{len(ids):,} tokens: a model of any length reads a document whole, and "
+                         f"one of more than {LONGEST_READ:,} tokens may not fit in memory; give "
+                         "--max-tokens N to read its first N tokens (or more, to read it whole)")
     x, mask = front.embed(ids[None])
     return Document(item, x[0], mask[0], ids, words, cut, hidden)

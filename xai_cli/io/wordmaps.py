@@ -84,10 +84,14 @@ def shown(words: Sequence[Word], hidden: int = 0, limit: int = SHOWN) -> list[in
 
 
 def _excerpts(words: Sequence[Word], limit: int) -> np.ndarray:
-    """Which words to draw: the opening, then windows around the strongest words."""
+    """Which words to draw: the opening, the first words after the last one read (where
+    the model stopped, up to a tenth of ``limit``), then windows around the strongest words."""
     strength = np.array([abs(w.relevance) if w.relevance else 0.0 for w in words])
+    scored = np.flatnonzero([w.relevance is not None for w in words])
+    after = int(scored[-1]) + 1 if len(scored) else 0
     keep = np.zeros(len(words), bool)
     keep[:2 * CONTEXT + 1] = True
+    keep[after:after + limit // 10] = True
     count = int(keep.sum())
     for i in np.argsort(-strength, kind="stable").tolist():
         if count >= limit or not strength[i]:
