@@ -176,6 +176,10 @@ def test_rules_check_conserves_on_a_document_of_any_length(models):
     result = xai("rules", models / "strings.keras", "--check", models / "docs" / "doc7.txt")
     assert result.returncode == 0, result.stderr
     assert "conservation on" in result.stdout and "bilstm/forward" in result.stdout
+    cut = xai("rules", models / "strings.keras", "--check", models / "docs" / "doc7.txt",
+              "--max-tokens", "3")
+    assert cut.returncode == 0, cut.stderr
+    assert cut.stdout != result.stdout   # three tokens read, not thirty
 
 
 def test_the_python_api_explains_token_ids_of_any_length(models):

@@ -265,9 +265,11 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
 @click.option("--preprocess", "-p", metavar="PRESET", help="Preprocessing for --check and zbox.")
 @click.option("--vocab", metavar="FILE", help="A text model's vocabulary, for --check (see "
                                                "`xai explain --help`).")
+@click.option("--max-tokens", type=click.IntRange(min=1), metavar="N",
+              help="A text model: read at most the first N tokens of the --check document.")
 @click.option("--target", "-t", default="top1", show_default=True)
 @handle_errors
-def rules(model, rules, list_configs, check_image, preprocess, vocab, target):
+def rules(model, rules, list_configs, check_image, preprocess, vocab, max_tokens, target):
     """Print which rule each layer of MODEL gets from the rule config, and why."""
     if list_configs:
         click.echo(list_configs_text())
@@ -275,7 +277,7 @@ def rules(model, rules, list_configs, check_image, preprocess, vocab, target):
     job = job_module("rules")
     if model is None:
         raise XaiError("give a MODEL (or --list)")
-    click.echo(job.table(model, rules, check_image, preprocess, target, vocab))
+    click.echo(job.table(model, rules, check_image, preprocess, target, vocab, max_tokens))
     return 0
 
 

@@ -101,8 +101,9 @@ def data_options(fn: F) -> F:
         click.option("--max-tokens", type=click.IntRange(min=1), metavar="N",
                      help="Text models: read at most the first N tokens of a document (the "
                           "rest are cut, and the heatmaps say how many words). A model of any "
-                          "length reads whole documents without it; a fixed-length model "
-                          "reads at most its length."),
+                          "length reads whole documents without it (up to 100,000 tokens; a "
+                          "longer one is refused); a fixed-length model reads at most its "
+                          "length."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
                      show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
                                              "it sees one)."),

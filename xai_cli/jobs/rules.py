@@ -18,7 +18,7 @@ from ..session import Options, parse_target
 
 
 def table(model_path: str, rules: str | None, check_image: str | None, preprocessing: str | None,
-          target: str, vocab: str | None = None) -> str:
+          target: str, vocab: str | None = None, max_tokens: int | None = None) -> str:
     """The rule table; with ``check_image``, also relevance in and out of every op."""
     graph = build_graph(load(model_path))
     kind = kinds.of(graph)
@@ -38,7 +38,8 @@ def table(model_path: str, rules: str | None, check_image: str | None, preproces
     if applied.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in applied.warnings)
     if check_image:
-        options = Options(model_path, (check_image,), preprocess=preprocessing, vocab=vocab)
+        options = Options(model_path, (check_image,), preprocess=preprocessing, vocab=vocab,
+                          max_tokens=max_tokens)
         text += "\n\n" + _check(applied, kind, composite, options, target)
     return text
 
