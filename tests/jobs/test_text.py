@@ -262,5 +262,10 @@ def test_the_python_api_refuses_what_is_not_a_document_in_words(models, inputs, 
     from xai_cli.errors import XaiError
     with pytest.raises(XaiError, match=message):
         xai_cli.explain(models / "lstm.keras", inputs)
-    with pytest.raises(XaiError, match="--vocab FILE"):   # text for a model of token ids
+
+
+def test_the_python_api_needs_a_vocabulary_to_read_text_for_a_model_of_token_ids(models):
+    import xai_cli
+    from xai_cli.errors import XaiError
+    with pytest.raises(XaiError, match="--vocab FILE"):
         xai_cli.explain(models / "cnn.keras", ["the cat"])

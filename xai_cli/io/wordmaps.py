@@ -60,8 +60,8 @@ class Omitted:
 
     @property
     def text(self) -> str:
-        words = f"{self.count:,} {'word' if self.count == 1 else 'words'}"
-        return f"{words.replace(' ', ' more ', 1)} not shown" if self.end else f"[… {words} …]"
+        noun = "word" if self.count == 1 else "words"
+        return f"{self.count:,} more {noun} not shown" if self.end else f"[… {self.count:,} {noun} …]"
 
 
 def shown(words: Sequence[Word], hidden: int = 0, limit: int = SHOWN) -> list[int | Omitted]:
@@ -87,8 +87,7 @@ def _excerpts(words: Sequence[Word], limit: int) -> np.ndarray:
     """Which words to draw: the opening, the first words after the last one read (where
     the model stopped, up to a tenth of ``limit``), then windows around the strongest words."""
     strength = np.array([abs(w.relevance) if w.relevance else 0.0 for w in words])
-    scored = np.flatnonzero([w.relevance is not None for w in words])
-    after = int(scored[-1]) + 1 if len(scored) else 0
+    after = _last_read(words) + 1
     keep = np.zeros(len(words), bool)
     keep[:2 * CONTEXT + 1] = True
     keep[after:after + limit // 10] = True
@@ -100,6 +99,11 @@ def _excerpts(words: Sequence[Word], limit: int) -> np.ndarray:
         count += int((~keep[window]).sum())
         keep[window] = True
     return keep
+
+
+def _last_read(words: Sequence[Word]) -> int:
+    """The index of the last word with a token read (-1: none): after it, the model stopped."""
+    return max((i for i, w in enumerate(words) if w.relevance is not None), default=-1)
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ def _pieces(words: Sequence[Word], hidden: int, signed: bool, style: Style
     end = items.pop().count if items and isinstance(items[-1], Omitted) and items[-1].end else 0
     drawn = [words[i] for i in items if isinstance(i, int)]
     backgrounds = iter(colours(drawn, signed, style))
-    last_read = max((i for i, w in enumerate(words) if w.relevance is not None), default=-1)
+    last_read = _last_read(words)
     pieces = []
     for item in items:
         if isinstance(item, Omitted):
