@@ -157,8 +157,8 @@ def test_unsupported_text_layers_are_named():
         build_graph(text_model(L.Bidirectional(L.LSTM(H), merge_mode="mul")))
     inputs = keras.Input((T,), dtype="int32")
     x = L.Embedding(V, D)(inputs)
-    x = L.GlobalAveragePooling1D()(L.MultiHeadAttention(2, 4)(x, x))
-    with pytest.raises(XaiError, match="MultiHeadAttention"):
+    x = L.GlobalAveragePooling1D()(L.GroupQueryAttention(4, 2, 1)(x, x))
+    with pytest.raises(XaiError, match=r"'grouped_query_attention\w*' \(GroupedQueryAttention\)"):
         build_graph(keras.Model(inputs, L.Dense(3)(x)))
 
 

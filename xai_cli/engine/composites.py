@@ -21,10 +21,23 @@ import yaml
 from ..catalogue import builtin_config_text, builtin_configs
 from ..errors import XaiError
 from . import rules as R
+from .attention import ATTNLRP
+from .attention import MODES as ATTENTION_RULES
 from .canonizers import CANONIZERS
 from .context import ELEMENTWISE, FOLLOWERS, Context, contexts
 from .graph import Graph
-from .layers import ACTIVATION, AFFINE, BILINEAR, GATE, LINEAR, POOLING, RECURRENT, STRUCTURAL
+from .layers import (
+    ACTIVATION,
+    AFFINE,
+    ATTENTION,
+    BILINEAR,
+    GATE,
+    LINEAR,
+    NORMALIZATION,
+    POOLING,
+    RECURRENT,
+    STRUCTURAL,
+)
 from .methods import METHODS
 from .recurrent import KINDS as RECURRENT_LAYERS
 
@@ -43,11 +56,14 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "Linear": lambda op: op.kind == LINEAR,        # every layer with weights
     "Pooling": lambda op: op.kind == POOLING,      # average pooling, Add: linear, no weights
     "Recurrent": lambda op: op.kind == RECURRENT,  # SimpleRNN, LSTM, GRU, in Bidirectional too
+    "Attention": lambda op: op.kind == ATTENTION,  # a MultiHeadAttention's q, k, v -> context
+    "Normalization": lambda op: op.kind == NORMALIZATION,  # LayerNormalization's standardisation
 }
+_TAKES_ATTENTION_RULES = (ATTENTION, NORMALIZATION)
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
-    "zero": {}, "zplus": {}, "w2": {}, "flat": {}, "pass": {},
+    "zero": {}, "zplus": {}, "w2": {}, "flat": {}, "pass": {}, "attnlrp": {}, "cp-lrp": {},
     "epsilon": {"epsilon": _NUMBER, "relative": (bool,)}, "gamma": {"gamma": _NUMBER},
     "alpha-beta": {"alpha": _NUMBER, "beta": _NUMBER},
     "zbox": {"low": (int, float, list), "high": (int, float, list)},
@@ -79,6 +95,9 @@ class Entry:
                 explicit_only: bool = False) -> bool:
         if explicit_only and self.types is None and self.name is None:
             return False
+        if isinstance(self.rule, R.AttentionRule) != (op.kind == ATTENTION) \
+                and not (op.kind == NORMALIZATION and explicit_only):
+            return False   # attention rules are for attention and normalisation only
         if self.first is not None and self.first != is_first:
             return False
         if self.types is not None and not any(_type_matches(t, op) for t in self.types):
@@ -181,6 +200,28 @@ def _recurrent(composite: Composite, op, first, context):
     return Assignment(R.recurrent(entry.rule), entry.source), entry
 
 
+def _attention(composite: Composite, op, first, context):
+    """An entry naming the attention (family ``Attention``, its layer's type or name) with
+    ``attnlrp`` or ``cp-lrp``; otherwise AttnLRP."""
+    entry = composite.named_entry(op)
+    if entry is None:
+        return Assignment(R.AttentionRule(ATTNLRP), "attention: AttnLRP (Achtibat et al. 2024)"), None
+    return Assignment(entry.rule, entry.source), entry
+
+
+def _normalization(composite: Composite, op, first, context):
+    """An entry naming the standardisation: ``attnlrp`` or ``cp-lrp`` (both hold the
+    standard deviation constant) or a linear rule on it with the std held; otherwise the
+    z-rule with the std held."""
+    entry = composite.named_entry(op)
+    if entry is None:
+        return Assignment(R.norm(), "normalisation: standard deviation held constant, z-rule "
+                                    "(Ali et al. 2022)"), None
+    if isinstance(entry.rule, R.AttentionRule):
+        return Assignment(entry.rule.normalization(), entry.source), entry
+    return Assignment(entry.rule, entry.source), entry
+
+
 def _builtin(rule, reason: str):
     """The same ``rule`` for every op of the kind; the config has no say."""
     return lambda composite, op, first, context: (Assignment(rule, reason), None)
@@ -193,6 +234,8 @@ RULES_BY_KIND = {
     LINEAR: _configured,
     POOLING: _named_or(R.norm(), "parameter-free linear map: z-rule"),
     RECURRENT: _recurrent,
+    ATTENTION: _attention,
+    NORMALIZATION: _normalization,
     ACTIVATION: _builtin(R.PASS, "activation: relevance passes through"),
     AFFINE: _builtin(R.PASS, "affine: relevance passes through"),
     GATE: _builtin(R.PASS, "gate: relevance passes through"),   # to the signal (rules.SIGNAL)
@@ -354,7 +397,14 @@ def _entry(reader: _Reader, node, key: str, with_match: bool = True) -> Entry:
         else:
             params[pname] = reader.value(pnode, f"{key}.{pname}", spec[pname])
     _check_params(reader, node, key, rule_name, params)
-    rule = R.PASS if rule_name == "pass" else R.LINEAR_RULES[rule_name](**params)
+    if rule_name in ATTENTION_RULES:
+        if not with_match:
+            raise reader.error(fields["rule"], f"{key}.rule", f"rule '{rule_name}' is for attention "
+                               "and normalisation layers; give it in 'rules' with match: "
+                               "{type: Attention} or {type: Normalization}")
+        rule = R.AttentionRule(rule_name)
+    else:
+        rule = R.PASS if rule_name == "pass" else R.LINEAR_RULES[rule_name](**params)
     source = f"{reader.label}:{node.start_mark.line + 1}"
     entry = Entry(rule, source)
     if with_match and "match" in fields:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from .graph import Graph
-from .layers import ACTIVATION, AFFINE, GATE, LINEAR, POOLING, STRUCTURAL
+from .layers import ACTIVATION, AFFINE, ATTENTION, GATE, LINEAR, NORMALIZATION, POOLING, STRUCTURAL
 
 ELEMENTWISE = {"BatchNormalization", "LayerNormalization", "LayerScale"}  # linear, shape-keeping
 RELU = {"relu", "relu6"}
@@ -60,9 +60,11 @@ def _category(op) -> frozenset[str]:
         if op.layer_type in MERGES:
             return frozenset({"add"})
         return frozenset({"normalization" if op.layer_type in ELEMENTWISE else "pooling"})
+    if op.kind == NORMALIZATION:
+        return frozenset({"normalization"})
     if op.kind == GATE:
         return frozenset({"gate"})
-    return frozenset({"linear"})  # LINEAR with weights, AFFINE
+    return frozenset({"linear"})  # LINEAR with weights, AFFINE, attention
 
 
 def contexts(graph: Graph) -> dict[int, Context]:
@@ -82,9 +84,9 @@ def contexts(graph: Graph) -> dict[int, Context]:
     @cache
     def stays_linear(tensor: int) -> bool:
         for op in consumers.get(tensor, []):
-            if op.kind in (ACTIVATION, GATE):
+            if op.kind in (ACTIVATION, GATE, ATTENTION):   # attention: a softmax of q and k
                 return False
-            if op.kind in (STRUCTURAL, POOLING, AFFINE) or _looked_through(op):
+            if op.kind in (STRUCTURAL, POOLING, NORMALIZATION, AFFINE) or _looked_through(op):
                 if not stays_linear(op.output):
                     return False
         return True

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from keras import ops
 
 from ..errors import XaiError
-from . import backends, recurrent
+from . import attention, backends, recurrent
 from .layers import Op
-from .rules import SIGNAL, UNIFORM, FlowRule, LinearRule, RecurrentRule
+from .rules import SIGNAL, UNIFORM, AttentionRule, FlowRule, LinearRule, RecurrentRule
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     """
     if isinstance(rule, RecurrentRule):
         return recurrent.relevance(op.cell, rule.linear, rule.epsilon, inputs, relevance, op.params)
+    if isinstance(rule, AttentionRule):
+        return attention.relevance(op.mechanism, rule.mode, rule.epsilon, inputs, relevance)
     if isinstance(rule, LinearRule):
         shares = _linear(op, rule, inputs, output, relevance, bounds, facts)
     else:

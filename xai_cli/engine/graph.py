@@ -163,7 +163,7 @@ def _inline(model, input_ids: list[int], builder: Builder) -> list[int]:
             if isinstance(layer, keras.Model):
                 outputs = _inline(layer, inputs, builder)
             else:
-                outputs = [builder.add_layer(layer, inputs)]
+                outputs = [builder.add_layer(layer, inputs, node)]
                 builder.nodes.append(padding.Node(layer, inputs, outputs, [
                     len(t.shape) > 1 and t.shape[1] is None for t in node.outputs]))
             if len(node.outputs) != len(outputs):

@@ -7,6 +7,7 @@ is. Activations are split off Dense/Conv layers so that rules see pure linear ma
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ import keras
 from keras import ops
 
 from ..errors import XaiError
-from . import backends, recurrent, transpose
+from . import attention, backends, recurrent, transpose
 
 LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
 POOLING = "pooling"        # parameter-free linear map (average pooling, Add): z-rule split
@@ -24,6 +25,8 @@ STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat):
 GATE = "gate"              # element-wise product, first input the signal, others constant
 BILINEAR = "bilinear"      # product of two tensors, linear in each (a @ b): uniform split
 RECURRENT = "recurrent"    # one direction of a recurrent layer: the rules of recurrent.py
+ATTENTION = "attention"    # scaled dot-product attention (q, k, v -> context): attention.py
+NORMALIZATION = "normalization"  # LayerNormalization's standardisation: std held for LRP
 
 Forward = Callable[[list, dict], object]   # tensors in, a tensor out
 
@@ -42,7 +45,8 @@ class Op:
     ``input_vjp``, where set, is a LINEAR op's input VJP as the transposed map
     (:class:`~xai_cli.engine.transpose.Transpose`); it replaces the backend's autodiff,
     which is slower on TensorFlow's CPU kernels.
-    ``cell``, for a RECURRENT op, describes the recurrent layer's direction.
+    ``cell``, for a RECURRENT op, describes the recurrent layer's direction;
+    ``mechanism``, for an ATTENTION op, the attention layer's.
     ``keeps_nonnegative``: non-negative inputs give a non-negative output, so that rules
     may skip the terms of negative inputs downstream; false where a STRUCTURAL or
     POOLING op subtracts (Subtract, LayerNormalization's centring).
@@ -61,6 +65,7 @@ class Op:
     input_vjp: transpose.Transpose | None = None
     cell: recurrent.Cell | None = None
     keeps_nonnegative: bool = True
+    mechanism: attention.Mechanism | None = None
 
 
 def _with_bias(linear: Callable) -> Forward:
@@ -134,7 +139,8 @@ class Builder:
     embedding's output. Keras records the padding mask of ``mask_zero`` as a NotEqual
     node on the token ids, an input of the layers that read it (recurrent layers, average
     pooling): ``mask`` is its output id, ``mask_source`` its input's. ``nodes`` lists the
-    layer calls, for :mod:`~xai_cli.engine.padding`.
+    layer calls, for :mod:`~xai_cli.engine.padding`; ``node`` is the Keras node of the
+    layer call being converted.
     """
 
     def __init__(self):
@@ -145,6 +151,7 @@ class Builder:
         self.mask: int | None = None
         self.mask_source: int | None = None
         self.nodes: list = []
+        self.node = None
         self._next_id = 1  # id 0 is the model input
 
     def tensor(self) -> int:
@@ -152,23 +159,26 @@ class Builder:
         return self._next_id - 1
 
     def emit(self, layer, kind, forward, inputs, params=None, suffix="", activation=None,
-             linear_forward=None, input_vjp=None, cell=None, keeps_nonnegative=True) -> int:
+             linear_forward=None, input_vjp=None, cell=None, keeps_nonnegative=True,
+             mechanism=None) -> int:
         out = self.tensor()
         constant = backends.current().constant
         params = {k: constant(v) for k, v in (params or {}).items()}
         self.ops.append(Op(layer.name, layer.name + suffix, type(layer).__name__, kind, forward,
                            list(inputs), out, params, activation, linear_forward, input_vjp, cell,
-                           keeps_nonnegative))
+                           keeps_nonnegative, mechanism))
         return out
 
-    def add_layer(self, layer, inputs: list[int]) -> int:
-        """Emit the ops of one Keras layer; returns the output tensor id."""
+    def add_layer(self, layer, inputs: list[int], node=None) -> int:
+        """Emit the ops of one Keras layer; returns the output tensor id. ``node`` is the
+        Keras node of the call (its arguments), for layers whose call takes options."""
         _check_layout(layer)
         name = type(layer).__name__
         converter = _CONVERTERS.get(name)
         if converter is None:
             self.unsupported.append(f"'{layer.name}' ({name})")
             return self.tensor()
+        self.node = node
         out = converter(self, layer, inputs)
         activation = getattr(layer, "activation", None)
         if name not in _ACTIVATION_LAYERS and name not in recurrent.KINDS and activation is not None \
@@ -260,7 +270,7 @@ def _layernorm(b: Builder, layer, inputs):
         raise XaiError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis}"
                        f"{' with RMS scaling' if layer.rms_scaling else ''}; only plain "
                        "normalisation over the channel axis (last) is supported")
-    out = b.emit(layer, POOLING, _standardise(layer.epsilon, False), inputs,
+    out = b.emit(layer, NORMALIZATION, _standardise(layer.epsilon, False), inputs,
                  suffix="/standardise", linear_forward=_standardise(layer.epsilon, True),
                  keeps_nonnegative=False)
     params = {"kernel": layer.gamma} if layer.scale else {"kernel": ops.ones(layer.output.shape[-1])}
@@ -306,6 +316,76 @@ def _bilinear(b: Builder, layer, inputs):
         raise XaiError(f"operation '{layer.name}' ({type(layer).__name__}) has {len(inputs)} "
                        "tensor input(s); xai explains products of two tensors of the model")
     return b.emit(layer, BILINEAR, _call(layer), inputs)
+
+
+def _einsum(equation):
+    def einsum(x, kernel):
+        return ops.einsum(equation, x, kernel)
+    return einsum
+
+
+def _einsum_op(b: Builder, owner, dense, inputs, suffix="", scale=1.0):
+    """The EinsumDense ``dense`` as a linear op of layer ``owner`` (itself, or the attention
+    layer it projects for, ``scale`` folded into its kernel and bias)."""
+    params = {"kernel": ops.convert_to_numpy(dense.kernel) * scale}
+    if dense.bias is not None:
+        params["bias"] = ops.convert_to_numpy(dense.bias) * scale
+    return b.emit(owner, LINEAR, _with_bias(_einsum(dense.equation)), inputs, params, suffix=suffix)
+
+
+def _einsum_dense(b: Builder, layer, inputs):
+    return _einsum_op(b, layer, layer, inputs)
+
+
+_ATTENTION_PARTS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense",
+                    "_dot_product_equation", "_combine_equation", "_masked_softmax",
+                    "_compute_attention_mask", "_inverse_sqrt_key_dim")
+
+
+def _multi_head_attention(b: Builder, layer, inputs):
+    """Projections of the query, key and value, one ATTENTION op (see
+    :mod:`~xai_cli.engine.attention`), the output projection."""
+    def refuse(why):
+        raise XaiError(f"layer '{layer.name}' (MultiHeadAttention) {why}; xai explains "
+                       "self- and cross-attention with padding (mask_zero) and causal masks")
+    missing = [part for part in _ATTENTION_PARTS if not hasattr(layer, part)]
+    if missing:
+        refuse(f"lacks {', '.join(missing)} in this Keras version")
+    if getattr(layer, "_use_gate", False):
+        refuse("is gated (use_gate=True)")
+    call = _call_arguments(layer, b.node)
+    if call.get("return_attention_scores"):
+        refuse("returns its attention scores (return_attention_scores=True)")
+    given = call.get("attention_mask")
+    if isinstance(given, keras.KerasTensor):
+        refuse("takes an attention_mask computed in the model (give its Embedding "
+               "mask_zero=True for a padding mask, or use_causal_mask=True)")
+    ids = {id(t): i for t, i in zip(b.node.input_tensors, inputs)}
+    query, value = call["query"], call["value"]
+    key = call.get("key")
+    tensors = [query, value] if key is None else [query, value, key]
+    masked = [getattr(t, "_keras_mask", None) is not None for t in tensors] + [False]
+    if any(masked):
+        if b.embedding is None or not b.embedding[0].mask_zero:
+            refuse("reads a Keras mask that is not an Embedding's padding mask (mask_zero)")
+        if b.mask is None:
+            b.mask, b.mask_source = b.tensor(), b.embedding[1]
+    parts = [_einsum_op(b, layer, layer._query_dense, [ids[id(query)]], "/query",
+                        float(layer._inverse_sqrt_key_dim)),
+             _einsum_op(b, layer, layer._key_dense, [ids[id(key if key is not None else value)]],
+                        "/key"),
+             _einsum_op(b, layer, layer._value_dense, [ids[id(value)]], "/value")]
+    mechanism = attention.Mechanism(layer, tuple(masked[:3]), bool(call.get("use_causal_mask")),
+                                    None if given is None else ops.convert_to_numpy(given))
+    context = b.emit(layer, ATTENTION, mechanism.forward, parts + ([b.mask] if any(masked) else []),
+                     suffix="/attention", mechanism=mechanism, keeps_nonnegative=False)
+    return _einsum_op(b, layer, layer._output_dense, [context], "/output")
+
+
+def _call_arguments(layer, node) -> dict:
+    """The arguments of a layer's call, by name (positional ones too)."""
+    bound = inspect.signature(layer.call).bind(*node.arguments.args, **node.arguments.kwargs)
+    return dict(bound.arguments)
 
 
 def _recurrent(b: Builder, layer, inputs, direction=None, suffix="", align=False):
@@ -366,7 +446,8 @@ def _padding_mask(b: Builder, layer, inputs):
 _ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 
 _CONVERTERS = {
-    "Dense": _linear(_dense, lambda layer: transpose.DENSE),
+    "Dense": _linear(_dense, lambda layer: transpose.DENSE), "EinsumDense": _einsum_dense,
+    "MultiHeadAttention": _multi_head_attention,
     "Conv1D": _linear(_conv), "Conv2D": _linear(_conv, _conv_transpose), "Conv3D": _linear(_conv),
     "DepthwiseConv2D": _linear(_depthwise), "DepthwiseConv1D": _linear(_depthwise),
     "SeparableConv2D": _separable,

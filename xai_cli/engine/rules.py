@@ -324,6 +324,29 @@ def uniform(epsilon=STABILISER):
                       lambda r, zs: [_divide(r, zs[0], epsilon)], split=UNIFORM)
 
 
+@dataclass(frozen=True)
+class AttentionRule:
+    """A rule for attention (see :mod:`~xai_cli.engine.attention`): ``mode`` is
+    ``attnlrp`` or ``cp-lrp``. On a normalisation, both hold the standard deviation
+    constant (:meth:`normalization`)."""
+
+    mode: str
+    epsilon: float = STABILISER
+
+    @property
+    def name(self) -> str:
+        return self.mode
+
+    def describe(self) -> str:
+        return self.mode
+
+    def normalization(self) -> LinearRule:
+        """The rule's form on a standardisation ``(x - mean) / std``: the std held
+        constant (the identity rule of Achtibat et al. 2024, the constant scale of Ali
+        et al. 2022), leaving a linear map whose relevance follows the contributions."""
+        return _proportional(self.mode, self.epsilon)
+
+
 RECURRENT_EPSILON = 1e-3   # Arras et al. 2017's epsilon for the LSTM's linear steps and sums
 
 

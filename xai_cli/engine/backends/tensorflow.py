@@ -33,7 +33,8 @@ def compile(fn, signature: list, jit: bool):
     """``fn`` as one ``tf.function`` for any batch size (and any sequence length where the
     signature has None), traced now."""
     spec = [tf.TensorSpec((None, *shape), dtype) for shape, dtype in signature]
-    compiled = tf.function(fn, input_signature=spec, reduce_retracing=True, jit_compile=jit)
+    compiled = tf.function(fn, input_signature=spec, reduce_retracing=True, jit_compile=jit,
+                           autograph=False)   # the engine has no Python control flow on tensors
     compiled.get_concrete_function()
 
     def run(*arrays):
