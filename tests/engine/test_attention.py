@@ -35,7 +35,7 @@ def config(mode):
 BAND = np.abs(np.subtract.outer(np.arange(T), np.arange(T))) <= 1   # a constant attention_mask
 
 
-def _block(x, cross=False, causal=False, bias=True, band=False):
+def _block(x, cross=False, causal=False, bias=True, band=False, tanh_gelu=False):
     """A pre-norm encoder block: LN, attention, residual, LN, GELU MLP, residual."""
     a = L.LayerNormalization(epsilon=LN_EPS, name="ln1")(x)
     attention = L.MultiHeadAttention(HEADS, KEY_DIM, use_bias=bias, name="mha")
@@ -46,7 +46,10 @@ def _block(x, cross=False, causal=False, bias=True, band=False):
         a = attention(a, a, **masks)
     x = L.Add(name="res1")([x, a])
     m = L.LayerNormalization(epsilon=LN_EPS, name="ln2")(x)
-    m = L.Dense(8, activation="gelu", name="fc1")(m)
+    if tanh_gelu:   # GELU's tanh form, a bare keras.ops call
+        m = ops.gelu(L.Dense(8, name="fc1")(m), approximate=True)
+    else:
+        m = L.Dense(8, activation="gelu", name="fc1")(m)
     return L.Add(name="res2")([x, L.Dense(D, name="fc2")(m)])
 
 
@@ -59,10 +62,10 @@ def _randomise(model, seed):
                            for w, v in zip(layer.get_weights(), layer.weights)])
 
 
-def _model(cross=False, causal=False, bias=True, band=False, seed=0):
+def _model(cross=False, causal=False, bias=True, band=False, tanh_gelu=False, seed=0):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((T, D))
-    x = _block(inputs, cross, causal, bias, band)
+    x = _block(inputs, cross, causal, bias, band, tanh_gelu)
     model = keras.Model(inputs, L.Dense(CLASSES, name="head")(L.GlobalAveragePooling1D()(x)))
     _randomise(model, seed)
     return model
@@ -172,8 +175,14 @@ def _add_relevance(a, b, R):
     return a * s, b * s
 
 
-def _reference(model, x, targets, mode, cross=False, causal=False, band=False, padding=None,
-               pool="mean"):
+def _gelu(x, tanh_form):
+    if tanh_form:
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / np.sqrt(2)))
+
+
+def _reference(model, x, targets, mode, cross=False, causal=False, band=False, tanh_gelu=False,
+               padding=None, pool="mean"):
     x = x.astype(np.float64)
     ln1 = _weights(model, "ln1")
     a = _layernorm(x, *ln1)[1]
@@ -183,7 +192,7 @@ def _reference(model, x, targets, mode, cross=False, causal=False, band=False, p
     ln2 = _weights(model, "ln2")
     m_in = _layernorm(h, *ln2)[1]
     pre = _dense(m_in, *_weights(model, "fc1"))
-    gelu = 0.5 * pre * (1 + np.vectorize(math.erf)(pre / np.sqrt(2)))
+    gelu = _gelu(pre, tanh_gelu)
     m = _dense(gelu, *_weights(model, "fc2"))
     out = h + m
     W, b = _weights(model, "head")
@@ -218,13 +227,13 @@ def _explain(model, x, mode, named=None, method="lrp"):
 
 
 @pytest.mark.parametrize("mode", ["attnlrp", "cp-lrp"])
-@pytest.mark.parametrize("variant", ["self", "cross", "causal", "no-bias", "attention-mask"])
+@pytest.mark.parametrize("variant", ["self", "cross", "causal", "no-bias", "attention-mask", "tanh-gelu"])
 def test_attention_rules_match_numpy(mode, variant):
     cross, causal, bias = variant == "cross", variant == "causal", variant != "no-bias"
-    band = variant == "attention-mask"
-    model, x = _model(cross, causal, bias, band), _inputs()
+    band, tanh_gelu = variant == "attention-mask", variant == "tanh-gelu"
+    model, x = _model(cross, causal, bias, band, tanh_gelu), _inputs()
     result = _explain(model, x, mode)
-    logits, expected = _reference(model, x, result.targets, mode, cross, causal, band)
+    logits, expected = _reference(model, x, result.targets, mode, cross, causal, band, tanh_gelu)
     np.testing.assert_allclose(result.logits, logits, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-4)
     assert relative_max_diff(result.relevance, expected) < 1e-4
@@ -324,3 +333,27 @@ def test_unsupported_attention_variants_are_refused_by_name(build, what):
     model = keras.Model(inputs, L.Dense(2)(L.Flatten()(out)))
     with pytest.raises(XaiError, match=r"\(MultiHeadAttention\) " + what):
         build_graph(model)
+
+
+def _two_axes():
+    inputs = keras.Input((3, 4, D))
+    x = L.MultiHeadAttention(HEADS, KEY_DIM, attention_axes=(1, 2), use_bias=False)(inputs, inputs)
+    return keras.Model(inputs, L.Dense(CLASSES, use_bias=False)(L.Flatten()(x))), (3, 4, D)
+
+
+def _separate_key():
+    inputs = keras.Input((T, D))
+    query, key = L.Dense(D, use_bias=False)(inputs), L.Dense(D, use_bias=False)(inputs)
+    x = L.MultiHeadAttention(HEADS, KEY_DIM, use_bias=False)(query, inputs, key=key)
+    return keras.Model(inputs, L.Dense(CLASSES, use_bias=False)(L.Flatten()(x))), (T, D)
+
+
+@pytest.mark.parametrize("build", [_two_axes, _separate_key])
+def test_attention_over_two_axes_and_with_its_own_key_matches_keras_and_cp_lrp_conserves(build):
+    keras.utils.set_random_seed(0)
+    model, shape = build()
+    x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
+    result = _explain(model, x, "cp-lrp")
+    np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result.relevance.reshape(3, -1).sum(1), result.logits.max(1),
+                               rtol=1e-4, atol=1e-5)

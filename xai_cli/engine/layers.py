@@ -443,7 +443,8 @@ def _padding_mask(b: Builder, layer, inputs):
     return b.mask
 
 
-_ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
+_ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
+                      "Gelu", "Relu", "Sigmoid", "Tanh", "Silu"}   # the last: bare keras.ops
 
 _CONVERTERS = {
     "Dense": _linear(_dense, lambda layer: transpose.DENSE), "EinsumDense": _einsum_dense,

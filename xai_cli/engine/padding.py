@@ -21,7 +21,7 @@ POSITION_WISE = frozenset({
     "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
     "ActivityRegularization", "Identity", "Rescaling", "Normalization", "BatchNormalization",
     "LayerNormalization", "LayerScale", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum", "Embedding", "TextVectorization", "NotEqual",
+    "Minimum", "Embedding", "TextVectorization", "NotEqual", "Gelu", "Relu", "Sigmoid", "Tanh", "Silu",
 })
 
 
