@@ -357,3 +357,23 @@ def test_attention_over_two_axes_and_with_its_own_key_matches_keras_and_cp_lrp_c
     np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(result.relevance.reshape(3, -1).sum(1), result.logits.max(1),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_masked_mean_pooling_after_attention_skips_the_padding_as_keras_does():
+    """Keras merges the padding mask of a residual's inputs (LogicalOr) and hands it to the
+    pooling: the engine reads the same mask, and CP-LRP conserves the logit."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T,), dtype="int32")
+    x = L.Embedding(VOCABULARY, D, mask_zero=True)(tokens)
+    attended = L.MultiHeadAttention(HEADS, KEY_DIM, use_bias=False)(x, x)
+    x = L.LayerNormalization(center=False)(L.Add()([x, attended]))
+    model = keras.Model(tokens, L.Dense(CLASSES, use_bias=False)(L.GlobalAveragePooling1D()(x)))
+    ids = np.array([[3, 5, 7, 0, 0], [1, 2, 3, 4, 5], [9, 0, 0, 0, 0]], np.int32)
+    graph = build_graph(model)
+    x, mask = graph.text.embed(ids)
+    explainer = make_explainer(graph, METHODS["lrp"], composites.parse(config("cp-lrp"), "t"),
+                               preprocess.resolve("none"))
+    result = explainer.explain(x, np.full(len(x), -1, np.int32), named={"mask": mask})
+    np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(ids)), rtol=1e-4, atol=1e-5)
+    assert np.abs(result.relevance[mask == 0]).max() == 0   # padding takes none
+    np.testing.assert_allclose(result.relevance.sum((1, 2)), result.logits.max(1), rtol=1e-3)

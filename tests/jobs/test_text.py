@@ -132,11 +132,11 @@ def test_text_usage_errors_exit_2(models, tmp_path, args, message):
 def test_unsupported_text_layer_is_named(tmp_path):
     inputs = keras.Input((LENGTH,), dtype="int32")
     x = L.Embedding(40, 8)(inputs)
-    x = L.MultiHeadAttention(2, 4)(x, x)
+    x = L.GroupQueryAttention(4, 2, 1, name="gqa")(x, x)
     keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling1D()(x))).save(tmp_path / "attention.keras")
     result = xai("explain", tmp_path / "attention.keras", tmp_path, "-o", tmp_path / "out")
     assert result.returncode == 2
-    assert "MultiHeadAttention" in result.stderr
+    assert "'gqa' (GroupedQueryAttention)" in result.stderr
 
 
 def test_word_deletion_writes_the_evaluate_files(models, tmp_path):

@@ -435,11 +435,23 @@ def _front(role: str):
 
 
 def _padding_mask(b: Builder, layer, inputs):
-    """The NotEqual node of an Embedding's ``mask_zero`` (see Builder)."""
+    """The NotEqual node of an Embedding's ``mask_zero`` (see Builder); the same mask as
+    an attention layer's, which reads it from its inputs' Keras masks."""
+    if b.mask is not None and b.mask_source == inputs[0]:
+        return b.mask
     if b.mask is not None:
         raise XaiError("model computes two masks (NotEqual); xai explains models with one "
                        "text input and its padding mask")
     b.mask, b.mask_source = b.tensor(), inputs[0]
+    return b.mask
+
+
+def _merged_mask(b: Builder, layer, inputs):
+    """Keras merging the Keras masks of a merge layer's inputs (LogicalAnd, LogicalOr): of
+    one padding mask with itself, that mask."""
+    if b.mask is None or any(t != b.mask for t in inputs):
+        raise XaiError(f"operation '{layer.name}' ({type(layer).__name__}) combines masks other "
+                       "than the Embedding's padding mask; xai explains models with one padding mask")
     return b.mask
 
 
@@ -475,6 +487,6 @@ _CONVERTERS = {
     "LayerNormalization": _layernorm, "LayerScale": _layer_scale,
     **{name: _recurrent for name in recurrent.KINDS}, "Bidirectional": _bidirectional,
     "Embedding": _front("embedding"), "TextVectorization": _front("vectorizer"),
-    "NotEqual": _padding_mask,
+    "NotEqual": _padding_mask, "LogicalAnd": _merged_mask, "LogicalOr": _merged_mask,
     **{name: _activation for name in _ACTIVATION_LAYERS},
 }
