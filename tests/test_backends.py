@@ -79,6 +79,18 @@ def test_efficientnet_lite0_explained_alike_on_every_backend(backend, tmp_path):
         assert _relative(relevance, reference[name], lambda d: np.abs(d).max()) < 2e-2, name
 
 
+@pytest.mark.parametrize("backend", OTHERS)
+def test_the_shipped_vit_is_explained_alike_on_every_backend(backend, tmp_path):
+    """The trained Vision Transformer (class token, position embeddings, three blocks) with
+    AttnLRP and gradient x input."""
+    model, options = ROOT / "models" / "digits_vit.keras", ("-r", "attnlrp", "-m", "lrp", "-m", "gradxinput")
+    _, reference = _explain("tensorflow", tmp_path / "tf", model, [FIXTURES / "digits"], *options)
+    _, maps = _explain(backend, tmp_path / backend, model, [FIXTURES / "digits"], *options)
+    assert maps.keys() == reference.keys() and len(maps) == 6
+    for name, relevance in maps.items():
+        assert _relative(relevance, reference[name], lambda d: np.abs(d).max()) < 1e-4, name
+
+
 def test_a_backend_that_is_not_installed_is_a_clear_error(tmp_path):
     done = _xai("jax", "explain", FIXTURES / "digits.keras", FIXTURES / "digits", "--out", tmp_path,
                 prelude="import sys; sys.modules['jax'] = None; ")   # as if jax were not installed

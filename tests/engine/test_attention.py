@@ -377,3 +377,47 @@ def test_masked_mean_pooling_after_attention_skips_the_padding_as_keras_does():
     np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(ids)), rtol=1e-4, atol=1e-5)
     assert np.abs(result.relevance[mask == 0]).max() == 0   # padding takes none
     np.testing.assert_allclose(result.relevance.sum((1, 2)), result.logits.max(1), rtol=1e-3)
+
+
+def _positions(tokens):
+    """Position ids from the input's shape: how a functional model of Keras layers holds a
+    learned position embedding (Keras' own examples use a custom layer)."""
+    return ops.cumsum(ops.ones_like(tokens), axis=1) - 1
+
+
+def test_a_learned_position_embedding_is_a_constant_that_takes_its_share():
+    """Tokens plus an Embedding over the positions: the position embedding depends on the
+    input's shape only, takes its share of the sum (z-rule) and passes nothing on."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T,), dtype="int32")
+    embedded = L.Embedding(VOCABULARY, D, name="embedding")(tokens)
+    x = embedded + L.Embedding(T, D, name="pos")(_positions(tokens))
+    model = keras.Model(tokens, L.Dense(CLASSES, name="head")(L.GlobalAveragePooling1D()(_block(x))))
+    _randomise(model, 0)
+    ids = np.array([[3, 5, 7, 1, 2], [1, 2, 3, 4, 5]], np.int32)
+    graph = build_graph(model)
+    assert [op.kind for op in graph.ops[:4]] == ["constant"] * 4
+    x, _ = graph.text.embed(ids)
+    result = _explain(model, x, "attnlrp")
+    np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(ids)), rtol=1e-4, atol=1e-4)
+    position = _weights(model, "pos")[0][None]
+    logits, R = _reference(model, x + position, result.targets, "attnlrp")
+    np.testing.assert_allclose(result.logits, logits, rtol=1e-4, atol=1e-4)
+    assert relative_max_diff(result.relevance, x * R / _stab(x + position)) < 1e-4
+    gradient = _explain(model, x, "attnlrp", method="gradient").relevance
+    assert np.isfinite(gradient).all() and np.abs(gradient).max() > 0
+
+
+def test_a_class_token_is_a_constant_looked_up_and_read_back_by_slicing():
+    """ViT's class token: an Embedding of a constant id, concatenated before the patches;
+    the head reads the first token (``x[:, 0]``)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((T, D))
+    cls = L.Embedding(1, D, name="cls")(ops.zeros_like(inputs[:, :1, 0], dtype="int32"))
+    x = L.Concatenate(axis=1)([cls, inputs])
+    x = x + L.Embedding(T + 1, D)(ops.cumsum(ops.ones_like(x[..., 0], dtype="int32"), axis=1) - 1)
+    model = keras.Model(inputs, L.Dense(CLASSES)(_block(x)[:, 0]))
+    x = _inputs()
+    result = _explain(model, x, "cp-lrp")
+    np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-4)
+    assert np.isfinite(result.relevance).all() and np.abs(result.relevance).max() > 0

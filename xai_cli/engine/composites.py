@@ -31,6 +31,7 @@ from .layers import (
     AFFINE,
     ATTENTION,
     BILINEAR,
+    CONSTANT,
     GATE,
     LINEAR,
     NORMALIZATION,
@@ -240,6 +241,7 @@ RULES_BY_KIND = {
     AFFINE: _builtin(R.PASS, "affine: relevance passes through"),
     GATE: _builtin(R.PASS, "gate: relevance passes through"),   # to the signal (rules.SIGNAL)
     STRUCTURAL: _builtin(R.GRADIENT, "structural: relevance follows the values"),
+    CONSTANT: _builtin(R.NONE, "depends on the input's shape only (position ids): no relevance"),
     BILINEAR: _builtin(R.uniform(), "bilinear product: epsilon per factor, halved "
                                     "(uniform rule, Achtibat et al. 2024)"),
 }

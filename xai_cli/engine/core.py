@@ -146,6 +146,8 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
 
 
 def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
+    if rule.mode == "none":
+        return [None] * len(inputs)
     if rule.mode == "pass":
         return [relevance] * len(inputs)
     if rule.mode == "deconvnet":

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import keras
+from keras import ops
 from keras.src.models.functional import Functional
 
 from ..errors import XaiError
 from . import padding
-from .layers import ACTIVATION, Builder, Op
+from .layers import ACTIVATION, CONSTANT, Builder, Op
 from .tokens import TextInput, text_input
 
 
@@ -130,12 +131,23 @@ def _cut_text_front(builder: Builder) -> TextInput | None:
     if builder.mask is not None and (builder.mask_source not in front or not layer.mask_zero):
         raise XaiError("the model compares tensors (NotEqual) other than as its Embedding's "
                        "padding mask (mask_zero); xai does not explain that")
+    for op in builder.ops:
+        if op.kind == CONSTANT and op.inputs == [source]:
+            op.inputs, op.forward = [embedded], _on_stand_in_ids(op.forward)
     if any(t in front for op in builder.ops for t in op.inputs):
         raise XaiError("the model's token ids feed layers other than its Embedding; xai explains "
                        "text models whose tokens only enter through the embedding")
     for op in builder.ops:
         op.inputs = [0 if t == embedded else t for t in op.inputs]
     return text_input(layer, builder.vectorizer and builder.vectorizer[0], layer.output.shape[1])
+
+
+def _on_stand_in_ids(forward):
+    """``forward`` of a shape-only op on the token ids (``ops.ones_like(ids)`` for position
+    ids), run on zeros shaped like the ids: the graph's input is their embedding."""
+    def run(xs, params):
+        return forward([ops.zeros(ops.shape(xs[0])[:-1], "int32")], params)
+    return run
 
 
 def _functional(model):

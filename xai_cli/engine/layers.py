@@ -25,6 +25,7 @@ STRUCTURAL = "structural"  # moves values around (max pooling, reshape, concat):
 GATE = "gate"              # element-wise product, first input the signal, others constant
 BILINEAR = "bilinear"      # product of two tensors, linear in each (a @ b): uniform split
 RECURRENT = "recurrent"    # one direction of a recurrent layer: the rules of recurrent.py
+CONSTANT = "constant"      # depends on the input's shape only (position ids): no relevance
 ATTENTION = "attention"    # scaled dot-product attention (q, k, v -> context): attention.py
 NORMALIZATION = "normalization"  # LayerNormalization's standardisation: std held for LRP
 
@@ -113,15 +114,17 @@ def _pointwise(x, kernel):
     return ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
 
 
-def _call(layer) -> Forward:
+def _call(layer, node=None) -> Forward:
     """Forward of a parameter-free layer: the layer itself, in inference mode.
 
     Merge layers take a list; bare operations recorded in a functional graph (``a + b``
-    is a ``keras.ops`` Add node) take their inputs as arguments.
+    is a ``keras.ops`` Add node, ``x[:, 0]`` a GetItem) take the arguments of their call
+    (``node``), tensors replaced by the graph's values.
     """
     def forward(xs, params):
         if not isinstance(layer, keras.layers.Layer):
-            return layer(*xs)
+            args, kwargs = node.arguments.fill_in({id(t): x for t, x in zip(node.input_tensors, xs)})
+            return layer(*args, **kwargs)
         return layer(xs if len(xs) > 1 else xs[0])
     return forward
 
@@ -140,7 +143,10 @@ class Builder:
     node on the token ids, an input of the layers that read it (recurrent layers, average
     pooling): ``mask`` is its output id, ``mask_source`` its input's. ``nodes`` lists the
     layer calls, for :mod:`~xai_cli.engine.padding`; ``node`` is the Keras node of the
-    layer call being converted.
+    layer call being converted. ``constant`` holds the tensors that depend on the input's
+    shape only: what shape-only ops (OnesLike) make, and any layer or op of them, such as
+    the position ids of a learned position embedding (``ops.cumsum(ops.ones_like(ids),
+    1) - 1``) and the Embedding that looks them up.
     """
 
     def __init__(self):
@@ -152,6 +158,7 @@ class Builder:
         self.mask_source: int | None = None
         self.nodes: list = []
         self.node = None
+        self.constant: set[int] = set()
         self._next_id = 1  # id 0 is the model input
 
     def tensor(self) -> int:
@@ -173,12 +180,16 @@ class Builder:
         """Emit the ops of one Keras layer; returns the output tensor id. ``node`` is the
         Keras node of the call (its arguments), for layers whose call takes options."""
         _check_layout(layer)
+        self.node = node
         name = type(layer).__name__
+        if name in _SHAPE_ONLY or (inputs and all(t in self.constant for t in inputs)):
+            out = self.emit(layer, CONSTANT, _call(layer, node), inputs)
+            self.constant.add(out)
+            return out
         converter = _CONVERTERS.get(name)
         if converter is None:
             self.unsupported.append(f"'{layer.name}' ({name})")
             return self.tensor()
-        self.node = node
         out = converter(self, layer, inputs)
         activation = getattr(layer, "activation", None)
         if name not in _ACTIVATION_LAYERS and name not in recurrent.KINDS and activation is not None \
@@ -286,7 +297,7 @@ def _layer_scale(b: Builder, layer, inputs):
 
 def _kind(kind, keeps_nonnegative=True):
     def convert(b: Builder, layer, inputs):
-        return b.emit(layer, kind, _call(layer), inputs, keeps_nonnegative=keeps_nonnegative)
+        return b.emit(layer, kind, _call(layer, b.node), inputs, keeps_nonnegative=keeps_nonnegative)
     return convert
 
 
@@ -299,7 +310,7 @@ def _activation(b: Builder, layer, inputs):
     label = _activation_name(fn) if fn is not None else type(layer).__name__.lower()
     if label == "relu" and (getattr(layer, "negative_slope", 0) or getattr(layer, "threshold", 0) < 0):
         label = "leaky_relu"
-    return b.emit(layer, ACTIVATION, _call(layer), inputs, activation=label)
+    return b.emit(layer, ACTIVATION, _call(layer, b.node), inputs, activation=label)
 
 
 def _multiply(b: Builder, layer, inputs):
@@ -315,7 +326,7 @@ def _bilinear(b: Builder, layer, inputs):
     if len(inputs) != 2:
         raise XaiError(f"operation '{layer.name}' ({type(layer).__name__}) has {len(inputs)} "
                        "tensor input(s); xai explains products of two tensors of the model")
-    return b.emit(layer, BILINEAR, _call(layer), inputs)
+    return b.emit(layer, BILINEAR, _call(layer, b.node), inputs)
 
 
 def _einsum(equation):
@@ -418,7 +429,7 @@ def _bidirectional(b: Builder, layer, inputs):
 def _global_average_1d(b: Builder, layer, inputs):
     """Masked average pooling (a second input, the mask) averages the unmasked steps only."""
     if len(inputs) == 1:
-        return b.emit(layer, POOLING, _call(layer), inputs)
+        return b.emit(layer, POOLING, _call(layer, b.node), inputs)
     return b.emit(layer, POOLING, lambda xs, p: layer(xs[0], mask=xs[1] > 0.5), inputs)
 
 
@@ -455,6 +466,8 @@ def _merged_mask(b: Builder, layer, inputs):
     return b.mask
 
 
+_SHAPE_ONLY = {"OnesLike", "ZerosLike"}
+
 _ACTIVATION_LAYERS = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
                       "Gelu", "Relu", "Sigmoid", "Tanh", "Silu"}   # the last: bare keras.ops
 
@@ -478,7 +491,8 @@ _CONVERTERS = {
     "ZeroPadding2D": _kind(STRUCTURAL), "ZeroPadding3D": _kind(STRUCTURAL),
     "Cropping1D": _kind(STRUCTURAL), "Cropping2D": _kind(STRUCTURAL),
     "Cropping3D": _kind(STRUCTURAL), "UpSampling2D": _kind(STRUCTURAL),
-    "Transpose": _kind(STRUCTURAL), "Matmul": _bilinear, "Einsum": _bilinear,
+    "Transpose": _kind(STRUCTURAL), "GetItem": _kind(STRUCTURAL),
+    "Matmul": _bilinear, "Einsum": _bilinear,
     "Dropout": _identity, "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
     "SpatialDropout3D": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,

@@ -18,8 +18,8 @@ from keras import ops
 from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 from ..errors import XaiError
 from . import backends
-from .layers import ACTIVATION
-from .rules import DECONVNET, GRADIENT, GUIDED
+from .layers import ACTIVATION, CONSTANT
+from .rules import DECONVNET, GRADIENT, GUIDED, NONE
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ class Method:
 
     def rules(self, graph) -> list:
         """Rules of the gradient family (LRP's come from a composite)."""
-        return [self.activation_rule if op.kind == ACTIVATION else GRADIENT for op in graph.ops]
+        return [self.activation_rule if op.kind == ACTIVATION else NONE if op.kind == CONSTANT
+                else GRADIENT for op in graph.ops]
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:

@@ -164,8 +164,8 @@ class FlowRule:
     """A rule for a non-linear or structural op: relevance passes or follows the gradient.
 
     ``mode`` is ``pass`` (unchanged), ``gradient`` (vector-Jacobian product),
-    ``guided`` (guided backprop ReLU) or ``deconvnet`` (ReLU on the signal); ``pass``
-    splits by :data:`SIGNAL`.
+    ``guided`` (guided backprop ReLU), ``deconvnet`` (ReLU on the signal) or ``none``
+    (nothing flows); ``pass`` splits by :data:`SIGNAL`.
     """
 
     name: str
@@ -371,6 +371,7 @@ def recurrent(linear: LinearRule | None = None) -> RecurrentRule:
 
 
 PASS = FlowRule("pass", "pass", SIGNAL)
+NONE = FlowRule("none", "none")   # nothing flows: the op's inputs take no relevance or gradient
 GRADIENT = FlowRule("gradient", "gradient")
 GUIDED = FlowRule("guided", "guided")
 DECONVNET = FlowRule("deconvnet", "deconvnet")
