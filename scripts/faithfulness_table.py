@@ -56,12 +56,13 @@ def run(model: Path, photos: Path, out: Path) -> None:
         xai("explain", model, photos, "-r", config, "-m", "lrp", "-o", out / f"{variant}-explain")
 
 
-def records(folder: Path, command: str) -> dict[str, dict]:
+def records(folder: Path, command: str) -> dict[tuple, dict]:
+    """The job's ok records by (input, index): the samples of one .npy batch share a path."""
     lines = (folder / "records" / f"{command}.jsonl").read_text().splitlines()
-    return {r["input"]: r for r in map(json.loads, lines) if r["status"] == "ok"}
+    return {(r["input"], r.get("index")): r for r in map(json.loads, lines) if r["status"] == "ok"}
 
 
-def aopc(folder: Path, method: str, replace: str, inputs: list[str]) -> np.ndarray:
+def aopc(folder: Path, method: str, replace: str, inputs: list[tuple]) -> np.ndarray:
     found = records(folder, "evaluate")
     return np.array([found[i]["aopc_by_replace"][replace][method] for i in inputs])
 

@@ -25,6 +25,7 @@ METHOD_DESCRIPTIONS = {
     "smoothgrad": f"mean gradient over {SMOOTHGRAD_SAMPLES} noisy copies (seeded)",
     "guided-backprop": "gradient with only positive signals through ReLUs",
     "deconvnet": "gradient with ReLU applied to the backward signal",
+    "rollout": "attention rollout (Transformers): attention weights multiplied through the layers",
 }
 METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 

@@ -421,3 +421,41 @@ def test_a_class_token_is_a_constant_looked_up_and_read_back_by_slicing():
     result = _explain(model, x, "cp-lrp")
     np.testing.assert_allclose(result.logits, ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-4)
     assert np.isfinite(result.relevance).all() and np.abs(result.relevance).max() > 0
+
+
+def _rolled(model, x):
+    """Abnar & Zuidema's rollout of the one block's attention, (N, T, T), in NumPy."""
+    a = _layernorm(x.astype(np.float64), *_weights(model, "ln1"))[1]
+    weights = _attention_forward(model, a, a, False, False, None)["weights"].mean(1)
+    return 0.5 * weights + 0.5 * np.eye(weights.shape[-1])
+
+
+def test_rollout_of_a_mean_pooled_model_averages_every_row_over_the_features():
+    model, x = _model(), _inputs()
+    relevance = _explain(model, x, "attnlrp", method="rollout").relevance
+    expected = _rolled(model, x).mean(1)[..., None] / D * np.ones(D)
+    assert relative_max_diff(relevance, expected) < 1e-5
+
+
+def test_rollout_of_a_class_token_model_reads_its_row_and_leaves_the_constants_out():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((T - 1, D))
+    cls = L.Embedding(1, D, name="cls")(ops.zeros_like(inputs[:, :1, 0], dtype="int32"))
+    x = L.Concatenate(axis=1)([cls, inputs])
+    ids = ops.cumsum(ops.ones_like(x[..., 0], dtype="int32"), 1) - 1
+    x = L.Add()([x, L.Embedding(T, D, name="pos")(ids)])
+    model = keras.Model(inputs, L.Dense(CLASSES)(_block(x)[:, 0]))
+    x = _inputs()[:, 1:]
+    relevance = _explain(model, x, "attnlrp", method="rollout").relevance
+    tokens = np.concatenate([_weights(model, "cls")[0][None].repeat(len(x), 0), x], 1) \
+        + _weights(model, "pos")[0]
+    expected = _rolled(model, tokens)[:, 0, 1:, None] / D * np.ones(D)
+    assert relative_max_diff(relevance, expected) < 1e-5
+
+
+def test_rollout_needs_attention():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((T, D))
+    model = keras.Model(inputs, L.Dense(CLASSES)(L.Flatten()(inputs)))
+    with pytest.raises(XaiError, match="method rollout explains attention models"):
+        _explain(model, _inputs(), "attnlrp", method="rollout")

@@ -1,6 +1,8 @@
 """A Vision Transformer built from Keras layers, saved and explained from the command line
 with the attention rule configs, on every backend."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -69,3 +71,21 @@ def test_an_unsupported_attention_layer_stops_with_its_name(tmp_path):
     result, records = run("explain", tmp_path / "gqa.keras", IMAGES, "-o", tmp_path / "out")
     assert result.exit_code == 2 and not records
     assert "'gqa' (GroupedQueryAttention)" in result.stderr
+
+
+def test_rollout_gives_each_patch_of_the_shipped_vit_one_value(tmp_path):
+    """Rollout scores tokens: every pixel of an 8x8 patch shares its token's score."""
+    model = Path(__file__).resolve().parents[2] / "models" / "digits_vit.keras"
+    result, records = run("explain", model, IMAGES, "-m", "rollout", "--save-raw", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert [r["status"] for r in records] == ["ok"] * 3
+    for path in tmp_path.glob("*.rollout.npy"):
+        patches = np.load(path)[..., 0].reshape(4, 8, 4, 8)
+        assert (patches >= 0).all() and patches.max() > 0
+        assert np.allclose(patches, patches[:, :1, :, :1], rtol=1e-5)
+
+
+def test_rollout_on_a_model_without_attention_is_a_usage_error(tmp_path):
+    result, records = run("explain", FIXTURES / "digits.keras", IMAGES, "-m", "rollout", "-o", tmp_path)
+    assert result.exit_code == 2 and not records
+    assert "method rollout explains attention models" in result.stderr

@@ -107,3 +107,25 @@ def relevance(mechanism: Mechanism, mode: str, epsilon: float, inputs: list, rel
     _, scores_vjp = vjp(lambda ts: mechanism.scores(*ts), [q, k])
     grad_q, grad_k = scores_vjp(grad_scores)
     return [q * grad_q / 2, k * grad_k / 2, v * grad_v / 2, *nothing]
+
+
+def rollout(attention_ops: list, values: dict, read) -> object:
+    """Attention rollout (Abnar & Zuidema 2020) over the tokens of the first attention
+    layer's input: ``(N, S)``.
+
+    Each layer's weights, averaged over the heads, with the residual connection as an
+    identity (``0.5 A + 0.5 I``, rows renormalised), multiplied from the first layer to
+    the last; the rows of the tokens the output reads (``read``, ``(N, T)``, 1 where the
+    explained score depends on the last layer's token) averaged.
+    """
+    flow = None
+    for op in attention_ops:
+        q, k, v = (values[t] for t in op.inputs[:3])
+        padding = [values[t] for t in op.inputs[3:]]
+        weights = op.mechanism.weights(op.mechanism.scores(q, k), q, v, *padding)
+        mixed = ops.mean(weights, axis=1)   # (N, T, S): the heads averaged
+        mixed = 0.5 * mixed + 0.5 * ops.eye(mixed.shape[-1], dtype=mixed.dtype)
+        mixed = mixed / ops.sum(mixed, axis=-1, keepdims=True)
+        flow = mixed if flow is None else ops.matmul(mixed, flow)
+    rows = read / ops.maximum(ops.sum(read, axis=-1, keepdims=True), 1.0)
+    return ops.einsum("nt,nts->ns", rows, flow)

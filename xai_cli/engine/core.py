@@ -33,6 +33,7 @@ class Facts:
 
     nonnegative_input: bool = False
     silent_where_negative: bool = False
+    constant_inputs: tuple[bool, ...] = ()   # per input: it depends on the input's shape only
 
     def skips(self, term) -> bool:
         return self.nonnegative_input and term.vanishes_on_nonnegative_input
@@ -60,17 +61,19 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
         shares = _linear(op, rule, inputs, output, relevance, bounds, facts)
     else:
         shares = _flow(op, rule, inputs, output, relevance)
-    return _split(op, rule, inputs, shares, relevance)
+    return _split(op, rule, inputs, shares, relevance, facts.constant_inputs)
 
 
-def _split(op: Op, rule, inputs: list, shares: list, relevance) -> list:
+def _split(op: Op, rule, inputs: list, shares: list, relevance, constant=()) -> list:
     """Each input's relevance from its share by ``rule.split`` (see
-    :data:`~xai_cli.engine.rules.PROPORTIONAL`)."""
+    :data:`~xai_cli.engine.rules.PROPORTIONAL`); a ``constant`` input (per input) is
+    never the signal."""
     if rule.split == UNIFORM:
         return [None if s is None else s / len(shares) for s in shares]
     if rule.split == SIGNAL:
         signal = next((j for j, x in enumerate(inputs)
-                       if tuple(x.shape)[1:] == tuple(relevance.shape)[1:]), None)
+                       if tuple(x.shape)[1:] == tuple(relevance.shape)[1:]
+                       and not (constant and constant[j])), None)
         if signal is None:
             raise XaiError(f"rule {rule.name} on '{op.name}' ({op.layer_type}): its input and "
                            f"output shapes differ; {rule.name} suits element-wise layers only")

@@ -17,9 +17,10 @@ from keras import ops
 
 from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 from ..errors import XaiError
-from . import backends
-from .layers import ACTIVATION, CONSTANT
-from .rules import DECONVNET, GRADIENT, GUIDED, NONE
+from . import attention, backends
+from .layers import ACTIVATION, ATTENTION, CONSTANT, LINEAR, STRUCTURAL
+from .propagation import Propagator
+from .rules import DECONVNET, GRADIENT, GUIDED, NONE, PASS, flat
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,36 @@ def _smoothgrad(e, x, values, targets, index):
     return ops.fori_loop(0, samples, sample, ops.zeros_like(x)) / samples
 
 
+def _rollout(e, x, values, targets, index):
+    """Attention rollout over the tokens, spread over the inputs that make each token (a
+    patch's pixels, a word's embedding) uniformly (:func:`receptive_field_rules`)."""
+    graph = e.graph
+    layers = [op for op in graph.ops if op.kind == ATTENTION]
+    if not layers:
+        raise XaiError(f"method rollout explains attention models; model '{graph.model.name}' "
+                       "has no MultiHeadAttention")
+    for op in layers:
+        q, k = (values[t] for t in op.inputs[:2])
+        if len(q.shape) != 4 or q.shape[1] != k.shape[1]:
+            raise XaiError(f"method rollout needs self-attention over one axis; '{op.layer}' "
+                           f"attends from {q.shape[1]} to {k.shape[1]} positions")
+    last = e.propagate(values, targets, scale_by_logit=False, until=layers[-1].output)
+    read = ops.cast(ops.sum(ops.abs(last), axis=(2, 3)) > 0, last.dtype)
+    tokens = attention.rollout(layers, values, read)
+    source = graph.producer(layers[0].inputs[2]).inputs[0]   # the first value projection's input
+    seed = ops.expand_dims(tokens, -1) * ops.ones_like(values[source]) / values[source].shape[-1]
+    mapping = Propagator(graph, receptive_field_rules(graph))
+    return mapping.backward(values, seed, start=source)
+
+
+def receptive_field_rules(graph) -> list:
+    """Rules that spread a relevance over what each value is made of, whatever its weights:
+    flat on linear layers, routing on structural ops, element-wise ops passing it on, none
+    to constants (position embeddings)."""
+    by_kind = {LINEAR: flat(), STRUCTURAL: GRADIENT, CONSTANT: NONE}
+    return [by_kind.get(op.kind, PASS) for op in graph.ops]
+
+
 METHODS = {m.name: m for m in (
     Method("lrp", _lrp, activation_rule=None),
     Method("sa", _sensitivity, signed=False),
@@ -150,6 +181,7 @@ METHODS = {m.name: m for m in (
                   "noise standard deviation, as a share of each input's value range", 0))),
     Method("guided-backprop", _gradient, activation_rule=GUIDED),
     Method("deconvnet", _gradient, activation_rule=DECONVNET),
+    Method("rollout", _rollout, signed=False),
 )}
 assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line
 

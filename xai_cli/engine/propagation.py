@@ -19,7 +19,7 @@ from keras import ops
 from . import backends, core
 from .context import RELU
 from .graph import Graph
-from .layers import ACTIVATION, LINEAR, POOLING, STRUCTURAL
+from .layers import ACTIVATION, CONSTANT, LINEAR, POOLING, STRUCTURAL
 
 
 class Propagator:
@@ -34,7 +34,9 @@ class Propagator:
         self.bounds = bounds or {}
         nonnegative = nonnegative_tensors(graph)
         silent = silent_where_negative(graph, rules) if rules else set()
-        self.facts = [core.Facts(all(t in nonnegative for t in op.inputs), i in silent)
+        constant = {op.output for op in graph.ops if op.kind == CONSTANT}
+        self.facts = [core.Facts(all(t in nonnegative for t in op.inputs), i in silent,
+                                 tuple(t in constant for t in op.inputs))
                       for i, op in enumerate(graph.ops)]
 
     def forward(self, x, named: Mapping | None = None) -> dict:
@@ -49,8 +51,10 @@ class Propagator:
             values[op.output] = op.forward([values[i] for i in op.inputs], op.params)
         return values
 
-    def backward(self, values: dict, seed, record: list | None = None, until: int = 0):
-        """Relevance of tensor ``until`` (default: the input) for output relevance ``seed``.
+    def backward(self, values: dict, seed, record: list | None = None, until: int = 0,
+                 start: int | None = None):
+        """Relevance of tensor ``until`` (default: the input) for relevance ``seed`` of
+        tensor ``start`` (default: the output).
 
         The walk stops once every consumer of ``until`` is done: the ops upstream of it
         do not run. With ``record`` a list, appends ``(op, relevance_out, relevance_in)``
@@ -58,7 +62,7 @@ class Propagator:
         """
         graph_ops = self.graph.ops
         stop = min((i for i, op in enumerate(graph_ops) if until in op.inputs), default=len(graph_ops))
-        relevance = {self.graph.output: seed}
+        relevance = {self.graph.output if start is None else start: seed}
         for index in reversed(range(stop, len(graph_ops))):
             op = graph_ops[index]
             r_out = relevance.pop(op.output, None)
