@@ -44,6 +44,8 @@ sample:
 	    -m lrp -m sa --out out/text/
 	.venv/bin/xai explain models/digits_vit.keras "sample_images/digit_*.png" \
 	    --labels models/digits_labels.txt -r attnlrp -m lrp -m gradxinput --grid --out out/vit/
+	.venv/bin/xai explain models/text_transformer.keras sample_texts --labels models/text_labels.txt \
+	    -r attnlrp -m lrp -m rollout --out out/text-transformer/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
 

@@ -34,6 +34,8 @@ def _explain(backend, out, model, images, *options):
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     maps = {p.name: np.load(p) for p in sorted(Path(out).glob("*.npy"))}
+    maps.update((p.name, np.array(json.loads(p.read_text())["relevance"]))   # documents
+                for p in sorted(Path(out).glob("*.json")))
     assert records and maps
     return records, maps
 
@@ -79,14 +81,19 @@ def test_efficientnet_lite0_explained_alike_on_every_backend(backend, tmp_path):
         assert _relative(relevance, reference[name], lambda d: np.abs(d).max()) < 2e-2, name
 
 
+@pytest.mark.parametrize("model,inputs", [
+    ("digits_vit.keras", FIXTURES / "digits"),
+    ("text_transformer.keras", ROOT / "sample_texts" / "msmtp-mta.txt")])
 @pytest.mark.parametrize("backend", OTHERS)
-def test_the_shipped_vit_is_explained_alike_on_every_backend(backend, tmp_path):
-    """The trained Vision Transformer (class token, position embeddings, three blocks) with
-    AttnLRP and gradient x input."""
-    model, options = ROOT / "models" / "digits_vit.keras", ("-r", "attnlrp", "-m", "lrp", "-m", "gradxinput")
-    _, reference = _explain("tensorflow", tmp_path / "tf", model, [FIXTURES / "digits"], *options)
-    _, maps = _explain(backend, tmp_path / backend, model, [FIXTURES / "digits"], *options)
-    assert maps.keys() == reference.keys() and len(maps) == 6
+def test_the_shipped_transformers_are_explained_alike_on_every_backend(backend, model, inputs, tmp_path):
+    """The trained ViT (class token, position embeddings, three blocks) and text
+    Transformer (padding mask, position embeddings) with AttnLRP, gradient x input and
+    rollout."""
+    model, options = ROOT / "models" / model, ("-r", "attnlrp", "-m", "lrp", "-m", "gradxinput",
+                                               "-m", "rollout")
+    _, reference = _explain("tensorflow", tmp_path / "tf", model, [inputs], *options)
+    _, maps = _explain(backend, tmp_path / backend, model, [inputs], *options)
+    assert maps.keys() == reference.keys() and len(maps) % 3 == 0
     for name, relevance in maps.items():
         assert _relative(relevance, reference[name], lambda d: np.abs(d).max()) < 1e-4, name
 

@@ -1,6 +1,7 @@
 """A Vision Transformer built from Keras layers, saved and explained from the command line
 with the attention rule configs, on every backend."""
 
+import json
 from pathlib import Path
 
 import keras
@@ -89,3 +90,21 @@ def test_rollout_on_a_model_without_attention_is_a_usage_error(tmp_path):
     result, records = run("explain", FIXTURES / "digits.keras", IMAGES, "-m", "rollout", "-o", tmp_path)
     assert result.exit_code == 2 and not records
     assert "method rollout explains attention models" in result.stderr
+
+
+def test_the_shipped_text_transformer_explains_documents_word_by_word(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    result, records = run("explain", root / "models" / "text_transformer.keras",
+                          root / "sample_texts" / "tuxguitar-jack.txt", "--labels",
+                          root / "models" / "text_labels.txt", "-r", "attnlrp", "-m", "lrp",
+                          "-m", "rollout", "--save-raw", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    (record,) = records
+    assert record["status"] == "ok" and record["predicted_label"] == "sound"
+    for method in ("lrp", "rollout"):
+        assert (tmp_path / f"tuxguitar-jack.{method}.html").is_file()
+        assert (tmp_path / f"tuxguitar-jack.{method}.png").is_file()
+    words = json.loads((tmp_path / "tuxguitar-jack.rollout.json").read_text())
+    assert min(words["relevance"]) >= 0 and len(words["relevance"]) == len(words["tokens"])
+    lrp = json.loads((tmp_path / "tuxguitar-jack.lrp.json").read_text())["words"]
+    assert max(lrp, key=lambda pair: pair[1])[0].lower() in {"tuxguitar", "sound", "midi", "jack."}
