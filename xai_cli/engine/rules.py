@@ -187,9 +187,9 @@ def _divide_positive(relevance, z, epsilon):
     return ops.divide_no_nan(relevance, z + _number(epsilon))
 
 
-def zero(bias=True):
+def zero(bias=True, name="zero"):
     """LRP-0: relevance split by contribution; 0 where z = 0."""
-    return LinearRule("zero", (Term(_identity_input),),
+    return LinearRule(name, (Term(_identity_input),),
                       lambda r, zs: [ops.divide_no_nan(r, zs[0])], bias=bias)
 
 
@@ -343,8 +343,12 @@ class AttentionRule:
     def normalization(self) -> LinearRule:
         """The rule's form on a standardisation ``(x - mean) / std``: the std held
         constant (the identity rule of Achtibat et al. 2024, the constant scale of Ali
-        et al. 2022), leaving a linear map whose relevance follows the contributions."""
-        return _proportional(self.mode, self.epsilon)
+        et al. 2022), leaving a linear map whose relevance follows the contributions.
+        Without a stabiliser: the relevance that reaches it is proportional to its output
+        (the learned scale's rule), so that dividing by the output cancels exactly, as the
+        one step of LXT's LayerNorm rule does; a stabiliser would not cancel where an
+        output is near 0."""
+        return zero(name=self.mode)
 
 
 RECURRENT_EPSILON = 1e-3   # Arras et al. 2017's epsilon for the LSTM's linear steps and sums
