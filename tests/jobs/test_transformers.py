@@ -108,3 +108,16 @@ def test_the_shipped_text_transformer_explains_documents_word_by_word(tmp_path):
     assert min(words["relevance"]) >= 0 and len(words["relevance"]) == len(words["tokens"])
     lrp = json.loads((tmp_path / "tuxguitar-jack.lrp.json").read_text())["words"]
     assert max(lrp, key=lambda pair: pair[1])[0].lower() in {"tuxguitar", "sound", "midi", "jack."}
+
+
+def test_the_python_api_explains_both_shipped_transformers():
+    import xai_cli
+    models = Path(__file__).resolve().parents[2] / "models"
+    x = np.load(models / "digits_test_x.npy")[:4]
+    for method in ("lrp", "rollout"):
+        relevance = xai_cli.explain(models / "digits_vit.keras", x, method, rules="attnlrp")
+        assert relevance.shape == x.shape and np.isfinite(relevance).all()
+    (words,) = xai_cli.explain(models / "text_transformer.keras", ["a plugin for midi sound playback"],
+                               rules="cp-lrp")
+    assert [w for w, _ in words.json()["words"]] == ["a", "plugin", "for", "midi", "sound", "playback"]
+    assert max(words.json()["words"], key=lambda pair: pair[1])[0] in {"midi", "sound", "playback"}
