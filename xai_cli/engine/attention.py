@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from keras import ops
 
 from . import backends
+from .rules import stabilise
 
 ATTNLRP = "attnlrp"
 CP_LRP = "cp-lrp"
@@ -83,10 +84,6 @@ class Mechanism:
         return self.combine(self.weights(self.scores(q, k), q, v, *xs[3:]), v)
 
 
-def _stabilise(z, epsilon):
-    return z + ops.where(z >= 0, epsilon, -epsilon)
-
-
 def relevance(mechanism: Mechanism, mode: str, epsilon: float, inputs: list, relevance_out) -> list:
     """Relevance of ``[q, k, v, (mask)]`` for the context's relevance, by ``mode``."""
     q, k, v = inputs[:3]
@@ -95,7 +92,7 @@ def relevance(mechanism: Mechanism, mode: str, epsilon: float, inputs: list, rel
     weights = mechanism.weights(scores, q, v, *padding)
     vjp = backends.current().vjp
     context, combine_vjp = vjp(lambda ts: mechanism.combine(*ts), [weights, v])
-    grad_weights, grad_v = combine_vjp(relevance_out / _stabilise(context, epsilon))
+    grad_weights, grad_v = combine_vjp(relevance_out / stabilise(context, epsilon))
     nothing = [None] * len(padding)
     if mode == CP_LRP:
         return [None, None, v * grad_v, *nothing]

@@ -60,7 +60,6 @@ FAMILIES = {  # names a config can use in `type`, besides Keras layer class name
     "Attention": lambda op: op.kind == ATTENTION,  # a MultiHeadAttention's q, k, v -> context
     "Normalization": lambda op: op.kind == NORMALIZATION,  # LayerNormalization's standardisation
 }
-_TAKES_ATTENTION_RULES = (ATTENTION, NORMALIZATION)
 
 _NUMBER = (int, float)
 _RULE_PARAMS = {
@@ -201,15 +200,6 @@ def _recurrent(composite: Composite, op, first, context):
     return Assignment(R.recurrent(entry.rule), entry.source), entry
 
 
-def _attention(composite: Composite, op, first, context):
-    """An entry naming the attention (family ``Attention``, its layer's type or name) with
-    ``attnlrp`` or ``cp-lrp``; otherwise AttnLRP."""
-    entry = composite.named_entry(op)
-    if entry is None:
-        return Assignment(R.AttentionRule(ATTNLRP), "attention: AttnLRP (Achtibat et al. 2024)"), None
-    return Assignment(entry.rule, entry.source), entry
-
-
 def _normalization(composite: Composite, op, first, context):
     """An entry naming the standardisation: ``attnlrp`` or ``cp-lrp`` (both hold the
     standard deviation constant) or a linear rule on it with the std held; otherwise the
@@ -235,7 +225,7 @@ RULES_BY_KIND = {
     LINEAR: _configured,
     POOLING: _named_or(R.norm(), "parameter-free linear map: z-rule"),
     RECURRENT: _recurrent,
-    ATTENTION: _attention,
+    ATTENTION: _named_or(R.AttentionRule(ATTNLRP), "attention: AttnLRP (Achtibat et al. 2024)"),
     NORMALIZATION: _normalization,
     ACTIVATION: _builtin(R.PASS, "activation: relevance passes through"),
     AFFINE: _builtin(R.PASS, "affine: relevance passes through"),

@@ -374,8 +374,7 @@ def _multi_head_attention(b: Builder, layer, inputs):
     ids = {id(t): i for t, i in zip(b.node.input_tensors, inputs)}
     query, value = call["query"], call["value"]
     key = call.get("key")
-    tensors = [query, value] if key is None else [query, value, key]
-    masked = [getattr(t, "_keras_mask", None) is not None for t in tensors] + [False]
+    masked = tuple(getattr(t, "_keras_mask", None) is not None for t in (query, value, key))
     if any(masked):
         if b.embedding is None or not b.embedding[0].mask_zero:
             refuse("reads a Keras mask that is not an Embedding's padding mask (mask_zero)")
@@ -386,7 +385,7 @@ def _multi_head_attention(b: Builder, layer, inputs):
              _einsum_op(b, layer, layer._key_dense, [ids[id(key if key is not None else value)]],
                         "/key"),
              _einsum_op(b, layer, layer._value_dense, [ids[id(value)]], "/value")]
-    mechanism = attention.Mechanism(layer, tuple(masked[:3]), bool(call.get("use_causal_mask")),
+    mechanism = attention.Mechanism(layer, masked, bool(call.get("use_causal_mask")),
                                     None if given is None else ops.convert_to_numpy(given))
     context = b.emit(layer, ATTENTION, mechanism.forward, parts + ([b.mask] if any(masked) else []),
                      suffix="/attention", mechanism=mechanism, keeps_nonnegative=False)

@@ -19,7 +19,7 @@ from keras import ops
 from . import backends, core
 from .context import RELU
 from .graph import Graph
-from .layers import ACTIVATION, CONSTANT, LINEAR, POOLING, STRUCTURAL
+from .layers import ACTIVATION, CONSTANT, LINEAR, NORMALIZATION, POOLING, STRUCTURAL
 
 
 class Propagator:
@@ -112,7 +112,8 @@ def silent_where_negative(graph: Graph, rules: list) -> set[int]:
             if op.kind == STRUCTURAL and getattr(rule, "mode", None) == "gradient":
                 if not weighs_by_input(op.output):
                     return False
-            elif not (op.kind in (LINEAR, POOLING) and getattr(rule, "weighs_by_input", False)):
+            elif not (op.kind in (LINEAR, POOLING, NORMALIZATION)
+                      and getattr(rule, "weighs_by_input", False)):
                 return False
         return tensor != graph.output
 
