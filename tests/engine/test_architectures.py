@@ -91,6 +91,85 @@ def test_squeeze_excitation_gate_is_a_constant():
     _check(keras.Model(inp, out), _images((8, 8, 3)))
 
 
+def _gradient_is_autodiff(model, x):
+    """The engine's gradient (the rules' structural and pooling steps use it) equals the
+    backend's autodiff of the model."""
+    ours = explain(model, x, [1] * len(x), method="gradient").relevance
+    reference, _ = autodiff_vjp(model, x, np.eye(model.output_shape[-1], dtype=np.float32)[[1] * len(x)])
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * np.abs(reference).max())
+
+
+def test_every_3d_layer():
+    """A clip model: Conv3D with BatchNormalization folded, 3D pooling, padding, cropping."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((6, 10, 10, 2))
+    h = L.ZeroPadding3D((0, 1, 1))(inp)
+    h = L.Conv3D(6, 3, use_bias=False)(h)
+    h = L.BatchNormalization(moving_mean_initializer="random_normal",
+                             moving_variance_initializer="ones", beta_initializer="random_normal")(h)
+    h = L.ReLU()(h)
+    h = L.SpatialDropout3D(0.2)(h)
+    a = L.MaxPooling3D((1, 2, 2))(h)
+    b = L.AveragePooling3D((1, 2, 2))(h)
+    h = L.Concatenate()([a, b])
+    h = L.Conv3D(8, (3, 1, 1), activation="relu", padding="same")(h)
+    h = L.Cropping3D((1, 0, 0))(h)
+    c = L.GlobalAveragePooling3D()(h)
+    d = L.GlobalMaxPooling3D()(h)
+    out = L.Dense(4)(L.Concatenate()([c, d]))
+    model = keras.Model(inp, out)
+    x = _images((6, 10, 10, 2), n=3)
+    _check(model, x)
+    _gradient_is_autodiff(model, x)
+
+
+def _frame_cnn():
+    """A 2D CNN applied to every frame of a clip: a nested model inside TimeDistributed."""
+    frame = keras.Input((10, 10, 3))
+    h = L.Conv2D(5, 3, activation="relu", name="frame_conv")(frame)
+    h = L.MaxPooling2D(2)(h)
+    return keras.Model(frame, L.Flatten()(h), name="frame_cnn")
+
+
+@pytest.mark.parametrize("temporal", ["conv1d", "gru"])
+def test_frame_wise_models(temporal):
+    """TimeDistributed over layers and over a nested model, then a model of the frames'
+    features over time; a convolution and a BatchNormalization in consecutive
+    TimeDistributed layers fold into one."""
+    keras.utils.set_random_seed(6)
+    inp = keras.Input((5, 10, 10, 2))
+    h = L.TimeDistributed(L.Conv2D(3, 1, use_bias=False, name="proj"), name="td_conv")(inp)
+    h = L.TimeDistributed(L.BatchNormalization(moving_mean_initializer="random_normal",
+                                               beta_initializer="random_normal", name="bn"),
+                           name="td_bn")(h)
+    h = L.TimeDistributed(_frame_cnn(), name="td_cnn")(h)
+    h = L.TimeDistributed(L.Dense(6, activation="relu"), name="td_dense")(h)
+    if temporal == "conv1d":
+        h = L.GlobalAveragePooling1D()(L.Conv1D(6, 3, activation="relu")(h))
+    else:
+        h = L.GRU(6)(h)
+    model = keras.Model(inp, L.Dense(3)(h))
+    x = _images((5, 10, 10, 2), n=3)
+    _check(model, x, conserve=temporal == "conv1d")   # a GRU's gates take no relevance
+    _gradient_is_autodiff(model, x)
+    from xai_cli.engine.canonizers import merge_batchnorm
+    names = [op.name for op in merge_batchnorm(build_graph(model)).ops]
+    assert "proj+bn" in names
+
+
+def test_time_distributed_needs_a_fixed_number_of_frames_and_no_recurrence_inside():
+    from xai_cli.errors import XaiError
+    inp = keras.Input((None, 8, 8, 1))
+    h = L.TimeDistributed(L.Conv2D(2, 3), name="frames")(inp)
+    out = L.Dense(2)(L.GlobalAveragePooling3D()(h))
+    with pytest.raises(XaiError, match=r"'frames' \(TimeDistributed\) takes any number of steps"):
+        build_graph(keras.Model(inp, out))
+    inp = keras.Input((4, 6, 3))
+    h = L.TimeDistributed(L.LSTM(2, name="rows"), name="per_row")(inp)
+    with pytest.raises(XaiError, match=r"'per_row' \(TimeDistributed\) wraps 'rows' \(LSTM\)"):
+        build_graph(keras.Model(inp, L.Dense(2)(L.Flatten()(h))))
+
+
 A = keras.applications
 SLOW = pytest.mark.slow
 ARCHITECTURES = [

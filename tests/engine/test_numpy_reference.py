@@ -62,26 +62,38 @@ def np_rule(name, a, W, b, R, low=None, high=None, **p):
     raise ValueError(name)
 
 
-def _model(seed=3, conv_activation="relu"):
+FIRST_LAYERS = {   # the first layer's class, the input shape, and whether it is per frame
+    "conv2d": (keras.layers.Conv2D, (6, 6, 2), False),
+    "conv3d": (keras.layers.Conv3D, (3, 5, 5, 2), False),
+    "frames": (keras.layers.Conv2D, (3, 5, 5, 2), True),   # TimeDistributed(Conv2D)
+}
+
+
+def _first(first, **options):
+    cls, _, per_frame = FIRST_LAYERS[first]
+    layer = cls(3, 3 if cls is keras.layers.Conv2D else (2, 3, 3), **options)
+    return keras.layers.TimeDistributed(layer) if per_frame else layer
+
+
+def _model(seed=3, conv_activation="relu", first="conv2d"):
     keras.utils.set_random_seed(seed)
-    inp = keras.Input((6, 6, 2))
-    h = keras.layers.Conv2D(3, 3, activation=conv_activation, bias_initializer="random_normal",
-                            name="conv")(inp)
+    inp = keras.Input(FIRST_LAYERS[first][1])
+    h = _first(first, activation=conv_activation, bias_initializer="random_normal", name="conv")(inp)
     h = keras.layers.Flatten()(h)
     h = keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="fc1")(h)
     out = keras.layers.Dense(4, bias_initializer="random_normal", name="fc2")(h)
     return keras.Model(inp, out)
 
 
-def _dense_layers(model, x, conv_activation="relu"):
+def _dense_layers(model, x, conv_activation="relu", first="conv2d"):
     """(activation in, W, b) per layer, with the convolution as a dense matrix."""
     conv, dense1, dense2 = [layer for layer in model.layers if layer.weights]
     n_in = int(np.prod(x.shape[1:]))
     probe = np.eye(n_in, dtype=np.float32).reshape(n_in, *x.shape[1:])
     kernel, bias = conv.get_weights()
-    linear = keras.layers.Conv2D(3, 3)
+    linear = _first(first, use_bias=False)
     linear.build(x.shape)
-    linear.set_weights([kernel, np.zeros_like(bias)])
+    linear.set_weights([kernel])
     W1 = keras.ops.convert_to_numpy(linear(probe)).reshape(n_in, -1)
     b1 = np.tile(bias, W1.shape[1] // len(bias))
     a0 = x.reshape(len(x), -1).astype(np.float64)
@@ -116,14 +128,17 @@ CASES = {
 
 @pytest.mark.parametrize("conv_activation", ["relu", "linear"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_rules_match_numpy(case, conv_activation):
+@pytest.mark.parametrize("first", list(FIRST_LAYERS))
+def test_rules_match_numpy(case, conv_activation, first):
     """With a ReLU after the convolution, rules may skip what the ReLU silences; without
-    one, the second layer sees negative inputs and the first's negative outputs count."""
+    one, the second layer sees negative inputs and the first's negative outputs count.
+    The first layer is an image's convolution, a clip's (Conv3D) or a frame's
+    (TimeDistributed)."""
     config, per_layer = CASES[case]
-    model = _model(conv_activation=conv_activation)
-    x = np.random.default_rng(1).uniform(-1, 2, (5, 6, 6, 2)).astype(np.float32)
+    model = _model(conv_activation=conv_activation, first=first)
+    x = np.random.default_rng(1).uniform(-1, 2, (5, *FIRST_LAYERS[first][1])).astype(np.float32)
     result = explain(model, x, [-1] * len(x), rules=config + "\n")
-    layers = _dense_layers(model, x, conv_activation)
+    layers = _dense_layers(model, x, conv_activation, first)
     logits = layers[-1][0] @ layers[-1][1] + layers[-1][2]
     R = np.eye(4)[result.targets] * logits
     rule_name = case.split("-")[0] if case != "alpha2beta1" else "alpha-beta"

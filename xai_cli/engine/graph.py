@@ -174,6 +174,8 @@ def _inline(model, input_ids: list[int], builder: Builder) -> list[int]:
             inputs = [ids[id(t)] for t in node.input_tensors]
             if isinstance(layer, keras.Model):
                 outputs = _inline(layer, inputs, builder)
+            elif isinstance(layer, keras.layers.TimeDistributed):
+                outputs = [_time_distributed(layer, inputs[0], node, builder)]
             else:
                 outputs = [builder.add_layer(layer, inputs, node)]
                 builder.nodes.append(padding.Node(layer, inputs, outputs, [
@@ -183,6 +185,22 @@ def _inline(model, input_ids: list[int], builder: Builder) -> list[int]:
                                f"{len(node.outputs)} outputs; only single-output layers are supported")
             ids.update({id(t): o for t, o in zip(node.outputs, outputs)})
     return [ids[id(t)] for t in model.outputs]
+
+
+def _time_distributed(layer, source: int, node, builder: Builder) -> int:
+    """``TimeDistributed(inner)``: the inner layer's (or model's) ops, each run on every
+    step as on a batch of its own (:meth:`Builder.per_step`)."""
+    steps = node.input_tensors[0].shape[1]
+    if steps is None:
+        raise XaiError(f"layer '{layer.name}' (TimeDistributed) takes any number of steps; "
+                       "xai needs a fixed input size")
+    start, inner = len(builder.ops), layer.layer
+    if isinstance(inner, keras.Model):
+        (out,) = _inline(inner, [source], builder)
+    else:
+        out = builder.add_layer(inner, [source])
+    builder.per_step(layer, start, steps)
+    return out
 
 
 def _strip_softmax(ops: list[Op], output: int):

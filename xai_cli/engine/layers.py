@@ -69,6 +69,14 @@ class Op:
     mechanism: attention.Mechanism | None = None
 
 
+def _per_step(forward: Forward, steps: int) -> Forward:
+    """``forward`` on tensors ``(N, steps, ...)``, run on ``(N * steps, ...)``."""
+    def run(xs, params):
+        z = forward([ops.reshape(x, (-1, *x.shape[2:])) for x in xs], params)
+        return ops.reshape(z, (-1, steps, *z.shape[1:]))
+    return run
+
+
 def _with_bias(linear: Callable) -> Forward:
     """``linear(x, kernel)`` plus the bias."""
     def forward(xs, params):
@@ -176,6 +184,23 @@ class Builder:
                            keeps_nonnegative, mechanism))
         return out
 
+    def per_step(self, layer, start: int, steps: int) -> None:
+        """Make the ops from ``start`` on, those of the layer inside the TimeDistributed
+        ``layer``, take and give tensors with a time axis ``(N, steps, ...)``: each op folds
+        the steps into the batch, runs as on a batch of its own, and unfolds them again.
+        The graph's tensors keep one row per input, so that the rules' statistics of an
+        input (a relative epsilon) are the clip's, and a convolution and its
+        BatchNormalization meet to be folded into one."""
+        for op in self.ops[start:]:
+            if op.kind in (RECURRENT, ATTENTION, CONSTANT):
+                raise XaiError(f"layer '{layer.name}' (TimeDistributed) wraps '{op.layer}' "
+                               f"({op.layer_type}); xai explains TimeDistributed layers without "
+                               "recurrent or attention layers inside")
+            op.forward = _per_step(op.forward, steps)
+            if op.linear_forward is not None:
+                op.linear_forward = _per_step(op.linear_forward, steps)
+            op.input_vjp = None
+
     def add_layer(self, layer, inputs: list[int], node=None) -> int:
         """Emit the ops of one Keras layer; returns the output tensor id. ``node`` is the
         Keras node of the call (its arguments), for layers whose call takes options."""
@@ -204,9 +229,18 @@ def _check_layout(layer):
         raise XaiError(f"layer '{layer.name}' ({type(layer).__name__}) uses data_format "
                        f"'{layer.data_format}'; only channels_last is supported")
     if type(layer).__name__ == "BatchNormalization" \
-            and layer.axis not in (-1, len(layer.output.shape) - 1):
+            and layer.axis not in (-1, _last_axis(layer)):
         raise XaiError(f"layer '{layer.name}' (BatchNormalization) normalises axis {layer.axis}; "
                        "only the channel axis (last) is supported")
+
+
+def _last_axis(layer) -> int:
+    """The index of the layer's last axis, the batch included. A layer inside a
+    TimeDistributed was never called on a tensor of the model: its input spec knows."""
+    try:
+        return len(layer.output.shape) - 1
+    except AttributeError:
+        return getattr(layer.input_spec, "ndim", 0) - 1
 
 
 def _conv_transpose(layer):
@@ -276,7 +310,7 @@ def _layernorm(b: Builder, layer, inputs):
     """Standardisation (linear once its scale is held constant, Ali et al. 2022), then
     the learned element-wise affine map as a linear layer."""
     axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
-    if axis not in (-1, len(layer.output.shape) - 1, (-1,), (len(layer.output.shape) - 1,)) \
+    if axis not in (-1, _last_axis(layer), (-1,), (_last_axis(layer),)) \
             or layer.rms_scaling:
         raise XaiError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis}"
                        f"{' with RMS scaling' if layer.rms_scaling else ''}; only plain "
