@@ -151,14 +151,15 @@ class Evaluation:
 def evaluate(model: keras.Model | str | Path, x: Inputs,
              methods: Sequence[str] = ("lrp",), *, rules: str | None = None,
              target: Target = "top1", preprocess: str | None = None,
-             perturb: tuple[int, int] = (9, 9), steps: int | None = None, order: str = "morf",
+             perturb: tuple[int, ...] | None = None, steps: int | None = None, order: str = "morf",
              replace: Sequence[str] = (), lerf: bool = False, score: str = "logit",
              batch_size: int = 32, seed: int = 0,
              params: Mapping[str, Mapping[str, object]] | None = None,
              vocab: str | Path | None = None, max_tokens: int | None = None) -> Evaluation:
     """Perturbation curves and AOPC of each method against the random order, as ``xai
-    evaluate`` measures them (the same options; seeded, so the same numbers); ``replace``
-    defaults to the kind's first protocol (uniform for images, zero for documents);
+    evaluate`` measures them (the same options; seeded, so the same numbers); ``perturb``
+    defaults to the kind's patch (9x9 for images, 2x9x9 for clips), ``replace`` to its
+    first protocol (uniform for images and clips, zero for documents);
     ``params`` gives methods their parameters: ``{method: {name: value}}``."""
     params = params or {}
     unknown = set(params) - set(methods)
@@ -170,7 +171,7 @@ def evaluate(model: keras.Model | str | Path, x: Inputs,
                                params=params.get(m), vocab=vocab, max_tokens=max_tokens)
                   for m in dict.fromkeys(methods)}
     kind = next(iter(explainers.values())).kind
-    options = kind.evaluation(EvaluateOptions(tuple(explainers), tuple(perturb), steps, order,
+    options = kind.evaluation(EvaluateOptions(tuple(explainers), perturb and tuple(perturb), steps, order,
                                               tuple(dict.fromkeys(replace)), score, lerf))
     batch = kind.convert(x, batch_size)
     targets = _targets(target, len(batch), graph.num_classes)

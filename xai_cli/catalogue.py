@@ -31,6 +31,8 @@ METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 
 REPLACEMENTS = ("uniform", "mean", "blur", "road")   # what replaces a perturbed image region
 WORD_REPLACEMENTS = ("zero", "unknown", "pad")    # what a deleted word becomes (text models)
+CLIP_REPLACEMENTS = REPLACEMENTS[:3]               # a clip's space-time patch: ROAD is images'
+
 
 
 def builtin_configs() -> list[str]:

@@ -59,6 +59,8 @@ class Options:
     lines: bool = False
     vocab: str | None = None
     max_tokens: int | None = None
+    frames: str | None = None      # a video model's frames: N or A:B (--frames)
+    stride: int | None = None      # ... every S-th of them (--stride)
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
 
 
@@ -147,6 +149,8 @@ class Session:
         identity = {"model": parts.file_digest(self.options.model),
                     "rules": self.composite.fingerprint(),
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
+                    **({"frames": [self.options.frames, self.options.stride]}
+                       if self.options.frames or self.options.stride else {}),
                     "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
                     "inputs": len(self.listing), "shard": self.options.shard,

@@ -44,7 +44,7 @@ def test_the_kind_is_chosen_from_the_graph(image, document):
     assert type(image) is Image and type(document) is Document
     signal = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3),
                                keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
-    with pytest.raises(XaiError, match=r"input shape \(20, 3\) is not an image \(H, W, C\) or a "
+    with pytest.raises(XaiError, match=r"input shape \(20, 3\) is not an image \(H, W, C\), a "
                                        "text model's"):
         kinds.of(build_graph(signal))
 

@@ -104,6 +104,15 @@ def data_options(fn: F) -> F:
                           "length reads whole documents without it (up to 100,000 tokens; a "
                           "longer one is refused); a fixed-length model reads at most its "
                           "length."),
+        click.option("--frames", metavar="N|A:B",
+                     help="Video models: the frames of a clip the model's steps are taken from: "
+                          "the first N, or A to B-1 (counted from 0). Default: the whole clip. "
+                          "A clip with more frames than the model takes gives it frames spread "
+                          "evenly over that range (or every --stride-th from its start); one "
+                          "with fewer has its last frame repeated. The record lists the frames "
+                          "the model saw."),
+        click.option("--stride", type=click.IntRange(min=1), metavar="S",
+                     help="Video models: take every S-th frame (default: spread evenly)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
                      show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
                                              "it sees one)."),
@@ -161,13 +170,17 @@ def clusters_count(ctx: click.Context, param: click.Parameter, value: str) -> in
     raise click.BadParameter(f"expected 'auto' or a number, got '{value}'")
 
 
-def patch_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+def patch_size(ctx: click.Context, param: click.Parameter, value: str | None
+               ) -> tuple[int, ...] | None:
+    if value is None:
+        return None
     parts = value.lower().split("x")
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"expected HxW (e.g. 9x9) or one size, got '{value}'")
-    return int(parts[0]), int(parts[1])
+    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"expected HxW (e.g. 9x9), one size, or TxHxW for a clip "
+                                 f"(e.g. 2x9x9), got '{value}'")
+    return tuple(int(p) for p in parts)
 
 
 def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -> Callable[[F], F]:
@@ -181,8 +194,11 @@ def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -
 
     def decorate(fn):
         options = [
-            click.option("--perturb", default="9x9", show_default=True, callback=patch_size,
-                         help="Patch size HxW of the non-overlapping regions that are perturbed."),
+            click.option("--perturb", callback=patch_size, metavar="HxW|TxHxW",
+                         help="Size of the non-overlapping regions that are perturbed: HxW "
+                              "pixels of an image (default 9x9), TxHxW frames and pixels of a "
+                              "clip (default 2x9x9; 1xHxW with the frame's size deletes whole "
+                              "frames)."),
             click.option("--steps", type=click.IntRange(min=0),
                          help="Perturbation steps (one patch each). Default: all patches, at "
                               "most 100."),

@@ -194,29 +194,33 @@ def unique_stem(base: str, taken: set[str]) -> str:
     return stem
 
 
-def _open_npy(path: str) -> np.ndarray:
+def open_npy(path: str) -> np.ndarray:
     """The array in a .npy file, memory-mapped (only its header is read here)."""
     with _NPY_OPEN:
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def _npy_count(path: str) -> int | None:
+def _npy_count(path: str, axes: str) -> int | None:
+    """How many inputs the array holds: None for one input of ``axes`` (``H,W,C``), N for
+    a batch ``(N, ...)``."""
     try:
-        shape = _open_npy(path).shape
+        shape = open_npy(path).shape
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"not a readable .npy array: {exc}") from None
-    if len(shape) == 3:
+    rank = axes.count(",") + 1
+    if len(shape) == rank:
         return None
-    if len(shape) == 4 and shape[0] > 0:
+    if len(shape) == rank + 1 and shape[0] > 0:
         return shape[0]
-    raise InputError(f"expected (H,W,C) or (N,H,W,C) array, got shape {shape}")
+    raise InputError(f"expected ({axes}) or (N,{axes}) array, got shape {shape}")
 
 
 def _lines(stdin: TextIO | None) -> list[str]:
     return [line.rstrip("\r\n") for line in (stdin or []) if line.strip()]
 
 
-def discover(args: Sequence[str], stdin: TextIO | None = None
+def discover(args: Sequence[str], stdin: TextIO | None = None,
+             expand: Callable[[str], tuple[list[str], str | None]] = _expand, axes: str = "H,W,C"
              ) -> tuple[list[InputItem], list[tuple[str, str]]]:
     """Inputs named on the command line.
 
@@ -226,6 +230,11 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
         Files, folders (searched recursively for images and ``.npy``), glob patterns,
         or ``-`` for one path per line on ``stdin``.
     stdin : text file, optional
+    expand : callable
+        One argument's paths and the problem if it names none (another kind's inputs:
+        :mod:`~xai_cli.io.clips`).
+    axes : str
+        An input's axes, which a ``.npy`` array holds, or a batch of them.
 
     Returns
     -------
@@ -238,7 +247,7 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
     """
     paths, problems = [], []
     for name in (line for arg in args for line in (_lines(stdin) if arg == "-" else [arg])):
-        found, problem = _expand(name)
+        found, problem = expand(name)
         paths.extend(found)
         if problem:
             problems.append((name, problem))
@@ -252,9 +261,9 @@ def discover(args: Sequence[str], stdin: TextIO | None = None
         if key in seen:
             continue
         seen.add(key)
-        base = sanitise(Path(path).stem)
+        base = sanitise(Path(path).stem if os.path.isfile(path) else Path(path).name)
         try:
-            count = _npy_count(path) if _is_npy(path) else None
+            count = _npy_count(path, axes) if _is_npy(path) else None
         except InputError as exc:
             problems.append((path, str(exc)))
             continue
@@ -307,7 +316,7 @@ def shard_size(total: int, size: int, shard: tuple[int, int] | None) -> int:
     return count + (last if last and full % n == k - 1 else 0)
 
 
-def _open(path: str, channels: int) -> Image.Image:
+def open_image(path: str, channels: int) -> Image.Image:
     """Decoded image, converted to grey or RGB."""
     try:
         if os.path.getsize(path) == 0:
@@ -317,7 +326,7 @@ def _open(path: str, channels: int) -> Image.Image:
                 raise InputError(f"image is {image.width} x {image.height} pixels, larger than "
                                  f"the {MAX_PIXELS / 1e6:g}-megapixel limit")
             image.load()
-            image = _convert(image, channels)
+            image = convert(image, channels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"image is larger than the {MAX_PIXELS / 1e6:g}-megapixel limit") from None
     except UnidentifiedImageError:
@@ -331,7 +340,8 @@ def _open(path: str, channels: int) -> Image.Image:
     return image
 
 
-def _convert(image: Image.Image, channels: int) -> Image.Image:
+def convert(image: Image.Image, channels: int) -> Image.Image:
+    """A decoded picture as grey (``channels`` 1) or RGB; transparency over black."""
     if image.mode == "I" or image.mode.startswith("I;16"):
         image = Image.fromarray(np.clip(np.asarray(image, np.float64) / 257, 0, 255).astype(np.uint8))
     elif image.mode == "F":
@@ -380,26 +390,46 @@ def load(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocess
     if _is_npy(item.source):
         return _load_array(item, tuple(shape), preprocessing)
     height, width, channels = shape
+    check_pictures(channels, preprocessing)
+    image = open_image(item.source, channels)
+    fit = Fit.of(resize, image.size, (width, height))
+    return Sample(item, *fitted(image, fit, channels, preprocessing), fit)
+
+
+def check_pictures(channels: int, preprocessing: Preprocessing) -> None:
+    """Refuse pictures for a model or preprocessing that cannot take any."""
     if channels not in (1, 3):
         raise XaiError(f"the model takes {channels}-channel inputs; images give 1 or 3 "
                        "channels: pass preprocessed .npy arrays")
     if preprocessing.name == "none":
         raise XaiError("--preprocess none is only for .npy inputs; images need a preset")
-    image = _open(item.source, channels)
-    fit = Fit.of(resize, image.size, (width, height))
+
+
+def fitted(image: Image.Image, fit: Fit, channels: int, preprocessing: Preprocessing
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded picture as the model's input ``(H, W, C)``, preprocessed, and as the RGB
+    picture drawn under its heatmaps."""
+    width, height = fit.size
     pixels = np.asarray(fit.apply(image), np.float32).reshape(height, width, channels)
-    return Sample(item, preprocessing.apply(pixels), _rgb(pixels), fit)
+    return preprocessing.apply(pixels), _rgb(pixels)
 
 
 def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
     try:
-        array = _open_npy(item.source)
+        array = open_npy(item.source)
         if item.index is not None:
             array = array[item.index]
     except (OSError, ValueError, EOFError, IndexError) as exc:
         raise InputError(f"not a readable .npy array: {exc}") from None
     if array.shape != shape:
         raise InputError(f"array shape {array.shape} does not match the model input {shape}")
+    return Sample(item, *array_input(array, preprocessing), Fit.identity((shape[1], shape[0])))
+
+
+def array_input(array: np.ndarray, preprocessing: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """An already preprocessed array as the model's input, checked, and as the RGB
+    picture drawn under its heatmaps (the preprocessing inverted; for ``none``, the
+    array's own range stretched)."""
     if array.dtype.kind not in "fiu":
         raise InputError(f"array dtype {array.dtype} is not a real number type")
     x = np.array(array, np.float32)
@@ -411,7 +441,7 @@ def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Pre
         pixels = (x - x.min()) / (x.max() - x.min()) * 255
     else:
         pixels = np.zeros_like(x)
-    return Sample(item, x, _rgb(pixels), Fit.identity((shape[1], shape[0])))
+    return x, _rgb(pixels)
 
 
 def worker_threads() -> int:

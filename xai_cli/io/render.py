@@ -221,14 +221,14 @@ def grid(display: np.ndarray, panels: list[Panel], file: str | Path | BinaryIO,
         if panel:
             bar = figure.add_axes((left / size[0], (_PAD + 0.25) / size[1], width / size[0],
                                    0.12 / size[1]))
-            _colour_bar(bar, panel)
+            colour_bar(bar, panel)
         left += width + _PAD
     if title:
         figure.suptitle(title, fontsize=11, y=1 - 0.1 / size[1], va="top")
     figure.savefig(file, format="png")
 
 
-def _colour_bar(axes, panel: Panel) -> None:
+def colour_bar(axes, panel: Panel) -> None:
     """The panel's colour map from end to end, labelled with the relevance at its ends."""
     lut = _lut(panel.cmap, panel.signed)
     axes.imshow(lut[None], aspect="auto", interpolation="nearest", extent=(0, 1, 0, 1))

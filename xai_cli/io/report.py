@@ -25,6 +25,7 @@ from ..errors import XaiError
 from .outputs import atomic_write
 
 RECORDS = "records"
+CARD_FIGURES = ((".time.png", "relevance over time"),)   # an input's pictures besides its maps
 EVALUATE_FIGURES = (("curves.png", "perturbation curves"),
                     ("sanity.png", "sanity check: cascading randomisation"))
 EVALUATE_TABLES = ("summary.csv", "comparisons.csv", "curves.csv", "decisions.csv",
@@ -101,14 +102,17 @@ def _relative(path: str, present: set[str]) -> str | None:
 def _card(record: dict, present: set[str]) -> dict:
     """The record as the page shows it: ``outputs`` replaced by its thumbnail and a heatmap
     per method, as URLs relative to the page (a document's word heatmaps also by the HTML
-    page each links to)."""
+    page each links to; a clip's animated heatmaps, and its relevance over time among
+    ``figures``)."""
     card = dict(record)
     files = [f for f in (_relative(p, present) for p in card.pop("outputs", ())) if f]
     thumb = next((f for f in files if f.startswith("thumbs/")), None)
     card["thumb"] = thumb and quote(thumb)
     methods = card.get("relevance_sum") or card.get("aopc") or {}   # explain or evaluate
     card["maps"] = [[method, quote(f)] for method in methods
-                    for f in files if f.endswith(f".{method}.png")]
+                    for f in files if f.endswith((f".{method}.png", f".{method}.gif"))]
+    card["figures"] = [[caption, quote(f)] for suffix, caption in CARD_FIGURES
+                       for f in files if f.endswith(suffix)]
     card["pages"] = {method: quote(f) for method in methods
                      for f in files if f.endswith(f".{method}.html")}
     return card

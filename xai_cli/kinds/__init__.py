@@ -10,10 +10,11 @@ from __future__ import annotations
 from ..engine.graph import Graph
 from ..errors import XaiError
 from .base import InputKind
+from .clip import Clip
 from .document import Document
 from .image import Image
 
-KINDS: tuple[type[InputKind], ...] = (Image, Document)   # the first that fits a graph wins
+KINDS: tuple[type[InputKind], ...] = (Image, Document, Clip)   # the first that fits a graph wins
 
 
 def of(graph: Graph) -> InputKind:
@@ -21,5 +22,6 @@ def of(graph: Graph) -> InputKind:
     for kind in KINDS:
         if kind.fits(graph):
             return kind(graph, KINDS)
-    raise XaiError(f"model input shape {graph.input_shape} is not "
-                   + " or ".join(k.shape for k in KINDS))
+    shapes = [k.shape for k in KINDS]
+    raise XaiError(f"model input shape {graph.input_shape} is not {', '.join(shapes[:-1])} or "
+                   f"{shapes[-1]}")

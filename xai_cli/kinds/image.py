@@ -8,6 +8,7 @@ perturbation, :mod:`~xai_cli.measures.faithfulness`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ..measures import faithfulness, perturbation
 from .base import Batch, ExplainOptions, InputKind
 
 PHOTO_SIZE = (500, 375)   # width, height of xai bench's made-up photos
+DEFAULT_PATCH = (9, 9)
 
 
 def pixels(relevance: np.ndarray) -> np.ndarray:
@@ -49,6 +51,11 @@ class Image(InputKind):
         if given:
             raise XaiError(f"--{given[0]} is for text models; "
                            f"model input shape {self.graph.input_shape} is not a text model's")
+        clip_options = [name for name, value in (("frames", options.frames),
+                                                 ("stride", options.stride)) if value is not None]
+        if clip_options:
+            raise XaiError(f"--{clip_options[0]} is for video models; "
+                           f"model input shape {self.graph.input_shape} is an image model's")
         self.preprocessing = preprocess.first_given(composite.preprocess, options.preprocess,
                                                     options.scale, options.mean, options.std)
         self.resize = options.resize
@@ -169,6 +176,11 @@ class Image(InputKind):
         return [save_thumbnail(out, sample.item.stem, sample.display)]
 
     def evaluation(self, options, masks=False, heatmaps=False):
+        if options.perturb is None:
+            options = dataclasses.replace(options, perturb=DEFAULT_PATCH)
+        if len(options.perturb) != 2:
+            raise XaiError(f"--perturb {'x'.join(map(str, options.perturb))} is a clip's patch; "
+                           "an image's is HxW (e.g. 9x9)")
         options = super().evaluation(options, masks, heatmaps)
         self._valid_range(options)   # refused before anything is written
         return options

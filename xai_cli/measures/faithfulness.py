@@ -36,7 +36,7 @@ class EvaluateOptions:
     """What to measure; checked on construction so that every caller gets the same errors."""
 
     methods: tuple[str, ...] = ("lrp",)
-    perturb: tuple[int, int] = (9, 9)
+    perturb: tuple[int, ...] | None = (9, 9)   # a patch, HxW or TxHxW; None: the kind's default
     steps: int | None = None
     order: str = "morf"
     replace: tuple[str, ...] = ("uniform",)
@@ -92,9 +92,10 @@ def checked_valid_range(preprocessing: Preprocessing, channels: int, options: Ev
     return valid_range
 
 
-def steps_for(shape_hw: tuple[int, int], options: EvaluateOptions) -> int:
-    """``--steps``, by default the number of patches (at most 100)."""
-    _, patches = pa.patch_ids(shape_hw, options.perturb)
+def steps_for(shape: tuple[int, ...], options: EvaluateOptions) -> int:
+    """``--steps``, by default the number of patches of an input of ``shape`` (H, W or
+    T, H, W; at most 100)."""
+    _, patches = pa.patch_ids(shape, options.perturb)
     steps = min(patches, 100) if options.steps is None else options.steps
     if steps < 0:
         raise XaiError(f"--steps must be >= 0, got {steps}")
@@ -198,7 +199,7 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     explainers : method name -> compiled explainer; a random-order baseline is added.
     scorer : ``scorer(batch) -> (B, classes)`` pre-softmax scores, e.g. `Scorer`; it scores
         the perturbed copies.
-    x : (N, H, W, C) preprocessed inputs.
+    x : (N, H, W, C) preprocessed inputs, or clips (N, T, H, W, C).
     targets : (N,) class to explain and score, -1 for the top-1 class.
     index : (N,) positions of the inputs in the whole run; with ``seed`` they seed the
         randomness, so results do not depend on batching.
@@ -217,8 +218,8 @@ def evaluate_batch(explainers: Mapping[str, Explainer], scorer: Scorer, x: np.nd
     x, index = x[rows], index[rows]
     if not len(rows):
         return BatchResult(options, targets, {}, {}, rows, faults)
-    steps = steps_for(x.shape[1:3], options)
-    ids, patches = pa.patch_ids(x.shape[1:3], options.perturb)
+    steps = steps_for(x.shape[1:-1], options)
+    ids, patches = pa.patch_ids(x.shape[1:-1], options.perturb)
     by_patch = {m: pa.patch_scores(r, options.perturb) for m, r in relevance.items()}
     if options.baseline:
         by_patch[RANDOM] = np.zeros((len(x), patches))

@@ -24,42 +24,46 @@ from .imputation import NoisyLinearImputation
 ORDERS = ("morf", "lerf", "random")
 
 
-def patch_ids(shape_hw: tuple[int, int], patch: tuple[int, int]) -> tuple[np.ndarray, int]:
-    """Map every pixel to its patch.
+def patch_ids(shape: tuple[int, ...], patch: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Map every position to its patch.
 
     Parameters
     ----------
-    shape_hw : (H, W) of the input.
-    patch : (ph, pw) patch size, tiled from the top-left; edge patches are clipped.
+    shape : (H, W) of an image, or (T, H, W) of a clip.
+    patch : patch size, one per axis of ``shape`` (ph, pw or pt, ph, pw), tiled from the
+        first position; edge patches are clipped.
 
     Returns
     -------
-    ids : (H, W) int array, patch id ``row * ncols + col`` over the patch grid.
-    count : number of patches P = ceil(H / ph) * ceil(W / pw).
+    ids : int array of ``shape``, the patch id in row-major order over the patch grid
+        (``row * ncols + col`` for an image).
+    count : number of patches, the product of ``ceil(size / patch)`` over the axes.
     """
-    (h, w), (ph, pw) = shape_hw, patch
-    if ph < 1 or pw < 1:
-        raise ValueError(f"patch size must be positive, got {ph}x{pw}")
-    columns = -(-w // pw)
-    ids = (np.arange(h)[:, None] // ph) * columns + np.arange(w)[None, :] // pw
-    return ids, -(-h // ph) * columns
+    if len(shape) != len(patch):
+        raise ValueError(f"patch {'x'.join(map(str, patch))} does not tile a {len(shape)}-D input")
+    if min(patch) < 1:
+        raise ValueError(f"patch size must be positive, got {'x'.join(map(str, patch))}")
+    grid = tuple(-(-n // p) for n, p in zip(shape, patch))
+    cells = np.meshgrid(*(np.arange(n) // p for n, p in zip(shape, patch)), indexing="ij")
+    return np.ravel_multi_index(cells, grid), int(np.prod(grid))
 
 
-def patch_scores(relevance: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
+def patch_scores(relevance: np.ndarray, patch: tuple[int, ...]) -> np.ndarray:
     """Relevance per patch.
 
     Parameters
     ----------
-    relevance : (N, H, W, C) or (N, H, W) array; summed over channels first.
-    patch : (ph, pw) patch size, as in `patch_ids`.
+    relevance : (N, *shape, C) or (N, *shape) array (shape (H, W) or (T, H, W)); summed
+        over channels first.
+    patch : patch size, as in `patch_ids`.
 
     Returns
     -------
     (N, P) float64 array of relevance summed over each patch.
     """
-    r = relevance.sum(axis=-1) if relevance.ndim == 4 else relevance
+    r = relevance.sum(axis=-1) if relevance.ndim == len(patch) + 2 else relevance
     ids, count = patch_ids(r.shape[1:], patch)
-    offsets = (np.arange(len(r)) * count)[:, None, None] + ids[None]
+    offsets = (np.arange(len(r)) * count).reshape(-1, *[1] * ids.ndim) + ids[None]
     return np.bincount(offsets.ravel(), weights=r.astype(np.float64).ravel(),
                        minlength=len(r) * count).reshape(len(r), count)
 
@@ -96,11 +100,11 @@ def pixel_ranks(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     order : (N, P) patch ids from `patch_order`.
-    ids : (H, W) patch id map from `patch_ids`.
+    ids : patch id map from `patch_ids`, (H, W) or (T, H, W).
 
     Returns
     -------
-    (N, H, W) int array, the rank of each pixel's patch in ``order`` (0 = first).
+    (N, *ids.shape) int array, the rank of each pixel's patch in ``order`` (0 = first).
     """
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
@@ -108,11 +112,12 @@ def pixel_ranks(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur over axes 1 and 2 (truncated at 3 sigma, reflect padding)."""
+    """Separable Gaussian blur over height and width, the axes before the channels (each
+    frame of a clip on its own; truncated at 3 sigma, reflect padding)."""
     radius = max(1, int(3 * sigma))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel /= kernel.sum()
-    for axis in (1, 2):
+    for axis in (x.ndim - 3, x.ndim - 2):
         pad = [(0, 0)] * x.ndim
         pad[axis] = (radius, radius)
         padded = np.moveaxis(np.pad(x, pad, mode="reflect"), axis, 0)
@@ -131,17 +136,18 @@ def replacement_values(x: np.ndarray, mode: str,
 
     Parameters
     ----------
-    x : (N, H, W, C) inputs.
+    x : (N, H, W, C) inputs, or clips (N, T, H, W, C).
     mode : 'uniform' (per pixel and channel, uniform in the channel's valid range),
-        'mean' (per-image per-channel mean), 'blur' (Gaussian-blurred copy of ``x``) or
-        'road' (noisy linear imputation from the pixels that are not removed).
+        'mean' (per-input per-channel mean), 'blur' (Gaussian-blurred copy of ``x``, frame
+        by frame) or 'road' (noisy linear imputation from the pixels that are not
+        removed; images only).
     valid_range : (low, high), scalars or (C,) arrays; needed by 'uniform' only.
     rngs : one generator per image, used by 'uniform' and 'road' only.
     sigma : standard deviation of the blur in pixels (> 0); used by 'blur' only.
 
     Returns
     -------
-    (N, H, W, C) float32 array; for 'road' a `NoisyLinearImputation`, which gives the
+    float32 array shaped like ``x``; for 'road' a `NoisyLinearImputation`, which gives the
     values for the pixels removed at a step.
     """
     if mode == "uniform":
@@ -154,7 +160,8 @@ def replacement_values(x: np.ndarray, mode: str,
         low, high = (np.asarray(v, np.float64) for v in valid_range)
         return np.stack([rng.uniform(low, high, x.shape[1:]) for rng in rngs]).astype(np.float32)
     if mode == "mean":
-        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True, dtype=np.float64),
+        return np.broadcast_to(x.mean(axis=tuple(range(1, x.ndim - 1)), keepdims=True,
+                                      dtype=np.float64),
                                x.shape).astype(np.float32)
     if mode == "blur":
         if sigma <= 0:
@@ -172,12 +179,12 @@ def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
     Parameters
     ----------
-    score_fn : ``score_fn(batch, image_index) -> (B,)`` scores a (B, H, W, C) batch of
-        perturbed copies; ``image_index`` (B,) says which image of ``x`` each row is from,
-        so the caller can score each image's own target.
-    x : (N, H, W, C) inputs.
-    ranks : (N, H, W) pixel ranks from `pixel_ranks`.
-    replacement : (N, H, W, C) values from `replacement_values`, or a
+    score_fn : ``score_fn(batch, image_index) -> (B,)`` scores a batch of perturbed
+        copies; ``image_index`` (B,) says which image of ``x`` each row is from, so the
+        caller can score each image's own target.
+    x : (N, H, W, C) inputs, or clips (N, T, H, W, C).
+    ranks : (N, H, W) or (N, T, H, W) pixel ranks from `pixel_ranks`.
+    replacement : values shaped like ``x`` from `replacement_values`, or a
         `NoisyLinearImputation` that gives them for each step's removed pixels.
     steps : number of perturbation steps L >= 0. Steps beyond the number of patches
         repeat the fully perturbed input, so the curve always has L + 1 columns.
@@ -194,7 +201,7 @@ def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
     scores = np.empty(len(image), np.float64)
     for start in range(0, len(image), chunk):
         i, k = image[start:start + chunk], step[start:start + chunk]
-        removed = ranks[i] < k[:, None, None]
+        removed = ranks[i] < k.reshape(-1, *[1] * (ranks.ndim - 1))
         values = replacement(i, removed) if callable(replacement) else replacement[i]
         scores[start:start + chunk] = score_fn(np.where(removed[..., None], values, x[i]), i)
     return scores.reshape(n, steps + 1)
@@ -205,7 +212,7 @@ def fraction_perturbed(ranks: np.ndarray, steps: int) -> np.ndarray:
 
     Parameters
     ----------
-    ranks : (N, H, W) pixel ranks from `pixel_ranks`.
+    ranks : (N, H, W) or (N, T, H, W) pixel ranks from `pixel_ranks`.
     steps : number of steps L, as in `perturbation_curves`.
 
     Returns

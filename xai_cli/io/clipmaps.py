@@ -1,0 +1,125 @@
+"""A clip's relevance as pictures: a frame grid, animated heatmaps, relevance over time.
+
+Every picture of one clip and method shares one colour scale over all its frames
+(:func:`~xai_cli.io.render.heatmap` of the whole clip at once), so that a frame that
+looks hotter is hotter. Relevance over time is the summed positive and negative
+relevance of each frame, as Samek et al. (2017, Fig. 2 C) show it for an action video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from . import render
+
+CELL = (64, 128)      # pixels: a grid cell's shorter side at least, its longer side at most
+ANIMATION_SIDE = 160  # pixels: an animated heatmap's frame, shorter side at least
+FRAME_MS = 125.0      # time between frames of an animation when the clip does not say
+GAP = 2               # pixels between the cells of a grid row
+
+
+def cells(frames: np.ndarray, sizes: tuple[int, int] = CELL) -> np.ndarray:
+    """Frames ``(T, H, W, 3)`` at a size that reads in a grid: small ones repeated pixel
+    for pixel, large ones shrunk."""
+    height, width = frames.shape[1:3]
+    if min(height, width) < sizes[0]:
+        return np.stack([render.upscale(f, sizes[0]) for f in frames])
+    if max(height, width) <= sizes[1]:
+        return frames
+    factor = sizes[1] / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
+
+
+def _row(frames: np.ndarray) -> np.ndarray:
+    """Frames side by side with a white gap."""
+    gap = np.full((frames.shape[1], GAP, 3), 255, np.uint8)
+    return np.concatenate([part for f in frames for part in (f, gap)][:-1], axis=1)
+
+
+def grid(display: np.ndarray, panels: Sequence[render.Panel], frames: Sequence[int],
+         file: str | BinaryIO, title: str | None = None) -> None:
+    """A PNG of the clip's frames in a row and, below, a row of heatmaps per method
+    (``panel.image`` holds the method's heatmaps ``(T, H, W, 3)``), each row with its
+    colour bar; the frames are numbered as in the clip."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    rows = [_row(cells(display)), *(_row(cells(p.image)) for p in panels)]
+    cell_width = cells(display[:1]).shape[2]
+    dpi, label, bar, pad, top = 100, 0.9, 1.4, 0.1, 0.35 if title else 0.1
+    height, width = rows[0].shape[0] / dpi, rows[0].shape[1] / dpi
+    size = (label + width + bar + 3 * pad, top + len(rows) * (height + 0.3) + pad)
+    figure = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(figure)
+    for r, (image, panel) in enumerate(zip(rows, [None, *panels])):
+        bottom = size[1] - top - (r + 1) * (height + 0.3)
+        axes = figure.add_axes(((label + pad) / size[0], bottom / size[1], width / size[0],
+                                height / size[1]))
+        axes.imshow(image, interpolation="nearest")
+        axes.set_yticks([])
+        axes.set_ylabel("clip" if panel is None else panel.name, rotation=0, ha="right",
+                        va="center", fontsize=10)
+        centres = [(cell_width + GAP) * i + cell_width / 2 for i in range(len(frames))]
+        axes.set_xticks(centres, [str(f) for f in frames] if panel is None else [], fontsize=7)
+        axes.tick_params(length=0, pad=1)
+        for side in axes.spines.values():
+            side.set_visible(False)
+        if panel is not None:
+            colour = figure.add_axes(((label + 2 * pad + width) / size[0],
+                                      (bottom + height / 2) / size[1], bar / size[0], 0.12 / size[1]))
+            render.colour_bar(colour, panel)
+    if title:
+        figure.suptitle(title, fontsize=11, y=1 - 0.08 / size[1], va="top")
+    figure.savefig(file, format="png")
+
+
+def animation(frames: np.ndarray, file: str | BinaryIO, frame_ms: float | None = None) -> None:
+    """An animated GIF of ``frames`` ``(T, H, W, 3)``, looping, small frames enlarged."""
+    shown = cells(frames, (ANIMATION_SIDE, 4 * ANIMATION_SIDE))
+    pictures = [Image.fromarray(f).quantize(255, Image.Quantize.MEDIANCUT) for f in shown]
+    pictures[0].save(file, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=round(frame_ms or FRAME_MS), loop=0, disposal=1)
+
+
+def side_by_side(display: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """Each frame ``(T, H, W, 3)`` with its heatmap to its right."""
+    gap = np.full((*display.shape[:2], GAP, 3), 255, np.uint8)
+    return np.concatenate([display, gap, heat], axis=2)
+
+
+def over_time(relevance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's summed positive and negative relevance, of ``(T, ...)``."""
+    flat = np.asarray(relevance, np.float64).reshape(len(relevance), -1)
+    return np.where(flat > 0, flat, 0).sum(axis=1), np.where(flat < 0, flat, 0).sum(axis=1)
+
+
+def time_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], frames: Sequence[int],
+              file: str | BinaryIO, title: str | None = None) -> None:
+    """A PNG of relevance over time: per method (one panel each, stacked), the positive
+    (red) and negative (blue) relevance of each frame, against the clip's frame numbers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(6.4, 0.6 + 1.9 * len(curves)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
+    steps = np.arange(len(frames))
+    for ax, (method, (positive, negative)) in zip(axes, curves.items()):
+        ax.fill_between(steps, 0, positive, color="#d62728", alpha=0.35, step="mid")
+        ax.plot(steps, positive, color="#d62728", drawstyle="steps-mid", label="positive")
+        if negative.any():
+            ax.fill_between(steps, 0, negative, color="#1f77b4", alpha=0.35, step="mid")
+            ax.plot(steps, negative, color="#1f77b4", drawstyle="steps-mid", label="negative")
+        ax.axhline(0, color="0.4", linewidth=0.6)
+        ax.set_ylabel(method, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1].set_xticks(steps, [str(f) for f in frames], fontsize=7)
+    axes[-1].set_xlabel("frame")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(file, format="png")
