@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import xai_cli
+from conftest import FIXTURES
 from xai_cli.cli import main
 
 L = keras.layers
@@ -127,12 +128,18 @@ def test_evaluate_perturbs_space_time_patches_and_whole_frames(models, clips, tm
 
 
 def test_clip_options_are_checked(models, clips, tmp_path):
-    digits = str(models[0]).replace("c3d", "frames")
+    digits = FIXTURES / "digits.keras"
     for args, message in (
-            (("evaluate", models[0], clips / "two.npy", "--perturb", "9x9"), "is an image's patch"),
+            (("evaluate", models[0], clips / "two.npy", "--perturb", "9x9"),
+             "--perturb 9x9 does not fit clips: theirs is TxHxW"),
+            (("explain", digits, FIXTURES / "digits", "--stride", "2"),
+             "--stride is for video models; model input shape (32, 32, 1) is an image model's"),
+            (("explain", models[1], clips / "two.npy", "--vocab", "v.txt"),
+             "--vocab is for text models; model input shape (6, 16, 16, 1) is a video model's"),
             (("evaluate", models[0], clips / "two.npy", "--replace", "road"), "road is for images"),
             (("explain", models[0], clips / "square.gif", "--frames", "5:2"), "holds no frame"),
-            (("spray", digits, clips / "two.npy", "--target", "0"), "xai spray works on image"),
+            (("spray", models[0], clips / "two.npy", "--target", "0"),
+             "xai spray works on image models; for a video model use xai explain or xai evaluate"),
     ):
         result, _ = run(*args, "-o", tmp_path)
         assert result.exit_code == 2 and message in result.stderr, result.stderr

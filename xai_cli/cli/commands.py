@@ -209,9 +209,10 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
 @main.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--arch", help="Instead of MODEL: a Keras application built with random weights "
-                             "(vgg16, resnet50, mobilenetv2, ...).")
-@click.option("--input-size", type=click.IntRange(min=8), default=224, show_default=True,
-              help="Input size for --arch.")
+                             "(vgg16, resnet50, mobilenetv2, ...), or c3d, the video network "
+                             "C3D (16 frames).")
+@click.option("--input-size", type=click.IntRange(min=8),
+              help="Input size for --arch (default 224; c3d: 112).")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp", "sa"), show_default=True,
               type=click.Choice(METHOD_NAMES))

@@ -42,6 +42,7 @@ ARCHITECTURES = {
     "mobilenet": "MobileNet", "mobilenetv2": "MobileNetV2", "densenet121": "DenseNet121",
     "inceptionv3": "InceptionV3", "xception": "Xception", "efficientnetb0": "EfficientNetB0",
 }
+CLIP_FRAMES = 16   # --arch c3d's clips (Tran et al. 2015)
 END_TO_END_BATCHES = 4
 MODEL_BOUND = 0.8  # below this share of the trivial model's rate, the model bounds a job
 
@@ -50,11 +51,32 @@ def _model(model_path, arch, input_size):
     if model_path:
         return load(model_path)
     import keras
-    if arch not in ARCHITECTURES:
-        raise XaiError(f"unknown --arch '{arch}'; expected one of {', '.join(ARCHITECTURES)}")
+    if arch not in (*ARCHITECTURES, "c3d"):
+        raise XaiError(f"unknown --arch '{arch}'; expected one of {', '.join(ARCHITECTURES)}, c3d")
     keras.utils.set_random_seed(0)
+    if arch == "c3d":
+        return _c3d(input_size or 112)
     return getattr(keras.applications, ARCHITECTURES[arch])(
-        weights=None, input_shape=(input_size, input_size, 3), classes=1000)
+        weights=None, input_shape=(input_size or 224, input_size or 224, 3), classes=1000)
+
+
+def _c3d(size: int):
+    """C3D (Tran et al. 2015), the video network of 3x3x3 convolutions: eight Conv3D in
+    five blocks, two dense layers of 4,096, 487 classes (Sports-1M); random weights."""
+    import keras
+    layers = keras.layers
+    inp = layers.Input((CLIP_FRAMES, size, size, 3))
+    h = inp
+    for block, (filters, convs) in enumerate(((64, 1), (128, 1), (256, 2), (512, 2), (512, 2))):
+        for _ in range(convs):
+            h = layers.Conv3D(filters, 3, padding="same", activation="relu")(h)
+        if block == 4:
+            h = layers.ZeroPadding3D((0, 1, 1))(h)
+        h = layers.MaxPooling3D((1, 2, 2) if block == 0 else 2)(h)
+    h = layers.Flatten()(h)
+    for _ in range(2):
+        h = layers.Dense(4096, activation="relu")(h)
+    return keras.Model(inp, layers.Dense(487)(h), name="c3d")
 
 
 def _medians(fns: dict, repeats: int) -> dict:
@@ -137,7 +159,8 @@ def run(model_path: str | None, arch: str | None, input_size: int, batch_size: i
         curves = _medians(dict(zip(("curves", "forwards"), timed)), repeats)
     result = {
         "backend": backend.NAME, "device": _device_name(), "model": model_path or arch,
-        "batch_size": batch_size, "input_shape": list(graph.input_shape), "repeats": repeats,
+        "batch_size": batch_size, "input_shape": list(graph.input_shape), "inputs": kind.plural,
+        "repeats": repeats,
         "peak_memory_mb": round(_peak_memory_mb(), 1),
         "methods": {name: {**_rate(t, batch_size),
                            "ratio_to_gradient": round(t / figures["gradient"], 3),
@@ -231,7 +254,7 @@ def table(result: dict) -> str:
     lines = [f"{result['model']}  input {tuple(result['input_shape'])}  batch {result['batch_size']}"
              f"  on {result['device']} ({result['backend']})  (median of {result['repeats']}; peak memory "
              f"{result['peak_memory_mb']} MB)",
-             f"{'method':40s} {'images/s':>10s} {'x gradient':>11s} {'x forward':>10s}"]
+             f"{'method':40s} {result['inputs'] + '/s':>10s} {'x gradient':>11s} {'x forward':>10s}"]
     for name, f in result["methods"].items():
         lines.append(f"{name:40s} {f['images_per_s']:10.2f} {f['ratio_to_gradient']:11.3f}"
                      f" {f['ratio_to_forward']:10.3f}")
@@ -248,9 +271,10 @@ def table(result: dict) -> str:
     job = result["end_to_end"]
     if job:
         trivial, model = job["trivial_model"]["images_per_s"], job["model"]["images_per_s"]
-        lines += [f"end to end, explain with {job['method']} on {job['files']} JPEG/PNG files "
+        files = f"GIF clips of {job['frames']} frames" if "frames" in job else "JPEG/PNG files"
+        lines += [f"end to end, explain with {job['method']} on {job['files']} {files} "
                   "of {}x{}:".format(*job["photo_size"]),
-                  f"  trivial model: {trivial:.2f} images/s (decode+render+write bound)",
-                  f"  {result['model']}: {model:.2f} images/s ("
+                  f"  trivial model: {trivial:.2f} {result['inputs']}/s (decode+render+write bound)",
+                  f"  {result['model']}: {model:.2f} {result['inputs']}/s ("
                   f"{'model' if model < MODEL_BOUND * trivial else 'input pipeline'} bound)"]
     return "\n".join(lines)

@@ -90,8 +90,9 @@ class InputKind(ABC):
     """A kind of model input, bound to one model's graph.
 
     Class attributes: ``name`` (``image``), ``plural`` (``images``, in messages),
-    ``audience`` (the models its options are for, in messages), ``shape`` (the model
-    input it fits, in messages), ``default_config`` (the
+    ``audience`` (the models its options are for, in messages), ``options`` (the session
+    options only its models take), ``shape`` (the model input it fits, in messages),
+    ``default_config`` (the
     rule config when none is given), ``commands`` (the data commands that take it) and
     ``replacements`` (the ``--replace`` protocols of its perturbation unit, the default
     first).
@@ -100,6 +101,7 @@ class InputKind(ABC):
     name: ClassVar[str]
     plural: ClassVar[str]
     audience: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()   # the session options only this kind's models take
     shape: ClassVar[str]
     default_config: ClassVar[str]
     commands: ClassVar[tuple[str, ...]]
@@ -128,6 +130,14 @@ class InputKind(ABC):
     def article(self) -> str:
         """This kind's model with its article, in messages (``a text model``)."""
         return f"a {self.name} model"
+
+    def refuse_others_options(self, options) -> None:
+        """Refuse the session ``options`` given that only other kinds' models take."""
+        for kind in self.others:
+            for name in kind.options:
+                if name not in self.options and getattr(options, name) not in (None, False):
+                    raise XaiError(f"--{name.replace('_', '-')} is for {kind.audience}; model "
+                                   f"input shape {self.graph.input_shape} is {self.article}'s")
 
     @abstractmethod
     def prepare(self, options, composite: Composite) -> Preprocessing:

@@ -11,22 +11,23 @@ of one whole frame (``1xHxW``) deletes frames, most relevant first.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 
 from ..catalogue import CLIP_REPLACEMENTS
 from ..engine.methods import METHODS
 from ..errors import XaiError
 from ..io import clipmaps, clips, inputs, preprocess, render
 from ..io.outputs import atomic_write, out_path, save_csv, save_npy
-from ..measures import faithfulness
-from .base import Batch, ExplainOptions, InputKind
+from .base import ExplainOptions
+from .image import PHOTO_SIZE, Image
 
 TOP_FRAMES = 3
-DEFAULT_PATCH = (2, 9, 9)
+BENCH_FRAMES = 16   # frames of xai bench's made-up clips
+THUMBNAIL_SIZES = (96, 160)   # pixels: a clip's thumbnail's shorter side at least, longer at most
 
 
 def frame_maps(relevance: np.ndarray) -> np.ndarray:
@@ -34,14 +35,18 @@ def frame_maps(relevance: np.ndarray) -> np.ndarray:
     return np.asarray(relevance, np.float64).sum(axis=-1)
 
 
-class Clip(InputKind):
+class Clip(Image):
+    """Clips, frames preprocessed and perturbed as images are (what is not drawing or
+    decoding is :class:`~xai_cli.kinds.image.Image`'s)."""
+
     name = "clip"
     plural = "clips"
     audience = "video models"
+    options = ("frames", "stride")
     shape = "a clip (T, H, W, C)"
-    default_config = "context-gamma-box"
     commands = ("explain", "evaluate")
     replacements = CLIP_REPLACEMENTS
+    patch, patch_axes = (2, 9, 9), "TxHxW (frames, height, width; 1xHxW deletes whole frames)"
 
     @classmethod
     def fits(cls, graph) -> bool:
@@ -52,16 +57,8 @@ class Clip(InputKind):
         return "a video model"
 
     def prepare(self, options, composite) -> preprocess.Preprocessing:
-        given = [name for name, value in (("lines", options.lines), ("vocab", options.vocab),
-                                          ("max-tokens", options.max_tokens)) if value]
-        if given:
-            raise XaiError(f"--{given[0]} is for text models; "
-                           f"model input shape {self.graph.input_shape} is a video model's")
         self.selection = clips.Selection.parse(options.frames, options.stride)
-        self.preprocessing = preprocess.first_given(composite.preprocess, options.preprocess,
-                                                    options.scale, options.mean, options.std)
-        self.resize = options.resize
-        return self.preprocessing
+        return super().prepare(options, composite)
 
     def discover(self, args, stdin):
         return clips.discover(args, stdin)
@@ -69,28 +66,23 @@ class Clip(InputKind):
     def load(self, item: inputs.InputItem) -> clips.Clip:
         return clips.load(item, self.graph.input_shape, self.preprocessing, self.selection, self.resize)
 
-    def convert(self, x, batch_size: int = 32) -> Batch:
-        shape = self.graph.input_shape
-        expected = "give one clip (T, H, W, C) or a batch (N, T, H, W, C) of numbers, " \
-                   f"(T, H, W, C) = {shape}"
-        try:
-            x = np.asarray(x, np.float32)
-        except (TypeError, ValueError):
-            raise XaiError(f"inputs of type {type(x).__name__} do not fit the video model's "
-                           f"input: {expected}") from None
-        one = x.shape == shape
-        if one:
-            x = x[None]
-        if x.shape[1:] != shape:
-            raise XaiError(f"inputs of shape {x.shape} do not fit the video model's input: {expected}")
-        return Batch([], x, unbatched=one)
-
-    def synthetic(self, count: int, rng: np.random.Generator) -> Batch:
-        """Uniform noise in [0, 1]."""
-        return Batch([], rng.uniform(0, 1, (count, *self.graph.input_shape)).astype(np.float32))
-
-    def check_explain(self, options: ExplainOptions) -> None:
-        pass
+    def bench_files(self, folder: Path, count: int):
+        """GIFs of noise, :data:`BENCH_FRAMES` frames of a photo's size each; one tiny
+        Conv3D, pooling and a dense layer."""
+        import keras
+        made = folder / "clips"
+        made.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(count):
+            frames = [PIL.Image.fromarray(rng.integers(0, 256, (PHOTO_SIZE[1], PHOTO_SIZE[0], 3), np.uint8))
+                      for _ in range(BENCH_FRAMES)]
+            frames[0].save(made / f"{i:04d}.gif", save_all=True, append_images=frames[1:])
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input(self.graph.input_shape),
+                                  keras.layers.Conv3D(4, 3, activation="relu"),
+                                  keras.layers.GlobalAveragePooling3D(), keras.layers.Dense(10)])
+        model.save(folder / "trivial.keras")
+        return folder / "trivial.keras", made, {"photo_size": list(PHOTO_SIZE), "frames": BENCH_FRAMES}
 
     def output_names(self, stem: str, options: ExplainOptions) -> list[str]:
         names = [f"{stem}.grid.png", f"{stem}.time.png", f"{stem}.time.csv"]
@@ -153,8 +145,8 @@ class Clip(InputKind):
     def thumbnails(self, out: Path, sample: clips.Clip) -> list[str]:
         """The clip as the model saw it, animated, small."""
         path = out_path(out / "thumbs", sample.item.stem, ".gif")
-        small = clipmaps.cells(sample.display, (1, 160))
-        atomic_write(path, lambda f: clipmaps.animation(small, f, sample.frame_ms))
+        atomic_write(path, lambda f: clipmaps.animation(sample.display, f, sample.frame_ms,
+                                                        THUMBNAIL_SIZES))
         return [str(path)]
 
     def evaluation(self, options, masks=False, heatmaps=False):
@@ -162,23 +154,4 @@ class Clip(InputKind):
             given = "--masks" if masks else "--save-heatmaps" if heatmaps else "--sanity"
             raise XaiError(f"{given} is for image models; a video model's clips are evaluated "
                            "by space-time perturbation")
-        if options.perturb is None:
-            options = dataclasses.replace(options, perturb=DEFAULT_PATCH)
-        if len(options.perturb) != 3:
-            raise XaiError(f"--perturb {'x'.join(map(str, options.perturb))} is an image's patch; "
-                           "a clip's is TxHxW (frames, height, width), e.g. 2x9x9, or 1xHxW "
-                           "for whole frames")
-        options = super().evaluation(options)
-        self._valid_range(options)   # refused before anything is written
-        return options
-
-    def _valid_range(self, options):
-        return faithfulness.checked_valid_range(self.preprocessing, self.graph.input_shape[-1],
-                                                options)
-
-    def steps(self, options) -> int:
-        return faithfulness.steps_for(self.graph.input_shape[:3], options)
-
-    def evaluate_batch(self, explainers, scorer, batch: Batch, targets, index, options, seed):
-        return faithfulness.evaluate_batch(explainers, scorer, batch.x, targets, index, options,
-                                           self._valid_range(options), seed)
+        return super().evaluation(options)

@@ -45,6 +45,7 @@ class Document(InputKind):
     name = "document"
     plural = "documents"
     audience = "text models"
+    options = ("lines", "vocab", "max_tokens")
     shape = "a text model's (token ids into an Embedding)"
     default_config = "text-epsilon"
     commands = ("explain", "evaluate")
@@ -65,10 +66,7 @@ class Document(InputKind):
 
     def prepare(self, options, composite) -> preprocess.Preprocessing:
         """Documents enter as embedding vectors: no preprocessing."""
-        clip_options = [name for name, value in (("frames", options.frames),
-                                                 ("stride", options.stride)) if value is not None]
-        if clip_options:
-            raise XaiError(f"--{clip_options[0]} is for video models; this is a text model")
+        self.refuse_others_options(options)
         if options.max_tokens is not None and options.max_tokens < 1:
             raise XaiError(f"--max-tokens must be at least 1, got {options.max_tokens}")
         self.vocab, self.lines, self.max_tokens = options.vocab, options.lines, options.max_tokens

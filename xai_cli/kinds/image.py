@@ -24,7 +24,6 @@ from ..measures import faithfulness, perturbation
 from .base import Batch, ExplainOptions, InputKind
 
 PHOTO_SIZE = (500, 375)   # width, height of xai bench's made-up photos
-DEFAULT_PATCH = (9, 9)
 
 
 def pixels(relevance: np.ndarray) -> np.ndarray:
@@ -40,22 +39,18 @@ class Image(InputKind):
     default_config = "context-gamma-box"
     commands = ("explain", "evaluate", "spray", "tune")
     replacements = REPLACEMENTS
+    patch, patch_axes = (9, 9), "HxW"   # xai evaluate's default perturbation unit
 
     @classmethod
     def fits(cls, graph) -> bool:
         return graph.text is None and len(graph.input_shape) == 3
 
+    @property
+    def article(self) -> str:
+        return "an image model"
+
     def prepare(self, options, composite) -> preprocess.Preprocessing:
-        given = [name for name, value in (("lines", options.lines), ("vocab", options.vocab),
-                                          ("max-tokens", options.max_tokens)) if value]
-        if given:
-            raise XaiError(f"--{given[0]} is for text models; "
-                           f"model input shape {self.graph.input_shape} is not a text model's")
-        clip_options = [name for name, value in (("frames", options.frames),
-                                                 ("stride", options.stride)) if value is not None]
-        if clip_options:
-            raise XaiError(f"--{clip_options[0]} is for video models; "
-                           f"model input shape {self.graph.input_shape} is an image model's")
+        self.refuse_others_options(options)
         self.preprocessing = preprocess.first_given(composite.preprocess, options.preprocess,
                                                     options.scale, options.mean, options.std)
         self.resize = options.resize
@@ -68,31 +63,33 @@ class Image(InputKind):
         return inputs.load(item, self.graph.input_shape, self.preprocessing, self.resize)
 
     def convert(self, x, batch_size: int = 32) -> Batch:
+        axes = self.shape[self.shape.index("("):]
         if isinstance(x, str) or (isinstance(x, (list, tuple)) and any(isinstance(i, str) for i in x)):
-            raise XaiError(f"text does not fit the model's input {self.graph.input_shape}: an image "
-                           "model takes arrays, one (H, W, C) or a batch (N, H, W, C)")
+            raise XaiError(f"text does not fit the model's input {self.graph.input_shape}: "
+                           f"{self.article} takes arrays, one {axes} or a batch (N, {axes[1:]}")
         try:
             x = np.asarray(x, np.float32)
         except (TypeError, ValueError):
             raise XaiError(f"inputs of type {type(x).__name__} do not fit the model's input "
-                           f"{self.graph.input_shape}: give one (H, W, C) or a batch (N, H, W, C) "
+                           f"{self.graph.input_shape}: give one {axes} or a batch (N, {axes[1:]} "
                            "of numbers") from None
         one = x.shape == self.graph.input_shape
         if one:
             x = x[None]
         if x.shape[1:] != self.graph.input_shape:
             raise XaiError(f"inputs of shape {x.shape} do not fit the model's input "
-                           f"{self.graph.input_shape}: give one (H, W, C) or a batch (N, H, W, C)")
+                           f"{self.graph.input_shape}: give one {axes} or a batch (N, {axes[1:]}")
         return Batch([], x, unbatched=one)
 
     def synthetic(self, count: int, rng: np.random.Generator) -> Batch:
-        """Uniform noise in [0, 1]."""
+        """Uniform noise in [0, 1], of the model's input shape."""
         return Batch([], rng.uniform(0, 1, (count, *self.graph.input_shape)).astype(np.float32))
 
     def timed_evaluation(self, scorer, batch: Batch, steps: int):
-        """Region perturbation with patches of 1/8 of the side, random order, mean fill."""
+        """Region perturbation with patches of 1/8 of each side (of a clip, 1/4 of its
+        frames), random order, mean fill."""
         x = batch.x
-        ids, patches = perturbation.patch_ids(x.shape[1:3], (max(1, x.shape[1] // 8),) * 2)
+        ids, patches = perturbation.patch_ids(x.shape[1:-1], self._bench_patch(x.shape[1:-1]))
         rng = [np.random.default_rng(i) for i in range(len(x))]
         ranks = perturbation.pixel_ranks(
             perturbation.patch_order(np.zeros((len(x), patches)), "random", rng), ids)
@@ -108,6 +105,10 @@ class Image(InputKind):
             perturbation.perturbation_curves(lambda b, i: scorer(b)[:, 0], x, ranks,
                                              replacement, steps)
         return curves, forwards
+
+    @staticmethod
+    def _bench_patch(shape):
+        return tuple(max(1, n // (4 if axis < len(shape) - 2 else 8)) for axis, n in enumerate(shape))
 
     def bench_files(self, folder: Path, count: int):
         """Noise pictures of a photo's size (decoding and resizing cost what they do on
@@ -177,10 +178,11 @@ class Image(InputKind):
 
     def evaluation(self, options, masks=False, heatmaps=False):
         if options.perturb is None:
-            options = dataclasses.replace(options, perturb=DEFAULT_PATCH)
-        if len(options.perturb) != 2:
-            raise XaiError(f"--perturb {'x'.join(map(str, options.perturb))} is a clip's patch; "
-                           "an image's is HxW (e.g. 9x9)")
+            options = dataclasses.replace(options, perturb=self.patch)
+        if len(options.perturb) != len(self.patch):
+            raise XaiError(f"--perturb {'x'.join(map(str, options.perturb))} does not fit "
+                           f"{self.plural}: theirs is {self.patch_axes} ({'x'.join(map(str, self.patch))} "
+                           "by default)")
         options = super().evaluation(options, masks, heatmaps)
         self._valid_range(options)   # refused before anything is written
         return options
@@ -190,7 +192,7 @@ class Image(InputKind):
                                                 options)
 
     def steps(self, options) -> int:
-        return faithfulness.steps_for(self.graph.input_shape[:2], options)
+        return faithfulness.steps_for(self.graph.input_shape[:-1], options)
 
     def evaluate_batch(self, explainers, scorer, batch: Batch, targets, index, options, seed):
         return faithfulness.evaluate_batch(explainers, scorer, batch.x, targets, index, options,
