@@ -111,3 +111,19 @@ def test_an_unknown_backend_is_a_clear_error(tmp_path):
     done = _xai("numpy", "explain", FIXTURES / "digits.keras", FIXTURES / "digits", "--out", tmp_path)
     assert done.returncode == 2
     assert "KERAS_BACKEND=numpy: xai runs on tensorflow, jax, torch" in done.stderr
+
+
+@pytest.mark.parametrize("model", ["motion_c3d.keras", "motion_frames.keras"])
+@pytest.mark.parametrize("backend", OTHERS)
+def test_the_shipped_video_models_are_explained_alike_on_every_backend(backend, model, tmp_path):
+    """The action classifiers (Conv3D with BatchNormalization; TimeDistributed CNN and
+    Conv1D over frames) on a GIF clip and a folder of frames, with the default rules and
+    gradient x input."""
+    model, clips = ROOT / "models" / model, ROOT / "sample_clips"
+    inputs, options = [clips / "up-down_0.gif", clips / "left-right_frames"], ("-m", "lrp", "-m",
+                                                                            "gradxinput")
+    _, reference = _explain("tensorflow", tmp_path / "tf", model, inputs, *options)
+    _, maps = _explain(backend, tmp_path / backend, model, inputs, *options)
+    assert maps.keys() == reference.keys() and len(maps) == 4
+    for name, relevance in maps.items():
+        assert _relative(relevance, reference[name], lambda d: np.abs(d).max()) < 1e-4, name
