@@ -46,6 +46,8 @@ sample:
 	    --labels models/digits_labels.txt -r attnlrp -m lrp -m gradxinput --grid --out out/vit/
 	.venv/bin/xai explain models/text_transformer.keras sample_texts --labels models/text_labels.txt \
 	    -r attnlrp -m lrp -m rollout --out out/text-transformer/
+	.venv/bin/xai explain models/motion_c3d.keras sample_clips --labels models/motion_labels.txt \
+	    -m lrp -m sa -m gradxinput --out out/video/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
 

@@ -334,3 +334,31 @@ def test_documents_show_word_heatmaps_linked_to_their_pages_and_top_words(browse
         'i.clientHeight])'))
     assert 0 < heights["long.lrp.png"] <= 240
     assert console_errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two of the shipped sample clips, explained by the shipped 3D CNN."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path_factory.mktemp("video") / "out"
+    run("explain", root / "models" / "motion_c3d.keras", root / "sample_clips" / "up-down_0.gif",
+        root / "sample_clips" / "left-right_frames", "--labels", root / "models" / "motion_labels.txt",
+        "-m", "lrp", "-m", "sa", "-o", out)
+    return out
+
+
+def test_clips_show_the_clip_its_animated_heatmaps_relevance_over_time_and_top_frames(browser, clips):
+    records = kept_records(clips)
+    open_page(browser, clips)
+    shown = cards(browser)
+    assert sorted(c["name"] for c in shown) == sorted(records) == ["left-right_frames", "up-down_0.gif"]
+    for card in shown:
+        record = records[card["name"]]
+        assert card["pictures"] == ["input", "lrp", "sa", "relevance over time"]
+        assert card["facts"]["lrp frames"][0] == ", ".join(map(str, record["top_frames"]["lrp"]))
+    loaded = dict(images(browser))
+    assert sorted(loaded) == sorted(f"{folder}{stem}{suffix}" for stem in ("left-right_frames", "up-down_0")
+                                    for folder, suffix in (("thumbs/", ".gif"), ("", ".lrp.gif"),
+                                                           ("", ".sa.gif"), ("", ".time.png")))
+    assert all(width > 0 for width in loaded.values())
+    assert console_errors(browser) == []

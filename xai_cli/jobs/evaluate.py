@@ -39,6 +39,7 @@ from ..measures.faithfulness import (
     BatchResult,
     EvaluateOptions,
     Tally,
+    measured,
 )
 from ..session import Report, Session
 from . import sanity
@@ -254,18 +255,13 @@ def _save_heatmap(out: Path, stem: str, method: str, relevance: np.ndarray) -> s
     return str(path)
 
 
-def _measured(perturb: str) -> str:
-    """What a run whose unit is ``perturb`` (summary.csv's column) measured."""
-    return "documents" if "word" in perturb else "clips" if perturb.count("x") == 2 else "images"
-
-
 def _plot(out, tally: Tally, summary: list[dict]) -> None:
     if not summary[0]["n_images"]:
         return
     options, words = tally.options, tally.options.deletes_words
     kind = f"word deletion, {options.unit} per step" if words else f"region perturbation {options.unit}"
     title = (f"{kind}, {options.order}{' and lerf' if options.lerf else ''} "
-             f"({summary[0]['n_images']} {_measured(summary[0]['perturb'])})")
+             f"({summary[0]['n_images']} {measured(summary[0]['perturb'])})")
     step = "words deleted" if words else "patches replaced"
     atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title, step))
 
@@ -291,7 +287,7 @@ def table(summary: list[dict], sanity_rows: list[dict] = (), comparisons: list[d
         block = [i for i, row in enumerate(summary) if row["replace"] == replace]
         first = summary[block[0]]
         words = "word" in first["perturb"]
-        lines.append(f"replace {replace} ({first['n_images']} {_measured(first['perturb'])}, "
+        lines.append(f"replace {replace} ({first['n_images']} {measured(first['perturb'])}, "
                      f"{first['perturb']}{' per step' if words else ' patches'}, "
                      f"{first['steps']} steps, {first['order']}{' and lerf' if lerf else ''})")
         lines += [line(header)] + [line(cells[i]) for i in block]

@@ -82,6 +82,12 @@ class EvaluateOptions:
         return (own, "lerf") if self.with_lerf(method) else (own,)
 
 
+def measured(unit: str) -> str:
+    """What a run whose perturbation unit is ``unit`` (:attr:`EvaluateOptions.unit`,
+    summary.csv's ``perturb``) measured, in messages: images, clips or documents."""
+    return "documents" if "word" in unit else "clips" if unit.count("x") == 2 else "images"
+
+
 def checked_valid_range(preprocessing: Preprocessing, channels: int, options: EvaluateOptions
                         ) -> tuple[np.ndarray, np.ndarray] | None:
     """The input's valid range, which uniform replacement draws from (None if unknown)."""
