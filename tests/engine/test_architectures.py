@@ -154,7 +154,8 @@ def test_frame_wise_models(temporal):
     _gradient_is_autodiff(model, x)
     from xai_cli.engine.canonizers import merge_batchnorm
     names = [op.name for op in merge_batchnorm(build_graph(model)).ops]
-    assert "proj+bn" in names
+    assert "td_conv+td_bn" in names and "td_dense/activation" in names   # named as in summary()
+    assert "frame_conv" in names   # a wrapped model's layers keep their names
 
 
 def test_time_distributed_needs_a_fixed_number_of_frames_and_no_recurrence_inside():

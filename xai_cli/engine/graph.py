@@ -199,7 +199,7 @@ def _time_distributed(layer, source: int, node, builder: Builder) -> int:
         (out,) = _inline(inner, [source], builder)
     else:
         out = builder.add_layer(inner, [source])
-    builder.per_step(layer, start, steps)
+    builder.per_step(layer, start, steps, named=not isinstance(inner, keras.Model))
     return out
 
 

@@ -184,18 +184,22 @@ class Builder:
                            keeps_nonnegative, mechanism))
         return out
 
-    def per_step(self, layer, start: int, steps: int) -> None:
+    def per_step(self, layer, start: int, steps: int, named: bool) -> None:
         """Make the ops from ``start`` on, those of the layer inside the TimeDistributed
         ``layer``, take and give tensors with a time axis ``(N, steps, ...)``: each op folds
         the steps into the batch, runs as on a batch of its own, and unfolds them again.
         The graph's tensors keep one row per input, so that the rules' statistics of an
         input (a relative epsilon) are the clip's, and a convolution and its
-        BatchNormalization meet to be folded into one."""
+        BatchNormalization meet to be folded into one. With ``named``, the ops take the
+        TimeDistributed layer's name, the one a model summary shows (a wrapped model's
+        layers keep theirs)."""
         for op in self.ops[start:]:
             if op.kind in (RECURRENT, ATTENTION, CONSTANT):
                 raise XaiError(f"layer '{layer.name}' (TimeDistributed) wraps '{op.layer}' "
                                f"({op.layer_type}); xai explains TimeDistributed layers without "
                                "recurrent or attention layers inside")
+            if named:
+                op.name, op.layer = layer.name + op.name[len(op.layer):], layer.name
             op.forward = _per_step(op.forward, steps)
             if op.linear_forward is not None:
                 op.linear_forward = _per_step(op.linear_forward, steps)

@@ -9,10 +9,12 @@ relevance of each frame, as Samek et al. (2017, Fig. 2 C) show it for an action 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from . import render
 
@@ -20,6 +22,8 @@ CELL = (64, 128)      # pixels: a grid cell's shorter side at least, its longer 
 ANIMATION_SIDE = 160  # pixels: an animated heatmap's frame, shorter side at least
 FRAME_MS = 125.0      # time between frames of an animation when the clip does not say
 GAP = 2               # pixels between the cells of a grid row
+PAD, LABEL = 8, 18    # pixels: around the grid's parts; below each row (the frame numbers)
+BAR = (140, 10)       # pixels: a row's colour bar
 FAST_PNG = 1          # zlib level of the grid: at the default, encoding took as long as drawing
 
 
@@ -42,40 +46,49 @@ def _row(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([part for f in frames for part in (f, gap)][:-1], axis=1)
 
 
+@cache
+def _font(size: int):
+    """Matplotlib's DejaVu Sans at ``size`` pixels, as its figures write."""
+    import matplotlib
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"),
+                              size)
+
+
 def grid(display: np.ndarray, panels: Sequence[render.Panel], frames: Sequence[int],
          file: str | BinaryIO, title: str | None = None) -> None:
-    """A PNG of the clip's frames in a row and, below, a row of heatmaps per method
-    (``panel.image`` holds the method's heatmaps ``(T, H, W, 3)``), each row with its
-    colour bar; the frames are numbered as in the clip."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """A PNG of the clip's frames in a row, numbered as in the clip, and below a row of
+    heatmaps per method (``panel.image`` holds the method's heatmaps ``(T, H, W, 3)``),
+    each row with its colour bar. Composed with Pillow, pixel for pixel: a figure library
+    would take ten times longer, and the grid is written for every clip of a job."""
     rows = [_row(cells(display)), *(_row(cells(p.image)) for p in panels)]
-    cell_width = cells(display[:1]).shape[2]
-    dpi, label, bar, pad, top = 100, 0.9, 1.4, 0.1, 0.35 if title else 0.1
-    height, width = rows[0].shape[0] / dpi, rows[0].shape[1] / dpi
-    size = (label + width + bar + 3 * pad, top + len(rows) * (height + 0.3) + pad)
-    figure = Figure(figsize=size, dpi=dpi)
-    FigureCanvasAgg(figure)
-    for r, (image, panel) in enumerate(zip(rows, [None, *panels])):
-        bottom = size[1] - top - (r + 1) * (height + 0.3)
-        axes = figure.add_axes(((label + pad) / size[0], bottom / size[1], width / size[0],
-                                height / size[1]))
-        axes.imshow(image, interpolation="nearest")
-        axes.set_yticks([])
-        axes.set_ylabel("clip" if panel is None else panel.name, rotation=0, ha="right",
-                        va="center", fontsize=10)
-        centres = [(cell_width + GAP) * i + cell_width / 2 for i in range(len(frames))]
-        axes.set_xticks(centres, [str(f) for f in frames] if panel is None else [], fontsize=7)
-        axes.tick_params(length=0, pad=1)
-        for side in axes.spines.values():
-            side.set_visible(False)
-        if panel is not None:
-            colour = figure.add_axes(((label + 2 * pad + width) / size[0],
-                                      (bottom + height / 2) / size[1], bar / size[0], 0.12 / size[1]))
-            render.colour_bar(colour, panel)
+    cell = cells(display[:1]).shape[2]
+    font, small = _font(13), _font(10)
+    names = ["clip", *(p.name for p in panels)]
+    left = max(font.getbbox(n)[2] for n in names) + 2 * PAD
+    top = (font.getbbox(title)[3] + 2 * PAD) if title else PAD
+    height, width = rows[0].shape[:2]
+    size = (left + width + 2 * PAD + BAR[0] + 2 * PAD, top + len(rows) * (height + LABEL) + PAD)
+    canvas = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(canvas)
     if title:
-        figure.suptitle(title, fontsize=11, y=1 - 0.08 / size[1], va="top")
-    figure.savefig(file, format="png", pil_kwargs={"compress_level": FAST_PNG})
+        draw.text((size[0] / 2, PAD), title, fill="black", font=font, anchor="mt")
+    for r, (image, name, panel) in enumerate(zip(rows, names, [None, *panels])):
+        y = top + r * (height + LABEL)
+        canvas.paste(Image.fromarray(image), (left, y))
+        draw.text((left - PAD, y + height / 2), name, fill="black", font=font, anchor="rm")
+        if panel is None:
+            for i, frame in enumerate(frames):
+                draw.text((left + (cell + GAP) * i + cell / 2, y + height + 2), str(frame),
+                          fill="black", font=small, anchor="mt")
+            continue
+        x, middle = left + width + 2 * PAD, y + height / 2
+        canvas.paste(Image.fromarray(render.colour_strip(panel, BAR)), (x, round(middle - BAR[1])))
+        ends = ([f"{-panel.peak:.2g}", "0", f"{panel.peak:.2g}"] if panel.signed
+                else ["0", f"{panel.peak:.2g}"])
+        for text, at, anchor in zip(ends, np.linspace(x, x + BAR[0], len(ends)),
+                                    ("lt", "mt", "rt") if panel.signed else ("lt", "rt")):
+            draw.text((at, middle + 3), text, fill="black", font=small, anchor=anchor)
+    canvas.save(file, format="PNG", compress_level=FAST_PNG)
 
 
 def animation(frames: np.ndarray, file: str | BinaryIO, frame_ms: float | None = None,
@@ -107,8 +120,11 @@ def time_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], frames: Sequence
     (red) and negative (blue) relevance of each frame, against the clip's frame numbers."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    figure = Figure(figsize=(6.4, 0.6 + 1.9 * len(curves)), dpi=100)
+    height = 0.9 + 1.6 * len(curves)   # inches; margins fixed: tight_layout would draw twice
+    figure = Figure(figsize=(6.4, height), dpi=100)
     FigureCanvasAgg(figure)
+    figure.subplots_adjust(left=0.13, right=0.97, top=1 - 0.45 / height, bottom=0.5 / height,
+                           hspace=0.15)
     axes = figure.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
     steps = np.arange(len(frames))
     for ax, (method, (positive, negative)) in zip(axes, curves.items()):
@@ -124,6 +140,5 @@ def time_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], frames: Sequence
     axes[-1].set_xticks(steps, [str(f) for f in frames], fontsize=7)
     axes[-1].set_xlabel("frame")
     if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(file, format="png")
+        figure.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    figure.savefig(file, format="png", pil_kwargs={"compress_level": FAST_PNG})

@@ -228,6 +228,14 @@ def grid(display: np.ndarray, panels: list[Panel], file: str | Path | BinaryIO,
     figure.savefig(file, format="png")
 
 
+def colour_strip(panel: Panel, size: tuple[int, int]) -> np.ndarray:
+    """The panel's colour map from end to end as a picture ``size`` (width, height) pixels,
+    uint8 ``(height, width, 3)``."""
+    lut = _lut(panel.cmap, panel.signed)
+    return np.repeat(lut[np.linspace(0, len(lut) - 1, size[0]).round().astype(np.intp)][None],
+                     size[1], axis=0)
+
+
 def colour_bar(axes, panel: Panel) -> None:
     """The panel's colour map from end to end, labelled with the relevance at its ends."""
     lut = _lut(panel.cmap, panel.signed)
