@@ -122,7 +122,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
     params = {k: v for k, v in op.params.items() if rule.bias or k != "bias"}
     low, high = bounds if bounds is not None else (None, None)
     reuse_output = rule.bias or "bias" not in op.params
-    term_inputs, outputs, vjps = [], [], []
+    term_inputs, outputs, vjps, kernels = [], [], [], []
     for term in rule.terms:
         if facts.skips(term):
             term_inputs.append([None] * len(inputs))
@@ -131,6 +131,7 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
             continue
         modified = {k: _weights(term.bias if k == "bias" else term.kernel, v)
                     for k, v in params.items()}
+        kernels.append(modified.get("kernel"))
         if term.ignores_input and op.input_vjp is not None:
             xs, z = _constant_pass(op, term, inputs, modified, low, high)
             vjp = _vjp(op, xs, modified, output=z)[1]
@@ -142,10 +143,45 @@ def _linear(op: Op, rule: LinearRule, inputs, output, relevance, bounds, facts: 
         term_inputs.append(xs)
         vjps.append(vjp)
     grads = rule.mapper(relevance, outputs)
-    products = [vjp(g) if vjp is not None and g is not None else [None] * len(inputs)
-                for vjp, g in zip(vjps, grads)]
+    if rule.shared_gradient and len(kernels) == len(rule.terms) > 1 and _stackable(op, inputs):
+        products = _stacked_vjps(op, [xs[0] for xs in term_inputs], kernels, grads[0],
+                                 rule.shared_gradient)
+    else:
+        products = [vjp(g) if vjp is not None and g is not None else [None] * len(inputs)
+                    for vjp, g in zip(vjps, grads)]
     return [rule.reducer([xs[j] for xs in term_inputs], [p[j] for p in products])
             for j in range(len(inputs))]
+
+
+_STACKABLE = {"Dense", "Conv1D", "Conv2D", "Conv3D"}   # kernel (..., input channels, outputs)
+
+
+def _stackable(op: Op, inputs) -> bool:
+    """Whether the op's kernels can be stacked on their input channels: a dense layer or
+    a convolution of one group (its kernel takes all the input's channels)."""
+    kernel = op.params.get("kernel")
+    return op.layer_type in _STACKABLE and len(inputs) == 1 and kernel is not None \
+        and len(kernel.shape) >= 2 and kernel.shape[-2] == inputs[0].shape[-1]
+
+
+def _stacked_vjps(op: Op, term_inputs: list, kernels: list, grad, signs) -> list:
+    """The terms' VJPs of one gradient, ``sign * grad``, as one VJP of the terms' kernels
+    stacked on their input channels: ``[x_1, ..., x_n] -> sum_t W_t x_t`` takes the
+    gradient to each term's VJP side by side."""
+    with backends.current().outside_trace():   # once per explainer, as every kernel
+        stacked = ops.concatenate([ops.convert_to_tensor(k) for k in kernels], axis=-2)
+        transposed = op.input_vjp and op.input_vjp.kernel(stacked)
+    channels = term_inputs[0].shape[-1]
+    if op.input_vjp is not None:
+        shape = (*ops.shape(term_inputs[0])[:-1], channels * len(kernels))
+        vjp = op.input_vjp.apply(grad, transposed, shape)
+    else:
+        side_by_side = ops.concatenate([ops.broadcast_to(x, ops.shape(term_inputs[0]))
+                                        for x in term_inputs], axis=-1)
+        _, pullback = backends.current().vjp(lambda xs: op.forward(xs, {"kernel": stacked}),
+                                             [side_by_side])
+        vjp = pullback(grad)[0]
+    return [[sign * vjp[..., t * channels:(t + 1) * channels]] for t, sign in enumerate(signs)]
 
 
 def _flow(op: Op, rule: FlowRule, inputs, output, relevance):

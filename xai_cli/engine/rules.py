@@ -133,7 +133,9 @@ class LinearRule:
     terms; a vanished term's input and VJP are ``None``). ``where_silent``, where set,
     is a cheaper form giving the same relevance where the output's relevance is zero
     wherever the output is <= 0 (the engine knows when: a ReLU follows). ``split``: see
-    :data:`PROPORTIONAL`.
+    :data:`PROPORTIONAL`. ``shared_gradient``, where set, says that the mapper's gradients
+    are these signs times its first: the engine may then take the terms' VJPs as one, of
+    their kernels stacked (zB's three on a first layer cost what one does).
     """
 
     name: str
@@ -146,6 +148,7 @@ class LinearRule:
     default_bias: bool = True
     where_silent: LinearRule | None = None
     split: str = PROPORTIONAL
+    shared_gradient: tuple[float, ...] = ()
 
     @property
     def weighs_by_input(self) -> bool:
@@ -287,7 +290,7 @@ def zplus(bias=True):
         g = _divide_positive(r, zs[0] + zs[1], STABILISER)  # x+ W+ + x- W- + b+ >= 0
         return [g, g]
 
-    return LinearRule("zplus", terms, mapper, bias=bias)
+    return LinearRule("zplus", terms, mapper, bias=bias, shared_gradient=(1.0, 1.0))
 
 
 def zbox(low=None, high=None, bias=True):
@@ -299,7 +302,8 @@ def zbox(low=None, high=None, bias=True):
         return [g, -g, -g]
 
     params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
-    return LinearRule("zbox", terms, mapper, bias=bias, needs_bounds=True, params=params)
+    return LinearRule("zbox", terms, mapper, bias=bias, needs_bounds=True, params=params,
+                      shared_gradient=(1.0, -1.0, -1.0))
 
 
 def w2(bias=True):
