@@ -23,16 +23,11 @@ from ..errors import XaiError
 from ..io import clipmaps, clips, inputs, preprocess, render
 from ..io.outputs import atomic_write, out_path, save_csv, save_npy
 from .base import ExplainOptions
-from .image import PHOTO_SIZE, Image
+from .image import PHOTO_SIZE, Image, pixels
 
 TOP_FRAMES = 3
 BENCH_FRAMES = 16   # frames of xai bench's made-up clips
 THUMBNAIL_SIZES = (96, 160)   # pixels: a clip's thumbnail's shorter side at least, longer at most
-
-
-def frame_maps(relevance: np.ndarray) -> np.ndarray:
-    """A clip's relevance ``(T, H, W, C)`` as its frames' maps: channels summed."""
-    return np.asarray(relevance, np.float64).sum(axis=-1)
 
 
 class Clip(Image):
@@ -116,7 +111,7 @@ class Clip(Image):
             written.append(str(path))
 
         for method, relevance in maps.items():
-            signed, summed = METHODS[method].signed, frame_maps(relevance)
+            signed, summed = METHODS[method].signed, pixels(relevance)   # each frame's map
             heat = render.heatmap(summed, signed, style)   # one colour scale for the clip
             save(f".{method}.gif", lambda f, heat=heat: clipmaps.animation(
                 clipmaps.side_by_side(sample.display, heat), f, sample.frame_ms))

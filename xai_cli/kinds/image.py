@@ -27,7 +27,8 @@ PHOTO_SIZE = (500, 375)   # width, height of xai bench's made-up photos
 
 
 def pixels(relevance: np.ndarray) -> np.ndarray:
-    """A relevance map ``(H, W, C)`` as the picture shows it: channels summed."""
+    """A relevance map ``(H, W, C)`` (or a clip's, ``(T, H, W, C)``) as the picture shows
+    it: channels summed."""
     return np.asarray(relevance, np.float64).sum(axis=-1)
 
 
