@@ -123,6 +123,29 @@ def test_every_3d_layer():
     _gradient_is_autodiff(model, x)
 
 
+@pytest.mark.parametrize("temporal", ["conv1d", "lstm"])
+def test_signal_models(temporal):
+    """A time series (T, C): Conv1D with BatchNormalization folded, 1D pooling, padding and
+    cropping, or an LSTM over the steps, then pooling and a dense layer."""
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((24, 3))
+    h = L.ZeroPadding1D(1)(inp)
+    h = L.Conv1D(6, 5, use_bias=False)(h)
+    h = L.BatchNormalization(moving_mean_initializer="random_normal",
+                             beta_initializer="random_normal")(h)
+    h = L.ReLU()(h)
+    h = L.Concatenate()([L.MaxPooling1D(2)(h), L.AveragePooling1D(2)(h)])
+    h = L.Cropping1D((1, 0))(h)
+    if temporal == "conv1d":
+        h = L.GlobalAveragePooling1D()(L.Conv1D(8, 3, activation="relu")(h))
+    else:
+        h = L.LSTM(6)(h)
+    model = keras.Model(inp, L.Dense(3)(h))
+    x = _images((24, 3), n=3)
+    _check(model, x, conserve=temporal == "conv1d")   # an LSTM's gates take no relevance
+    _gradient_is_autodiff(model, x)
+
+
 def _frame_cnn():
     """A 2D CNN applied to every frame of a clip: a nested model inside TimeDistributed."""
     frame = keras.Input((10, 10, 3))

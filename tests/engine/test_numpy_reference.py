@@ -63,6 +63,7 @@ def np_rule(name, a, W, b, R, low=None, high=None, **p):
 
 
 FIRST_LAYERS = {   # the first layer's class, the input shape, and whether it is per frame
+    "conv1d": (keras.layers.Conv1D, (9, 2), False),        # a signal's
     "conv2d": (keras.layers.Conv2D, (6, 6, 2), False),
     "conv3d": (keras.layers.Conv3D, (3, 5, 5, 2), False),
     "frames": (keras.layers.Conv2D, (3, 5, 5, 2), True),   # TimeDistributed(Conv2D)
@@ -71,7 +72,7 @@ FIRST_LAYERS = {   # the first layer's class, the input shape, and whether it is
 
 def _first(first, **options):
     cls, _, per_frame = FIRST_LAYERS[first]
-    layer = cls(3, 3 if cls is keras.layers.Conv2D else (2, 3, 3), **options)
+    layer = cls(3, (2, 3, 3) if cls is keras.layers.Conv3D else 3, **options)
     return keras.layers.TimeDistributed(layer) if per_frame else layer
 
 
@@ -132,8 +133,8 @@ CASES = {
 def test_rules_match_numpy(case, conv_activation, first):
     """With a ReLU after the convolution, rules may skip what the ReLU silences; without
     one, the second layer sees negative inputs and the first's negative outputs count.
-    The first layer is an image's convolution, a clip's (Conv3D) or a frame's
-    (TimeDistributed)."""
+    The first layer is a signal's convolution (Conv1D), an image's, a clip's (Conv3D) or
+    a frame's (TimeDistributed)."""
     config, per_layer = CASES[case]
     model = _model(conv_activation=conv_activation, first=first)
     x = np.random.default_rng(1).uniform(-1, 2, (5, *FIRST_LAYERS[first][1])).astype(np.float32)
