@@ -72,6 +72,11 @@ def explain(methods, overlay, save_raw, grid, **kwargs):
     --vocab) they are documents: text files, folders of .txt files, or - for stdin (one
     document, or one per line with --lines). Each gets word heatmaps <stem>.<method>.html
     and .png: words red where they speak for the class, blue against.
+
+    For a video model (input (T, H, W, C)) they are clips: folders of frames, GIFs, video
+    files (with the video extra) or .npy clips; --frames and --stride choose the frames the
+    model sees. Each gets a frame grid <stem>.grid.png, an animated heatmap
+    <stem>.<method>.gif and its relevance over time, <stem>.time.png and .csv.
     """
     job = job_module("explain")
     style = render_style(kwargs)
@@ -147,7 +152,8 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
     for `xai explain`.
 
     For a text model's documents it is word deletion (Arras et al. 2017): --words words
-    are deleted per step (--replace says how), most relevant first; the same files.
+    are deleted per step (--replace says how), most relevant first; the same files. For a
+    video model's clips the patches are space-time, --perturb TxHxW (1xHxW deletes frames).
     """
     job = job_module("evaluate")
     from ..jobs import gates
