@@ -1,10 +1,10 @@
 """Our relevance on a Conv1D signal model against Zennit 0.5.1 references in
 fixtures/oracle_signal (see its README; made by scripts/make_zennit_signal_fixtures.py):
-the keys, configs and tolerance of the video oracle, test_oracle_video.py."""
+the keys, configs and tolerance of the image oracle, test_oracle.py."""
 
 import numpy as np
 import pytest
-from test_oracle_video import BUILTIN, INLINE, TOLERANCE
+from test_oracle import BUILTIN, INLINE, TOLERANCE
 
 from conftest import FIXTURES, explain, relative_max_diff
 from xai_cli.engine import composites

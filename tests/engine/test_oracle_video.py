@@ -3,6 +3,7 @@ fixtures/oracle_video (see its README; made by scripts/make_zennit_video_fixture
 
 import numpy as np
 import pytest
+from test_oracle import BUILTIN, INLINE, TOLERANCE  # the same keys, configs and tolerance
 
 from conftest import FIXTURES, explain, relative_max_diff
 from xai_cli.engine import composites
@@ -13,23 +14,6 @@ pytestmark = pytest.mark.backends   # run on every installed Keras backend
 
 VIDEO = FIXTURES / "oracle_video"
 MODEL = VIDEO / "c3d.keras"
-TOLERANCE = 1e-3
-
-# reference key -> built-in config that implements the same Zennit setting (as test_oracle.py)
-BUILTIN = {
-    "lrp_epsilon_1e-6": "lrp-epsilon",
-    "lrp_alpha1beta0": "lrp-alpha1beta0",
-    "lrp_alpha2beta1": "lrp-alpha2beta1",
-    "lrp_zplus": "dtd-zplus",
-    "epsilon_plus_flat": "epsilon-plus-flat",
-    "epsilon_gamma_box": "epsilon-gamma-box",
-    "wsquare_then_epsilon": "w2-first",
-}
-# settings with no built-in config, as config text
-INLINE = {
-    "lrp_epsilon_0.25": "default: {rule: epsilon, epsilon: 0.25}\ncanonizers: [merge-batchnorm]\n",
-    "lrp_gamma_0.25": "default: {rule: gamma, gamma: 0.25}\ncanonizers: [merge-batchnorm]\n",
-}
 
 
 def _case():

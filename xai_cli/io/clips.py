@@ -161,7 +161,8 @@ def load(item: InputItem, shape: tuple[int, ...], preprocessing: Preprocessing, 
     if os.path.isdir(source):
         files = frame_files(source)
         chosen = selection.indices(len(files), steps)
-        pictures, frame_ms = [inputs.open_image(str(files[i]), channels) for i in chosen], None
+        opened = {i: inputs.open_image(str(files[i]), channels) for i in set(chosen)}
+        pictures, frame_ms = [opened[i] for i in chosen], None
         count = len(files)
     elif source.lower().endswith(VIDEO_EXTENSIONS):
         pictures, chosen, count, frame_ms = _video(source, selection, steps, channels)
@@ -171,9 +172,8 @@ def load(item: InputItem, shape: tuple[int, ...], preprocessing: Preprocessing, 
     if len(sizes) > 1:
         raise InputError(f"the frames differ in size ({', '.join(f'{w}x{h}' for w, h in sorted(sizes))})")
     fit = Fit.of(resize, pictures[0].size, (width, height))
-    decoded = {}
-    for i, picture in zip(chosen, pictures):
-        decoded.setdefault(i, inputs.fitted(picture, fit, channels, preprocessing))
+    decoded = {i: inputs.fitted(picture, fit, channels, preprocessing)   # a repeated frame once
+               for i, picture in dict(zip(chosen, pictures)).items()}
     x = np.stack([decoded[i][0] for i in chosen])
     display = np.stack([decoded[i][1] for i in chosen])
     return Clip(item, x, display, fit, chosen, count, frame_ms)
