@@ -48,6 +48,8 @@ sample:
 	    -r attnlrp -m lrp -m rollout --out out/text-transformer/
 	.venv/bin/xai explain models/motion_c3d.keras sample_clips --labels models/motion_labels.txt \
 	    -m lrp -m sa -m gradxinput --out out/video/
+	.venv/bin/xai explain models/gunpoint_cnn.keras "sample_signals/*.csv" \
+	    --labels models/gunpoint_labels.txt -m lrp -m sa --out out/signals/
 
 BENCH = .venv/bin/xai bench -m lrp -m sa -r lrp-epsilon -r epsilon-gamma-box
 

@@ -60,6 +60,14 @@ def build_keras():
     return keras.Model(x, y, name="conv1d")
 
 
+def signal_composites():
+    """The default rules for signal models (configs/signal-epsilon-alpha.yaml) as Zennit's
+    composite: epsilon 1e-3 on the first layer and the dense layer, alpha1beta0 on the
+    other convolutions."""
+    from zennit.rules import AlphaBeta, Epsilon
+    return {"signal_epsilon_alpha": lambda: zf.first_then(Epsilon(1e-3), AlphaBeta(1.0, 0.0), Epsilon(1e-3))}
+
+
 def build_torch(weights, fold_batchnorm=True):
     """The torch twin in float64. With ``fold_batchnorm`` BatchNormalization is merged into
     conv1 (what Zennit's merge-batchnorm canonizer means); otherwise it is a BatchNorm1d."""
@@ -73,4 +81,4 @@ def build_torch(weights, fold_batchnorm=True):
 
 if __name__ == "__main__":
     zf.main({"keras": partial(zf.keras_step, build_keras, SHAPE, OUT, STEM, SEED),
-             "zennit": partial(zf.zennit_step, build_torch, OUT, STEM)})
+             "zennit": partial(zf.zennit_step, build_torch, OUT, STEM, signal_composites)})

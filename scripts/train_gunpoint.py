@@ -10,8 +10,9 @@ video frames) as the archive holds it. Output: 2 softmax probabilities, ``gun``,
   features), GRU, Dense, softmax.
 
 Both are trained on the 50 training series only and tested on the 150 test series. Writes both
-models (without optimizer state), models/gunpoint_labels.txt, models/gunpoint_test.npz (all 150
-test series, compressed: ``x`` float32 (150, 150, 1), ``y`` int64) and sample_signals/: 2 test
+models (without optimizer state), models/gunpoint_labels.txt, models/gunpoint_test_x.npy and
+gunpoint_test_y.npy (all 150 test series, float32 (150, 150, 1), and their classes, int64; the
+inputs of `xai evaluate` as they are) and sample_signals/: 2 test
 series per class that both models get right, as .npy (150, 1) float32 and as .csv (a header line
 ``value``, one row per time step).
 Deterministic; about a minute on 2 CPU cores (CNN about 15 s, GRU about 40 s).
@@ -120,7 +121,8 @@ def main():
         model.summary()
 
     (models / "gunpoint_labels.txt").write_text("\n".join(LABELS) + "\n")
-    np.savez_compressed(models / "gunpoint_test.npz", x=x_test, y=y_test)
+    np.save(models / "gunpoint_test_x.npy", x_test)
+    np.save(models / "gunpoint_test_y.npy", y_test)
 
     samples = ROOT / "sample_signals"
     samples.mkdir(exist_ok=True)

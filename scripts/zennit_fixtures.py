@@ -136,22 +136,26 @@ def zennit_without_torchvision():
     sys.modules.setdefault("zennit", package)
 
 
+def first_then(first, conv_rule, dense_rule):
+    """Zennit's composite of one rule on the first linear layer, one on the other
+    convolutions and one on the dense layers."""
+    import torch
+    from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
+    from zennit.types import Convolution
+    return SpecialFirstLayerMapComposite(
+        layer_map=[*layer_map_base(), (Convolution, conv_rule), (torch.nn.Linear, dense_rule)],
+        first_map=[((Convolution, torch.nn.Linear), first)])
+
+
 def composites():
     """Zennit settings per key, exactly as the image oracle's zennit_refs.py."""
     import torch
-    from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite, layer_map_base
+    from zennit.composites import LayerMapComposite, layer_map_base
     from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, ZPlus
     from zennit.types import Convolution
 
-    linear = (Convolution, torch.nn.Linear)
-
     def everywhere(rule):
-        return LayerMapComposite(layer_map=[*layer_map_base(), (linear, rule)])
-
-    def first_then(first, conv_rule, dense_rule):
-        return SpecialFirstLayerMapComposite(
-            layer_map=[*layer_map_base(), (Convolution, conv_rule), (torch.nn.Linear, dense_rule)],
-            first_map=[(linear, first)])
+        return LayerMapComposite(layer_map=[*layer_map_base(), ((Convolution, torch.nn.Linear), rule)])
 
     return {
         "lrp_epsilon_1e-6": lambda: everywhere(Epsilon(1e-6)),
@@ -181,12 +185,13 @@ def attribute(model, x, targets, composite=None):
     return r
 
 
-def zennit_step(build_torch, out, stem):
+def zennit_step(build_torch, out, stem, extra=dict):
     """Rebuilds the model in torch from <stem>_weights.npz (``build_torch(weights,
     fold_batchnorm)``), checks the port against Keras' logits (folded and with a torch
     BatchNorm; max relative difference must be < 1e-5) and writes <stem>_refs.npz:
     ``logits``, ``targets`` (top-1 class) and one relevance array per key (with
-    ``gradient`` and ``gradxinput``), channels last, the shape of the inputs."""
+    ``gradient`` and ``gradxinput``, and the keys of the model's own settings, ``extra()``:
+    key -> composite maker), channels last, the shape of the inputs."""
     from importlib.metadata import version
 
     import torch
@@ -219,12 +224,13 @@ def zennit_step(build_torch, out, stem):
     g = attribute(model, x, targets)
     refs["gradient"] = channels_last(g)
     refs["gradxinput"] = channels_last(g * x)
-    for key, make in composites().items():
+    settings = {**composites(), **extra()}
+    for key, make in settings.items():
         refs[key] = channels_last(attribute(model, x, targets, make()))
-    assert list(refs)[4:] == KEYS and all(refs[k].shape == xk.shape for k in KEYS)
+    assert list(refs)[4:] == list(settings) and all(refs[k].shape == xk.shape for k in settings)
     explained = logits[torch.arange(len(targets)), targets].numpy()
     conservation = {k: round(float(np.abs(refs[k].reshape(len(xk), -1).sum(1) / explained - 1).max()), 4)
-                    for k in KEYS}
+                    for k in settings}
     # the maps in float32 (rounding 6e-8, far below the tests' 1e-3): half the size of float64
     store = {k: v.astype("float32") if v.shape == xk.shape else v for k, v in refs.items()}
     np.savez_compressed(out / f"{stem}_refs.npz", **store)

@@ -139,10 +139,13 @@ def test_the_checker_sees_framework_imports():
 # Code of one kind of input lives in its kind's module (xai_cli/kinds/<kind>.py) and in
 # the modules only that kind uses; everything above the kinds asks the kind instead.
 KIND_ONLY = {   # module -> the modules that may import it
-    "xai_cli.kinds.image": {"xai_cli.kinds", "xai_cli.kinds.clip"},   # a clip is an image kind
+    "xai_cli.kinds.image": {"xai_cli.kinds", "xai_cli.kinds.clip", "xai_cli.kinds.signal"},   # image kinds
     "xai_cli.kinds.clip": {"xai_cli.kinds"},
+    "xai_cli.kinds.signal": {"xai_cli.kinds"},
     "xai_cli.io.clips": {"xai_cli.kinds.clip"},
     "xai_cli.io.clipmaps": {"xai_cli.kinds.clip"},
+    "xai_cli.io.signals": {"xai_cli.kinds.signal"},
+    "xai_cli.io.signalmaps": {"xai_cli.kinds.signal"},
     "xai_cli.kinds.document": {"xai_cli.kinds"},
     "xai_cli.kinds.words": {"xai_cli.kinds.document", "xai_cli.api"},   # the API names its result
     "xai_cli.kinds.deletion": {"xai_cli.kinds.document"},

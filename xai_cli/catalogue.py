@@ -32,6 +32,7 @@ METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 REPLACEMENTS = ("uniform", "mean", "blur", "road")   # what replaces a perturbed image region
 WORD_REPLACEMENTS = ("zero", "unknown", "pad")    # what a deleted word becomes (text models)
 CLIP_REPLACEMENTS = REPLACEMENTS[:3]               # a clip's space-time patch: ROAD is images'
+SIGNAL_REPLACEMENTS = ("linear", "mean", "zero", "noise")   # what replaces a window of a signal
 
 
 

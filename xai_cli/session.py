@@ -61,6 +61,8 @@ class Options:
     max_tokens: int | None = None
     frames: str | None = None      # a video model's frames: N or A:B (--frames)
     stride: int | None = None      # ... every S-th of them (--stride)
+    sample_rate: float | None = None   # a signal model's samples per second (--sample-rate)
+    offset: float | None = None        # ... where its window starts in a signal (--offset)
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
 
 
@@ -151,6 +153,8 @@ class Session:
                     "preprocessing": repr(self.preprocessing), "resize": self.options.resize,
                     **({"frames": [self.options.frames, self.options.stride]}
                        if self.options.frames or self.options.stride else {}),
+                    **({"timing": [self.options.sample_rate, self.options.offset]}
+                       if self.options.sample_rate or self.options.offset else {}),
                     "target": self.target,
                     "seed": self.options.seed, "batch_size": self.options.batch_size,
                     "inputs": len(self.listing), "shard": self.options.shard,

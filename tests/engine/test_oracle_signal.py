@@ -19,18 +19,23 @@ X = np.load(SIGNAL / "conv1d_inputs.npy")       # (4, 64, 3): signals, time step
 REFS = dict(np.load(SIGNAL / "conv1d_refs.npz"))
 
 
-@pytest.mark.parametrize("key", [*BUILTIN, *INLINE, "gradient", "gradxinput"])
+SIGNAL_DEFAULT = {"signal_epsilon_alpha": "signal-epsilon-alpha"}   # the signal models' default
+
+
+@pytest.mark.parametrize("key", [*BUILTIN, *INLINE, *SIGNAL_DEFAULT, "gradient", "gradxinput"])
 def test_matches_zennit(key):
     assert REFS[key].shape == X.shape
     if key in ("gradient", "gradxinput"):
         result = explain(MODEL, X, REFS["targets"], method=key)
     else:
-        result = explain(MODEL, X, REFS["targets"], rules=INLINE.get(key) or BUILTIN[key])
+        configs = {**BUILTIN, **SIGNAL_DEFAULT}
+        result = explain(MODEL, X, REFS["targets"], rules=INLINE.get(key) or configs[key])
     np.testing.assert_allclose(result.logits, REFS["logits"], rtol=1e-4, atol=1e-5)
     assert relative_max_diff(result.relevance, REFS[key]) < TOLERANCE
 
 
-@pytest.mark.parametrize("config", ["epsilon-plus-flat", "epsilon-gamma-box", "w2-first"])
+@pytest.mark.parametrize("config", ["epsilon-plus-flat", "epsilon-gamma-box", "w2-first",
+                                    "signal-epsilon-alpha"])
 def test_first_layer_is_zennits_first_layer(config):
     """Zennit's first layer is the first Conv1d; xai's `first: true` is the first Conv1D
     alone (bn1 merged into it), so the built-in configs apply unchanged."""

@@ -362,3 +362,54 @@ def test_clips_show_the_clip_its_animated_heatmaps_relevance_over_time_and_top_f
                                                            ("", ".sa.gif"), ("", ".time.png")))
     assert all(width > 0 for width in loaded.values())
     assert console_errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def signals(tmp_path_factory):
+    """Two of the shipped GunPoint series explained by the shipped CNN, and a WAV at 8 kHz
+    (its plot and its spectrogram) by a small audio model."""
+    import wave
+
+    import keras
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path_factory.mktemp("signals")
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    keras.Sequential([keras.Input((2000, 1)), L.Conv1D(4, 9, strides=4, activation="relu"),
+                      L.GlobalAveragePooling1D(), L.Dense(2)]).save(folder / "audio.keras")
+    tone = (np.sin(np.arange(4000) * 2 * np.pi * 440 / 8000) * 16000).astype(np.int16)
+    with wave.open(str(folder / "tone.wav"), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(tone.tobytes())
+    out = folder / "out"
+    run("explain", root / "models" / "gunpoint_cnn.keras", root / "sample_signals" / "gun_0.csv",
+        root / "sample_signals" / "point_0.csv", "--labels", root / "models" / "gunpoint_labels.txt",
+        "-m", "lrp", "-m", "sa", "-o", out)
+    run("explain", folder / "audio.keras", folder / "tone.wav", "--sample-rate", 8000, "--offset", 0.25,
+        "-m", "lrp", "-o", out, "--skip-existing")
+    return out
+
+
+def test_signals_show_their_plots_spectrograms_and_top_windows(browser, signals):
+    records = kept_records(signals)
+    open_page(browser, signals)
+    shown = {card["name"]: card for card in cards(browser)}
+    assert sorted(shown) == sorted(records) == ["gun_0.csv", "point_0.csv", "tone.wav"]
+    assert shown["gun_0.csv"]["pictures"] == ["input", "lrp", "sa"]
+    assert shown["tone.wav"]["pictures"] == ["input", "lrp", "lrp over the spectrogram"]
+    first = records["gun_0.csv"]["top_windows"]["lrp"][0]["samples"]
+    assert shown["gun_0.csv"]["facts"]["lrp windows"][0].startswith(f"{first[0]}-{first[1]}, ")
+    assert shown["tone.wav"]["facts"]["lrp windows"][0].split(", ")[0].endswith(" s")
+    loaded = dict(images(browser))
+    assert sorted(loaded) == sorted([*(f"{folder}{stem}{suffix}" for stem in ("gun_0", "point_0")
+                                       for folder, suffix in (("thumbs/", ".png"), ("", ".lrp.png"),
+                                                              ("", ".sa.png"))),
+                                     "thumbs/tone.png", "tone.lrp.png", "tone.lrp.spectrogram.png"])
+    assert all(width > 0 for width in loaded.values())
+    widths = dict(browser.execute_script(   # the plots as wide as the card, the thumbnail its own size
+        'return [...document.querySelectorAll("#cards img")].map(i => [i.getAttribute("src"), '
+        'i.clientWidth])'))
+    assert widths["gun_0.lrp.png"] > 250 and widths["thumbs/gun_0.png"] <= 160
+    assert console_errors(browser) == []

@@ -37,7 +37,7 @@ def _linear(seed=0, n=4, shape=(6, 6, 2)):
 
 
 def _batch(model, x, seed=0, **options):
-    options = EvaluateOptions(methods=("linear",), **options)
+    options = EvaluateOptions(methods=("linear",), **{"perturb": (9, 9), **options})
     return evaluate_batch({"linear": model}, model.scorer, x, np.full(len(x), -1, np.int32),
                           np.arange(len(x)), options, valid_range=(0.0, 1.0), seed=seed)
 
@@ -105,7 +105,7 @@ def test_relevance_once_per_batch_and_protocols_independent():
 @pytest.mark.parametrize("kwargs,message", [
     ({"lerf": True, "order": "lerf"}, "--order morf"),
     ({"lerf": True, "order": "random"}, "--order morf"),
-    ({"replace": ("noise",)}, "noise"),
+    ({"replace": ("hiss",)}, "hiss"),
     ({"words": 0}, "--words"),
 ])
 def test_options_are_checked_for_every_caller(kwargs, message):

@@ -11,6 +11,7 @@ from xai_cli.engine.graph import build_graph
 from xai_cli.errors import XaiError
 from xai_cli.kinds.document import Document
 from xai_cli.kinds.image import Image
+from xai_cli.kinds.signal import Signal
 from xai_cli.measures.faithfulness import EvaluateOptions
 from xai_cli.models.loading import load
 from xai_cli.session import Options
@@ -44,9 +45,12 @@ def test_the_kind_is_chosen_from_the_graph(image, document):
     assert type(image) is Image and type(document) is Document
     signal = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3),
                                keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
-    with pytest.raises(XaiError, match=r"input shape \(20, 3\) is not an image \(H, W, C\), a "
-                                       "text model's"):
-        kinds.of(build_graph(signal))
+    assert type(kinds.of(build_graph(signal))) is Signal
+    volume = keras.Sequential([keras.Input((4, 6, 6, 6, 1)), keras.layers.Flatten(),
+                               keras.layers.Dense(2)])
+    with pytest.raises(XaiError, match=r"input shape \(4, 6, 6, 6, 1\) is not an image \(H, W, C\), "
+                                       r"a text model's .*, a clip \(T, H, W, C\) or a signal \(T, C\)"):
+        kinds.of(build_graph(volume))
 
 
 def test_each_kind_has_its_own_protocols(image, document):

@@ -156,7 +156,7 @@ def test_same_seed_same_results_and_per_image_generators():
     with pytest.raises(ValueError, match="valid range"):
         pa.replacement_values(x, "uniform", None, _rngs(5, 4), sigma=1)
     with pytest.raises(ValueError, match="unknown replacement"):
-        pa.replacement_values(x, "noise", None, [], sigma=1)
+        pa.replacement_values(x, "hiss", None, [], sigma=1)
 
 
 def test_mean_and_blur_replacements():

@@ -117,7 +117,7 @@ def spray(method, clusters, requirements, **kwargs):
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES), help="Method to evaluate; repeat for several.")
-@perturbation_options(replace_default=(), text=True)
+@perturbation_options(replace_default=(), every_kind=True)
 @click.option("--order", type=click.Choice(["morf", "lerf", "random"]), default="morf",
               show_default=True, help="Most relevant first, least relevant first, or random. "
                                       "A random-order baseline is always added.")

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..catalogue import IG_STEPS, REPLACEMENTS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, WORD_REPLACEMENTS
+from ..catalogue import (
+    IG_STEPS,
+    REPLACEMENTS,
+    SIGNAL_REPLACEMENTS,
+    SMOOTHGRAD_NOISE,
+    SMOOTHGRAD_SAMPLES,
+    WORD_REPLACEMENTS,
+)
 from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
 
 if TYPE_CHECKING:
@@ -113,6 +120,15 @@ def data_options(fn: F) -> F:
                           "the model saw."),
         click.option("--stride", type=click.IntRange(min=1), metavar="S",
                      help="Video models: take every S-th frame (default: spread evenly)."),
+        click.option("--sample-rate", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
+                     help="Signal models: the samples per second the model takes. Audio files "
+                          "at another rate are resampled to it; CSV and .npy signals are taken "
+                          "as they are, their time axis labelled in seconds. With a rate, each "
+                          "signal also gets its relevance over a spectrogram."),
+        click.option("--offset", type=click.FloatRange(min=0), metavar="T",
+                     help="Signal models: where the model's window starts in a longer signal, "
+                          "in seconds (in samples for a signal without a rate). Default: its "
+                          "start. A signal too short for the window is reported and skipped."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
                      show_default=True, help="Where the Keras backend runs (auto: its GPU, if "
                                              "it sees one)."),
@@ -175,30 +191,33 @@ def patch_size(ctx: click.Context, param: click.Parameter, value: str | None
     if value is None:
         return None
     parts = value.lower().split("x")
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"expected HxW (e.g. 9x9), one size, or TxHxW for a clip "
-                                 f"(e.g. 2x9x9), got '{value}'")
+    if len(parts) > 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"expected HxW (e.g. 9x9), TxHxW for a clip (e.g. 2x9x9), W for "
+                                 f"a signal, or one size for every axis, got '{value}'")
     return tuple(int(p) for p in parts)
 
 
-def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -> Callable[[F], F]:
+def perturbation_options(replace_default: tuple[str, ...], every_kind: bool = False
+                         ) -> Callable[[F], F]:
     """Options of the region-perturbation measurement, shared by evaluate and tune;
-    ``text`` adds word deletion's protocols and --words."""
-    replacements = [*REPLACEMENTS, *(WORD_REPLACEMENTS if text else ())]
-    text_help = (" Default: uniform. Text models delete words instead: zero (the word's "
+    ``every_kind`` adds the protocols of text and signal models, and --words."""
+    replacements = list(dict.fromkeys([*REPLACEMENTS, *(WORD_REPLACEMENTS + SIGNAL_REPLACEMENTS
+                                                        if every_kind else ())]))
+    every_kind_help = (" Default: uniform. Text models delete words instead: zero (the word's "
                  "embedding becomes zero, as Arras et al.; the default for them), unknown (it "
-                 "becomes the unknown token) or pad (padding, which a mask_zero model skips).") \
-        if text else ""
+                 "becomes the unknown token) or pad (padding, which a mask_zero model skips). "
+                 "Signal models replace a window by linear (a straight line across it from the "
+                 "steps that are left; the default for them), mean (each channel's), zero or "
+                 "noise (Gaussian, with each channel's mean and spread).") if every_kind else ""
 
     def decorate(fn):
         options = [
-            click.option("--perturb", callback=patch_size, metavar="HxW|TxHxW",
+            click.option("--perturb", callback=patch_size, metavar="HxW|TxHxW|W",
                          help="Size of the non-overlapping regions that are perturbed: HxW "
                               "pixels of an image (default 9x9), TxHxW frames and pixels of a "
                               "clip (default 2x9x9; 1xHxW with the frame's size deletes whole "
-                              "frames)."),
+                              "frames), W time steps of a signal on all its channels (default: "
+                              "a 25th of the signal). One size: the same on every axis."),
             click.option("--steps", type=click.IntRange(min=0),
                          help="Perturbation steps (one patch each). Default: all patches, at "
                               "most 100."),
@@ -209,12 +228,12 @@ def perturbation_options(replace_default: tuple[str, ...], text: bool = False) -
                               "each removed pixel becomes the weighted mean of its neighbours, "
                               "plus a little noise, so the shape of the removed region tells "
                               "the model nothing). Repeat to measure several protocols on the "
-                              "same heatmaps." + text_help),
+                              "same heatmaps." + every_kind_help),
             click.option("--score", type=click.Choice(["logit", "prob"]), default="logit",
                          show_default=True,
                          help="Track the pre-softmax score or the softmax probability."),
         ]
-        if text:
+        if every_kind:
             options.append(click.option("--words", type=click.IntRange(min=1), default=1,
                                         show_default=True,
                                         help="Text models: words deleted per step."))

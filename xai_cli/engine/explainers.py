@@ -80,8 +80,8 @@ def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:
         valid = preprocessing.valid_range(graph.input_shape[-1]) if preprocessing else None
         if valid is None:
             raise XaiError(f"rule zbox on layer '{op.layer}' needs the input's value range: "
-                           "choose a --preprocess preset (e.g. unit) or give low and high in "
-                           "the rule config")
+                           "give low and high in the rule config, or for images choose a "
+                           "--preprocess preset (e.g. unit); a signal's values have no range")
         bounds[index] = _propagate_range(graph, op.inputs[0], *valid)
     return bounds
 

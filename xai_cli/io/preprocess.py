@@ -30,6 +30,9 @@ class Preprocessing:
         (BGR when ``bgr``). A 1-channel model gets the average of several values.
     bgr : bool
         Reverse RGB to BGR before the mean is subtracted (caffe).
+    bounded : bool
+        Whether the raw values are pixels in [0, 255], which gives the input a valid
+        range; a signal's values have none.
     """
 
     name: str
@@ -37,6 +40,7 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     bgr: bool = False
+    bounded: bool = True
 
     def _stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
         def per_channel(values, default):
@@ -91,9 +95,10 @@ class Preprocessing:
         -------
         (low, high) : tuple of ndarray, or None
             Arrays of shape ``(channels,)``: the images of pixel values 0 and 255 (ordered
-            so that ``low <= high``); ``None`` for ``'none'``, whose range is unknown.
+            so that ``low <= high``); ``None`` for ``'none'`` and for values that are not
+            pixels, whose range is unknown.
         """
-        if self.name == "none":
+        if self.name == "none" or not self.bounded:
             return None
         ends = self.apply(np.array([[0.0] * channels, [255.0] * channels], np.float32))
         return ends.min(axis=0), ends.max(axis=0)
@@ -162,9 +167,10 @@ DEFAULT = "unit"
 
 def first_given(config: Mapping, name: str | None = None, scale: float | None = None,
                 mean: Sequence[float] | float | None = None,
-                std: Sequence[float] | float | None = None) -> Preprocessing:
+                std: Sequence[float] | float | None = None, default: str = DEFAULT) -> Preprocessing:
     """The command line's preprocessing (``name``, ``scale``, ``mean``, ``std``), else the
-    rule config's ``input`` section (``config``), else the default (:data:`DEFAULT`)."""
+    rule config's ``input`` section (``config``), else ``default`` (a preset: pixels in
+    [0, 1] for images, :data:`DEFAULT`)."""
     from_cli = {k: v for k, v in (("scale", scale), ("mean", mean), ("std", std)) if v is not None}
     if name or from_cli:
         return resolve(name, **from_cli)
@@ -172,4 +178,4 @@ def first_given(config: Mapping, name: str | None = None, scale: float | None = 
     name = spec.pop("preprocess", None)
     if name or spec:
         return resolve(name, **spec)
-    return resolve(DEFAULT)
+    return resolve(default)

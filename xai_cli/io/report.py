@@ -103,7 +103,7 @@ def _card(record: dict, present: set[str]) -> dict:
     """The record as the page shows it: ``outputs`` replaced by its thumbnail and a heatmap
     per method, as URLs relative to the page (a document's word heatmaps also by the HTML
     page each links to; a clip's animated heatmaps, and its relevance over time among
-    ``figures``)."""
+    ``figures``; a signal's plots, and an audio signal's spectrograms among ``figures``)."""
     card = dict(record)
     files = [f for f in (_relative(p, present) for p in card.pop("outputs", ())) if f]
     thumb = next((f for f in files if f.startswith("thumbs/")), None)
@@ -111,7 +111,9 @@ def _card(record: dict, present: set[str]) -> dict:
     methods = card.get("relevance_sum") or card.get("aopc") or {}   # explain or evaluate
     card["maps"] = [[method, quote(f)] for method in methods
                     for f in files if f.endswith((f".{method}.png", f".{method}.gif"))]
-    card["figures"] = [[caption, quote(f)] for suffix, caption in CARD_FIGURES
+    figures = [*CARD_FIGURES, *((f".{method}.spectrogram.png", f"{method} over the spectrogram")
+                                for method in methods)]
+    card["figures"] = [[caption, quote(f)] for suffix, caption in figures
                        for f in files if f.endswith(suffix)]
     card["pages"] = {method: quote(f) for method in methods
                      for f in files if f.endswith(f".{method}.html")}

@@ -258,11 +258,13 @@ def _save_heatmap(out: Path, stem: str, method: str, relevance: np.ndarray) -> s
 def _plot(out, tally: Tally, summary: list[dict]) -> None:
     if not summary[0]["n_images"]:
         return
-    options, words = tally.options, tally.options.deletes_words
-    kind = f"word deletion, {options.unit} per step" if words else f"region perturbation {options.unit}"
+    options, inputs = tally.options, measured(summary[0]["perturb"])
+    kind = {"documents": f"word deletion, {options.unit} per step",
+            "signals": f"time-window perturbation, windows of {options.unit} samples"
+            }.get(inputs, f"region perturbation {options.unit}")
     title = (f"{kind}, {options.order}{' and lerf' if options.lerf else ''} "
-             f"({summary[0]['n_images']} {measured(summary[0]['perturb'])})")
-    step = "words deleted" if words else "patches replaced"
+             f"({summary[0]['n_images']} {inputs})")
+    step = {"documents": "words deleted", "signals": "windows replaced"}.get(inputs, "patches replaced")
     atomic_write(out / "curves.png", lambda f: pa.plot_curves(tally.mean_curves(), f, title, step))
 
 
@@ -286,9 +288,11 @@ def table(summary: list[dict], sanity_rows: list[dict] = (), comparisons: list[d
     for replace in dict.fromkeys(row["replace"] for row in summary):
         block = [i for i, row in enumerate(summary) if row["replace"] == replace]
         first = summary[block[0]]
-        words = "word" in first["perturb"]
-        lines.append(f"replace {replace} ({first['n_images']} {measured(first['perturb'])}, "
-                     f"{first['perturb']}{' per step' if words else ' patches'}, "
+        inputs = measured(first["perturb"])
+        perturb = first["perturb"]
+        unit = {"documents": f"{perturb} per step",
+                "signals": f"windows of {perturb} samples"}.get(inputs, f"{perturb} patches")
+        lines.append(f"replace {replace} ({first['n_images']} {inputs}, {unit}, "
                      f"{first['steps']} steps, {first['order']}{' and lerf' if lerf else ''})")
         lines += [line(header)] + [line(cells[i]) for i in block]
         if any(summary[i]["aopc_vs_random"] is None for i in block):

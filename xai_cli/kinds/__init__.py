@@ -13,8 +13,9 @@ from .base import InputKind
 from .clip import Clip
 from .document import Document
 from .image import Image
+from .signal import Signal
 
-KINDS: tuple[type[InputKind], ...] = (Image, Document, Clip)   # the first that fits a graph wins
+KINDS: tuple[type[InputKind], ...] = (Image, Document, Clip, Signal)   # the first that fits a graph wins
 
 
 def of(graph: Graph) -> InputKind:

@@ -8,13 +8,8 @@ replacements, drawing what ``xai explain`` writes, the kind's fields of the JSON
 and the Python API's input conversion. Session, jobs, CLI and API ask the kind; they do
 not branch on it.
 
-The kinds so far: images, documents and clips (video, an image kind with frames). The
-kind to come fits the same interface:
-
-- **signal** ``(T, C)`` (audio, time series): ``.npy``/CSV/WAV files; per-channel
-  preprocessing; the perturbation unit a window of ``W`` steps (all channels), replaced by
-  noise, the mean or a linear interpolation; drawn as the signal with relevance as the
-  line's colour or a band under it.
+The kinds: images, documents, clips (video, an image kind with frames) and signals
+(audio and time series ``(T, C)``, an image kind with one axis of time).
 
 A kind decides how many consecutive inputs make one batch of the job (``window``): the
 unit of a part file, of a shard and of the records that come out together. Documents of

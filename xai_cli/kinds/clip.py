@@ -19,7 +19,6 @@ import PIL.Image
 
 from ..catalogue import CLIP_REPLACEMENTS
 from ..engine.methods import METHODS
-from ..errors import XaiError
 from ..io import clipmaps, clips, inputs, preprocess, render
 from ..io.outputs import atomic_write, out_path, save_csv, save_npy
 from .base import ExplainOptions
@@ -42,6 +41,7 @@ class Clip(Image):
     commands = ("explain", "evaluate")
     replacements = CLIP_REPLACEMENTS
     patch, patch_axes = (2, 9, 9), "TxHxW (frames, height, width; 1xHxW deletes whole frames)"
+    perturbed_by = "space-time perturbation"
 
     @classmethod
     def fits(cls, graph) -> bool:
@@ -143,10 +143,3 @@ class Clip(Image):
         atomic_write(path, lambda f: clipmaps.animation(sample.display, f, sample.frame_ms,
                                                         THUMBNAIL_SIZES))
         return [str(path)]
-
-    def evaluation(self, options, masks=False, heatmaps=False):
-        if masks or heatmaps or options.sanity:
-            given = "--masks" if masks else "--save-heatmaps" if heatmaps else "--sanity"
-            raise XaiError(f"{given} is for image models; a video model's clips are evaluated "
-                           "by space-time perturbation")
-        return super().evaluation(options)

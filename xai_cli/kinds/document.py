@@ -239,6 +239,9 @@ class Document(InputKind):
                            "word heatmaps")
         if options.sanity:
             raise XaiError("--sanity is for image models")
+        if options.perturb is not None:
+            raise XaiError("--perturb is for images, clips and signals; a text model's documents "
+                           "lose --words words per step")
         return super().evaluation(options)
 
     def steps(self, options) -> int:

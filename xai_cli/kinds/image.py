@@ -38,9 +38,11 @@ class Image(InputKind):
     audience = "images"
     shape = "an image (H, W, C)"
     default_config = "context-gamma-box"
+    default_preprocess = preprocess.DEFAULT
     commands = ("explain", "evaluate", "spray", "tune")
     replacements = REPLACEMENTS
     patch, patch_axes = (9, 9), "HxW"   # xai evaluate's default perturbation unit
+    perturbed_by: str | None = None   # image kinds that take no image-only measures: their unit
 
     @classmethod
     def fits(cls, graph) -> bool:
@@ -53,7 +55,8 @@ class Image(InputKind):
     def prepare(self, options, composite) -> preprocess.Preprocessing:
         self.refuse_others_options(options)
         self.preprocessing = preprocess.first_given(composite.preprocess, options.preprocess,
-                                                    options.scale, options.mean, options.std)
+                                                    options.scale, options.mean, options.std,
+                                                    self.default_preprocess)
         self.resize = options.resize
         return self.preprocessing
 
@@ -178,8 +181,14 @@ class Image(InputKind):
         return [save_thumbnail(out, sample.item.stem, sample.display)]
 
     def evaluation(self, options, masks=False, heatmaps=False):
+        if self.perturbed_by and (masks or heatmaps or options.sanity):
+            given = "--masks" if masks else "--save-heatmaps" if heatmaps else "--sanity"
+            raise XaiError(f"{given} is for image models; {self.article}'s {self.plural} are "
+                           f"evaluated by {self.perturbed_by}")
         if options.perturb is None:
             options = dataclasses.replace(options, perturb=self.patch)
+        elif len(options.perturb) == 1:   # one size: the same on every axis
+            options = dataclasses.replace(options, perturb=options.perturb * len(self.patch))
         if len(options.perturb) != len(self.patch):
             raise XaiError(f"--perturb {'x'.join(map(str, options.perturb))} does not fit "
                            f"{self.plural}: theirs is {self.patch_axes} ({'x'.join(map(str, self.patch))} "

@@ -28,7 +28,8 @@ from . import perturbation as pa
 RANDOM = "random"
 FIGURES = ("aopc", "aopc_lerf", "area")   # per-image figures: BatchResult methods, summary columns
 # Seed streams, fixed per purpose: a protocol's draws do not depend on the others asked for.
-STREAMS = {"uniform": 0, "order": 1, "mean": 2, "blur": 3, "bootstrap": 4, "road": 5}
+STREAMS = {"uniform": 0, "order": 1, "mean": 2, "blur": 3, "bootstrap": 4, "road": 5, "zero": 6,
+           "noise": 7, "linear": 8}
 
 
 @dataclass
@@ -36,7 +37,7 @@ class EvaluateOptions:
     """What to measure; checked on construction so that every caller gets the same errors."""
 
     methods: tuple[str, ...] = ("lrp",)
-    perturb: tuple[int, ...] | None = (9, 9)   # a patch, HxW or TxHxW; None: the kind's default
+    perturb: tuple[int, ...] | None = None   # a patch (HxW, TxHxW, W); None: the kind's default
     steps: int | None = None
     order: str = "morf"
     replace: tuple[str, ...] = ("uniform",)
@@ -54,7 +55,7 @@ class EvaluateOptions:
                            f"{self.order}")
         if self.words < 1:
             raise XaiError(f"--words must be at least 1, got {self.words}")
-        known = pa.REPLACEMENTS + pa.WORD_REPLACEMENTS
+        known = tuple(dict.fromkeys(pa.REPLACEMENTS + pa.WORD_REPLACEMENTS + pa.SIGNAL_REPLACEMENTS))
         unknown = [r for r in self.replace if r not in known]
         if unknown:
             raise XaiError(f"--replace must be one or more of {', '.join(known)}, "
@@ -62,8 +63,9 @@ class EvaluateOptions:
 
     @property
     def deletes_words(self) -> bool:
-        """Word deletion (a text model's documents), not region perturbation."""
-        return bool(self.replace) and all(r in pa.WORD_REPLACEMENTS for r in self.replace)
+        """Word deletion (a text model's documents), not region perturbation: the unit is
+        words, not a patch (the kind leaves ``perturb`` unset)."""
+        return self.perturb is None
 
     @property
     def unit(self) -> str:
@@ -84,8 +86,10 @@ class EvaluateOptions:
 
 def measured(unit: str) -> str:
     """What a run whose perturbation unit is ``unit`` (:attr:`EvaluateOptions.unit`,
-    summary.csv's ``perturb``) measured, in messages: images, clips or documents."""
-    return "documents" if "word" in unit else "clips" if unit.count("x") == 2 else "images"
+    summary.csv's ``perturb``) measured, in messages: images, clips, signals or documents."""
+    if "word" in unit:
+        return "documents"
+    return {0: "signals", 2: "clips"}.get(unit.count("x"), "images")
 
 
 def checked_valid_range(preprocessing: Preprocessing, channels: int, options: EvaluateOptions

@@ -1,5 +1,8 @@
-"""ROAD's replacement: noisy linear imputation (Rong et al. 2022, "A consistent and
-efficient evaluation strategy for attribution methods").
+"""Replacements imputed, at each step, from what has not been removed: ROAD's noisy linear
+imputation for images, and linear interpolation across time for signals.
+
+ROAD (Rong et al. 2022, "A consistent and efficient evaluation strategy for attribution
+methods").
 
 Replacing pixels by noise or a blur leaves a trace of where they were: the shape of the
 removed region itself can move the score, so MoRF and LeRF can disagree about which
@@ -84,3 +87,28 @@ class NoisyLinearImputation:
     def __call__(self, images: np.ndarray, removed: np.ndarray) -> np.ndarray:
         return np.stack([impute(self.x[i], r) + np.where(r[..., None], self.noise[i], 0)
                          for i, r in zip(images, removed)]).astype(np.float32)
+
+
+class LinearInterpolation:
+    """A signal's removed steps as a straight line between the nearest steps still there,
+    per channel, across each run of removed steps however many windows it spans (the line
+    carries no value from inside the run); before the first or after the last step still
+    there, that step's value. With every step removed, each channel's mean stands in.
+
+    ``interpolation(inputs, removed)`` gives, for each row, signal ``inputs[k]`` of ``x``
+    ``(N, T, C)`` with its ``removed[k]`` ``(T,)`` steps interpolated."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+
+    def __call__(self, inputs: np.ndarray, removed: np.ndarray) -> np.ndarray:
+        steps = np.arange(self.x.shape[1])
+        out = np.array(self.x[inputs], np.float32)
+        for row, gone in zip(out, removed):
+            kept = ~gone
+            if not kept.any():
+                row[:] = row.mean(axis=0)
+            elif gone.any():
+                for channel in range(row.shape[1]):
+                    row[gone, channel] = np.interp(steps[gone], steps[kept], row[kept, channel])
+        return out

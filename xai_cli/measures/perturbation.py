@@ -18,8 +18,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..catalogue import REPLACEMENTS, WORD_REPLACEMENTS  # noqa: F401 (the names of the protocols)
-from .imputation import NoisyLinearImputation
+from ..catalogue import REPLACEMENTS, SIGNAL_REPLACEMENTS, WORD_REPLACEMENTS  # noqa: F401 (protocols)
+from .imputation import LinearInterpolation, NoisyLinearImputation
 
 ORDERS = ("morf", "lerf", "random")
 
@@ -131,24 +131,26 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 def replacement_values(x: np.ndarray, mode: str,
                        valid_range: tuple[float | np.ndarray, float | np.ndarray] | None,
                        rngs: Sequence[np.random.Generator],
-                       sigma: float) -> np.ndarray | NoisyLinearImputation:
-    """Values that perturbed pixels take, drawn once per image.
+                       sigma: float) -> np.ndarray | NoisyLinearImputation | LinearInterpolation:
+    """Values that perturbed pixels (or time steps) take, drawn once per input.
 
     Parameters
     ----------
-    x : (N, H, W, C) inputs, or clips (N, T, H, W, C).
+    x : (N, H, W, C) inputs, clips (N, T, H, W, C) or signals (N, T, C).
     mode : 'uniform' (per pixel and channel, uniform in the channel's valid range),
         'mean' (per-input per-channel mean), 'blur' (Gaussian-blurred copy of ``x``, frame
-        by frame) or 'road' (noisy linear imputation from the pixels that are not
-        removed; images only).
+        by frame), 'road' (noisy linear imputation from the pixels that are not
+        removed; images only); for signals also 'zero', 'noise' (Gaussian, with each
+        channel's own mean and standard deviation over the signal) and 'linear' (a
+        straight line across each run of removed steps, from the steps that are left).
     valid_range : (low, high), scalars or (C,) arrays; needed by 'uniform' only.
-    rngs : one generator per image, used by 'uniform' and 'road' only.
+    rngs : one generator per input, used by 'uniform', 'noise' and 'road' only.
     sigma : standard deviation of the blur in pixels (> 0); used by 'blur' only.
 
     Returns
     -------
-    float32 array shaped like ``x``; for 'road' a `NoisyLinearImputation`, which gives the
-    values for the pixels removed at a step.
+    float32 array shaped like ``x``; for 'road' a `NoisyLinearImputation` and for 'linear'
+    a `LinearInterpolation`, which give the values for the positions removed at a step.
     """
     if mode == "uniform":
         if valid_range is None:
@@ -159,17 +161,30 @@ def replacement_values(x: np.ndarray, mode: str,
                              f"for {len(x)} images")
         low, high = (np.asarray(v, np.float64) for v in valid_range)
         return np.stack([rng.uniform(low, high, x.shape[1:]) for rng in rngs]).astype(np.float32)
+    axes = tuple(range(1, x.ndim - 1))   # all but the input and the channel
     if mode == "mean":
-        return np.broadcast_to(x.mean(axis=tuple(range(1, x.ndim - 1)), keepdims=True,
-                                      dtype=np.float64),
+        return np.broadcast_to(x.mean(axis=axes, keepdims=True, dtype=np.float64),
                                x.shape).astype(np.float32)
+    if mode == "zero":
+        return np.zeros_like(x, np.float32)
+    if mode == "noise":
+        if len(rngs) != len(x):
+            raise ValueError(f"noise replacement needs one generator per input: {len(rngs)} "
+                             f"for {len(x)} inputs")
+        mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+        std = x.std(axis=axes, keepdims=True, dtype=np.float64)
+        draws = np.stack([rng.standard_normal(x.shape[1:]) for rng in rngs])
+        return (mean + std * draws).astype(np.float32)
+    if mode == "linear":
+        return LinearInterpolation(x)
     if mode == "blur":
         if sigma <= 0:
             raise ValueError(f"blur sigma must be positive, got {sigma}")
         return _gaussian_blur(x.astype(np.float64), sigma).astype(np.float32)
     if mode == "road":
         return NoisyLinearImputation(x, rngs)
-    raise ValueError(f"unknown replacement '{mode}'; expected one of {', '.join(REPLACEMENTS)}")
+    raise ValueError(f"unknown replacement '{mode}'; expected one of "
+                     f"{', '.join(dict.fromkeys(REPLACEMENTS + SIGNAL_REPLACEMENTS))}")
 
 
 def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
@@ -184,8 +199,9 @@ def perturbation_curves(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
         caller can score each image's own target.
     x : (N, H, W, C) inputs, or clips (N, T, H, W, C).
     ranks : (N, H, W) or (N, T, H, W) pixel ranks from `pixel_ranks`.
-    replacement : values shaped like ``x`` from `replacement_values`, or a
-        `NoisyLinearImputation` that gives them for each step's removed pixels.
+    replacement : values shaped like ``x`` from `replacement_values`, or a callable (a
+        `NoisyLinearImputation`, a `LinearInterpolation`) that gives them for each step's
+        removed pixels.
     steps : number of perturbation steps L >= 0. Steps beyond the number of patches
         repeat the fully perturbed input, so the curve always has L + 1 columns.
     chunk : rows per ``score_fn`` call; bounds the memory of the perturbed copies.
