@@ -99,20 +99,20 @@ def test_the_scale_is_a_percentile_so_outliers_do_not_pale_the_map():
     clipped = render.heatmap(r, False, render.Style(clip=99.5))
     assert pale[5, 5].sum() < 60                             # near black: 0.1 % of the scale
     assert (clipped[5, 5] == clipped[0, 0]).all()            # at the scale, as strong as the outlier
-    assert clipped[0, 0].tolist() == render._lut("afmhot", False)[-1].tolist()
+    assert clipped[0, 0].tolist() == render.colour_table("afmhot", False)[-1].tolist()
 
 
 def test_sparse_maps_fall_back_to_the_maximum():
     r = np.zeros((20, 20))
     r[3, 4] = -2.0                                           # the 99.5th percentile is zero
     assert render.scale(r, 99.5) == 2.0
-    assert render.heatmap(r, True)[3, 4].tolist() == render._lut("bwr", True)[0].tolist()
+    assert render.heatmap(r, True)[3, 4].tolist() == render.colour_table("bwr", True)[0].tolist()
 
 
 def test_clipping_is_symmetric_for_signed_maps():
     r = np.linspace(-1, 1, 201)[None] ** 3
     heat = render.heatmap(r, True, render.Style(clip=90))
-    lut = render._lut("bwr", True)
+    lut = render.colour_table("bwr", True)
     beyond = np.abs(r[0]) >= render.scale(r, 90)
     assert (heat[0][beyond & (r[0] > 0)] == lut[-1]).all()
     assert (heat[0][beyond & (r[0] < 0)] == lut[0]).all()
@@ -126,8 +126,8 @@ def test_colour_maps_replace_the_default_of_their_kind():
         render.Style.choose(99.5, ("bwr", "RdBu_r"))
     r = np.linspace(0, 1, 9)[None]
     low, high = render.heatmap(r, False, style)[0, [0, -1]].tolist()
-    assert low == render._lut("viridis", False)[0].tolist() != [0, 0, 0]
-    assert high == render._lut("viridis", False)[-1].tolist()
+    assert low == render.colour_table("viridis", False)[0].tolist() != [0, 0, 0]
+    assert high == render.colour_table("viridis", False)[-1].tolist()
 
 
 def test_overlay_opacity():

@@ -84,3 +84,17 @@ def test_bench_times_a_text_model_on_full_length_documents(tmp_path):
     assert result["input_shape"] == [12, 6]
     assert result["evaluate"] is None and result["end_to_end"] is None
     assert "evaluate" not in bench.table(result)
+
+
+def test_bench_times_a_signal_model_end_to_end_on_csv_signals():
+    """The shipped GunPoint CNN: made-up signals of its shape, window perturbation, and the
+    explain job on CSV files longer than the model's window."""
+    model = str(FIXTURES.parents[1] / "models" / "gunpoint_cnn.keras")
+    result = bench.run(model, None, None, 4, ("lrp",), ("signal-epsilon-alpha",), repeats=1,
+                       evaluate_steps=2)
+    assert list(result["methods"]) == ["forward", "gradient", "lrp:signal-epsilon-alpha"]
+    assert result["input_shape"] == [150, 1] and result["inputs"] == "signals"
+    assert result["evaluate"]["steps"] == 2
+    job = result["end_to_end"]
+    assert (job["files"], job["steps"]) == (16, 1000) and job["model"]["images_per_s"] > 0
+    assert "on 16 CSV signals of 1000 rows:" in bench.table(result)

@@ -77,6 +77,12 @@ def explain(methods, overlay, save_raw, grid, **kwargs):
     files (with the video extra) or .npy clips; --frames and --stride choose the frames the
     model sees. Each gets a frame grid <stem>.grid.png, an animated heatmap
     <stem>.<method>.gif and its relevance over time, <stem>.time.png and .csv.
+
+    For a signal model (input (T, C): audio, time series) they are signals: .npy arrays,
+    CSV files (a column per channel) or WAV files, cut to the model's length from --offset
+    and, for audio, resampled to --sample-rate. Each gets a plot <stem>.<method>.png of the
+    signal coloured by its relevance (red for the class, blue against) and, with a sample
+    rate, <stem>.<method>.spectrogram.png.
     """
     job = job_module("explain")
     style = render_style(kwargs)
@@ -154,6 +160,8 @@ def evaluate(methods, perturb, steps, order, replace, lerf, score, words, masks,
     For a text model's documents it is word deletion (Arras et al. 2017): --words words
     are deleted per step (--replace says how), most relevant first; the same files. For a
     video model's clips the patches are space-time, --perturb TxHxW (1xHxW deletes frames).
+    For a signal model's signals they are windows of --perturb W samples on every channel,
+    replaced by a line across them (--replace linear, the default), the mean, zero or noise.
     """
     job = job_module("evaluate")
     from ..jobs import gates

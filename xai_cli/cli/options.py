@@ -56,12 +56,15 @@ def data_options(fn: F) -> F:
         click.argument("images", nargs=-1, required=True),
         click.option("--rules", "-r", metavar="CFG",
                      help="Rule config for lrp: a built-in name (see `xai rules --list`) or a "
-                          "YAML file. Default: context-gamma-box."),
+                          "YAML file. Default: context-gamma-box (text models: text-epsilon; "
+                          "signal models: signal-epsilon-alpha)."),
         click.option("--preprocess", "-p", metavar="PRESET",
                      help="Input preprocessing: caffe, tf, torch, unit ([0,1]), raw ([0,255]) "
                           "or none (.npy inputs as they are). Overrides the rule config's "
-                          "input.preprocess. Default: unit. It also fixes the valid input "
-                          "range used by zbox and by evaluate's uniform replacement."),
+                          "input.preprocess. Default: unit (signal models: raw, their values as "
+                          "they are, per channel with --mean/--std). For pictures it also fixes "
+                          "the valid input range used by zbox and by evaluate's uniform "
+                          "replacement."),
         click.option("--resize", type=click.Choice(["squash", "crop", "pad"]), default="squash",
                      show_default=True,
                      help="How pictures whose aspect ratio differs from the model's input are "

@@ -21,10 +21,9 @@ from PIL import Image
 
 from ..errors import InputError, XaiError
 from . import inputs
-from .inputs import Fit, InputItem
+from .inputs import VIDEO_EXTENSIONS, Fit, InputItem
 from .preprocess import Preprocessing
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 FRAME_EXTENSIONS = tuple(e for e in inputs.IMAGE_EXTENSIONS if e != ".gif")
 CLIP_EXTENSIONS = (".gif", ".npy", *VIDEO_EXTENSIONS)
 MAX_FRAMES = 100_000   # a clip's frames, read or counted, beyond which it is refused

@@ -36,6 +36,7 @@ from .preprocess import Preprocessing
 _NPY_OPEN = threading.Lock()
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 MAX_PIXELS = 64_000_000
 
 warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -62,16 +62,19 @@ class Style:
 
 
 @cache
-def _lut(name: str, signed: bool) -> np.ndarray:
-    # odd length for a diverging map, so that zero has an entry of its own: its centre
+def colour_table(name: str, signed: bool) -> np.ndarray:
+    """The colour map ``name`` as uint8 RGB rows, from the most negative (or zero) to the
+    strongest relevance; of odd length for a diverging map, so that zero has an entry of
+    its own: its centre."""
     from matplotlib import colormaps
     n = 257 if signed else 256
     colours = colormaps[name].resampled(n)(np.arange(n))
     return np.round(colours[:, :3] * 255).astype(np.uint8)
 
 
-def _checked(relevance: np.ndarray) -> np.ndarray:
-    """A map as float64; each kind hands over what it draws (an image its channels summed)."""
+def finite(relevance: np.ndarray) -> np.ndarray:
+    """A map as float64, refused where it is not finite; each kind hands over what it draws
+    (an image its channels summed)."""
     r = np.asarray(relevance, np.float64)
     if not np.isfinite(r).all():
         raise ValueError("relevance contains NaN or Inf")
@@ -81,7 +84,7 @@ def _checked(relevance: np.ndarray) -> np.ndarray:
 def scale(relevance: np.ndarray, clip: float = DEFAULT_CLIP) -> float:
     """The ``|R|`` that gets the strongest colour: the ``clip`` percentile of ``|R|``,
     or the maximum where that percentile is zero (sparse maps)."""
-    magnitude = np.abs(_checked(relevance))
+    magnitude = np.abs(finite(relevance))
     peak = magnitude.max(initial=0.0)
     if clip >= 100 or peak == 0:
         return float(peak)
@@ -89,7 +92,7 @@ def scale(relevance: np.ndarray, clip: float = DEFAULT_CLIP) -> float:
 
 
 def _normalised(relevance: np.ndarray, signed: bool, clip: float) -> np.ndarray:
-    r = _checked(relevance)
+    r = finite(relevance)
     peak = scale(r, clip)
     r = np.clip(r / peak, -1, 1) if peak > 0 else np.zeros_like(r)
     return r if signed else np.abs(r)
@@ -118,7 +121,7 @@ def heatmap(relevance: np.ndarray, signed: bool, style: Style = Style()) -> np.n
     ValueError
         If the relevance contains NaN or Inf.
     """
-    lut = _lut(style.cmap(signed), signed)
+    lut = colour_table(style.cmap(signed), signed)
     r = _normalised(relevance, signed, style.clip)
     position = (r + 1) / 2 if signed else r
     return lut[np.rint(position * (len(lut) - 1)).astype(np.intp)]
@@ -231,14 +234,14 @@ def grid(display: np.ndarray, panels: list[Panel], file: str | Path | BinaryIO,
 def colour_strip(panel: Panel, size: tuple[int, int]) -> np.ndarray:
     """The panel's colour map from end to end as a picture ``size`` (width, height) pixels,
     uint8 ``(height, width, 3)``."""
-    lut = _lut(panel.cmap, panel.signed)
+    lut = colour_table(panel.cmap, panel.signed)
     return np.repeat(lut[np.linspace(0, len(lut) - 1, size[0]).round().astype(np.intp)][None],
                      size[1], axis=0)
 
 
 def colour_bar(axes, panel: Panel) -> None:
     """The panel's colour map from end to end, labelled with the relevance at its ends."""
-    lut = _lut(panel.cmap, panel.signed)
+    lut = colour_table(panel.cmap, panel.signed)
     axes.imshow(lut[None], aspect="auto", interpolation="nearest", extent=(0, 1, 0, 1))
     ticks = (0, 0.5, 1) if panel.signed else (0, 1)
     labels = ([f"{-panel.peak:.2g}", "0", f"{panel.peak:.2g}"] if panel.signed

@@ -55,7 +55,7 @@ LABEL_ROW = 0.09      # inches: a strip's name at least this far from the next o
 def _pair(values: np.ndarray, relevance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values and relevance as float64 ``(T, C)`` (a ``(T,)`` signal is one channel)."""
     v = np.asarray(values, np.float64)
-    r = render._checked(relevance)
+    r = render.finite(relevance)
     v, r = (a[:, None] if a.ndim == 1 else a for a in (v, r))
     if v.ndim != 2 or v.shape != r.shape:
         raise ValueError(f"values {v.shape} and relevance {r.shape} must both be (T, C)")
@@ -67,7 +67,7 @@ def _pair(values: np.ndarray, relevance: np.ndarray) -> tuple[np.ndarray, np.nda
 def _rgba(relevance: np.ndarray, signed: bool, style: render.Style, peak: float) -> np.ndarray:
     """Colours at a given scale ``peak`` (the ``|R|`` of the strongest colour)."""
     m = np.clip(relevance / peak, -1, 1) if peak > 0 else np.zeros_like(relevance)
-    lut = render._lut(style.cmap(signed), signed)
+    lut = render.colour_table(style.cmap(signed), signed)
     position = (m + 1) / 2 if signed else np.abs(m)
     rgb = lut[np.rint(position * (len(lut) - 1)).astype(np.intp)] / 255
     alpha = style.opacity * np.sqrt(np.abs(m))
@@ -79,7 +79,7 @@ def colours(relevance: np.ndarray, signed: bool, style: render.Style = render.St
     step on one scale for the whole array (:func:`render.scale`), and an opacity
     ``style.opacity * sqrt(|R| / scale)``, zero where relevance is zero. :func:`plot` draws
     the line in these colours and the band in them at full opacity."""
-    r = render._checked(relevance)
+    r = render.finite(relevance)
     return _rgba(r, signed, style, render.scale(r, style.clip))
 
 
@@ -405,7 +405,7 @@ def top_windows(relevance: np.ndarray, width: int, count: int = 3) -> list[tuple
     """
     if width < 1:
         raise ValueError(f"a window is at least one step wide, not {width}")
-    r = render._checked(relevance)
+    r = render.finite(relevance)
     positive = np.maximum(r.reshape(len(r), int(np.prod(r.shape[1:]))), 0).sum(axis=1)
     if not len(positive):
         return []

@@ -27,7 +27,6 @@ import numpy as np
 
 from ..errors import InputError, XaiError
 from . import inputs
-from .clips import VIDEO_EXTENSIONS
 from .inputs import InputItem
 from .preprocess import Preprocessing
 
@@ -128,7 +127,7 @@ def _refusal(path: str) -> str | None:
         return None
     if name.endswith(inputs.IMAGE_EXTENSIONS):
         return "is a picture, not a signal: the model takes (T, C)"
-    if name.endswith(VIDEO_EXTENSIONS):
+    if name.endswith(inputs.VIDEO_EXTENSIONS):
         return "is a video, not a signal: the model takes (T, C)"
     if name.endswith(_SOUNDFILE_EXTENSIONS):
         return f"reading {Path(name).suffix} files needs soundfile: pip install 'xai[audio]'"

@@ -271,9 +271,7 @@ def table(result: dict) -> str:
     job = result["end_to_end"]
     if job:
         trivial, model = job["trivial_model"]["images_per_s"], job["model"]["images_per_s"]
-        files = f"GIF clips of {job['frames']} frames" if "frames" in job else "JPEG/PNG files"
-        lines += [f"end to end, explain with {job['method']} on {job['files']} {files} "
-                  "of {}x{}:".format(*job["photo_size"]),
+        lines += [f"end to end, explain with {job['method']} on {job['files']} {job['what']}:",
                   f"  trivial model: {trivial:.2f} {result['inputs']}/s (decode+render+write bound)",
                   f"  {result['model']}: {model:.2f} {result['inputs']}/s ("
                   f"{'model' if model < MODEL_BOUND * trivial else 'input pipeline'} bound)"]

@@ -194,7 +194,8 @@ class InputKind(ABC):
     def bench_files(self, folder: Path, count: int) -> tuple[Path, Path, dict] | None:
         """For ``xai bench``'s end-to-end figure: ``count`` made-up input files and a model
         that costs next to nothing, written into ``folder``: ``(model, inputs, what the
-        files are)`` (None: this kind has no such figure yet)."""
+        files are)``, the last with ``what``, the files in words (None: this kind has no
+        such figure yet)."""
         return None
 
     # explain

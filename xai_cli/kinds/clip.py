@@ -77,7 +77,9 @@ class Clip(Image):
                                   keras.layers.Conv3D(4, 3, activation="relu"),
                                   keras.layers.GlobalAveragePooling3D(), keras.layers.Dense(10)])
         model.save(folder / "trivial.keras")
-        return folder / "trivial.keras", made, {"photo_size": list(PHOTO_SIZE), "frames": BENCH_FRAMES}
+        return folder / "trivial.keras", made, {
+            "photo_size": list(PHOTO_SIZE), "frames": BENCH_FRAMES,
+            "what": "GIF clips of {} frames of {}x{}".format(BENCH_FRAMES, *PHOTO_SIZE)}
 
     def output_names(self, stem: str, options: ExplainOptions) -> list[str]:
         names = [f"{stem}.grid.png", f"{stem}.time.png", f"{stem}.time.csv"]

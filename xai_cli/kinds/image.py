@@ -129,7 +129,8 @@ class Image(InputKind):
                                   keras.layers.Conv2D(4, 3, activation="relu"),
                                   keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
         model.save(folder / "trivial.keras")
-        return folder / "trivial.keras", images, {"photo_size": list(PHOTO_SIZE)}
+        return folder / "trivial.keras", images, {
+            "photo_size": list(PHOTO_SIZE), "what": "JPEG/PNG files of {}x{}".format(*PHOTO_SIZE)}
 
     def check_explain(self, options: ExplainOptions) -> None:
         pass

@@ -92,7 +92,8 @@ class Signal(Image):
                                   keras.layers.Conv1D(4, 3, activation="relu"),
                                   keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(10)])
         model.save(folder / "trivial.keras")
-        return folder / "trivial.keras", made, {"steps": max(BENCH_STEPS, steps)}
+        rows = max(BENCH_STEPS, steps)
+        return folder / "trivial.keras", made, {"steps": rows, "what": f"CSV signals of {rows} rows"}
 
     def check_explain(self, options: ExplainOptions) -> None:
         if options.overlay or options.grid:
