@@ -32,6 +32,7 @@ from .layers import (
     ATTENTION,
     BILINEAR,
     CONSTANT,
+    DISTANCE,
     GATE,
     LINEAR,
     NORMALIZATION,
@@ -227,6 +228,7 @@ RULES_BY_KIND = {
     RECURRENT: _recurrent,
     ATTENTION: _named_or(R.AttentionRule(ATTNLRP), "attention: AttnLRP (Achtibat et al. 2024)"),
     NORMALIZATION: _normalization,
+    DISTANCE: _named_or(R.zero(), "neuralized k-means: midpoint rule (Kauffmann et al. 2019)"),
     ACTIVATION: _builtin(R.PASS, "activation: relevance passes through"),
     AFFINE: _builtin(R.PASS, "affine: relevance passes through"),
     GATE: _builtin(R.PASS, "gate: relevance passes through"),   # to the signal (rules.SIGNAL)

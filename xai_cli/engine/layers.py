@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from ..errors import XaiError
+from ..models import kmeans
 from . import attention, backends, recurrent, transpose
 
 LINEAR = "linear"          # z = f(x; kernel, bias), affine in x: the LRP rules apply
@@ -28,6 +29,7 @@ RECURRENT = "recurrent"    # one direction of a recurrent layer: the rules of re
 CONSTANT = "constant"      # depends on the input's shape only (position ids): no relevance
 ATTENTION = "attention"    # scaled dot-product attention (q, k, v -> context): attention.py
 NORMALIZATION = "normalization"  # LayerNormalization's standardisation: std held for LRP
+DISTANCE = "distance"      # neuralized k-means' differences of squared distances: NEON's rule
 
 Forward = Callable[[list, dict], object]   # tensors in, a tensor out
 
@@ -463,6 +465,21 @@ def _bidirectional(b: Builder, layer, inputs):
     return b.emit(layer, kind, merge, outputs, suffix="/merge")
 
 
+def _kmeans_membership(b: Builder, layer, inputs):
+    """Neuralized k-means (:mod:`~xai_cli.models.kmeans`): each pair's shift by its midpoint,
+    the differences of squared distances (a linear map without bias, whose z-rule is NEON's
+    midpoint rule) and the soft minimum over the competitors (relevance follows its
+    gradient: the soft-min weights)."""
+    kernel, midpoints = (ops.convert_to_numpy(t).astype("float32")
+                         for t in kmeans.pairwise(ops.convert_to_numpy(layer.centroids)))
+    pairs = b.emit(layer, STRUCTURAL, lambda xs, p: kmeans.shifted(xs[0], p["midpoints"]), inputs,
+                   {"midpoints": midpoints}, suffix="/pairs", keeps_nonnegative=False)
+    h = b.emit(layer, DISTANCE, lambda xs, p: kmeans.differences(xs[0], p["kernel"]), [pairs],
+               {"kernel": kernel}, suffix="/differences", keeps_nonnegative=False)
+    return b.emit(layer, STRUCTURAL, lambda xs, p, beta=layer.beta: kmeans.soft_min(xs[0], beta), [h],
+                  suffix="/soft-min", keeps_nonnegative=False)
+
+
 def _global_average_1d(b: Builder, layer, inputs):
     """Masked average pooling (a second input, the mask) averages the unmasked steps only."""
     if len(inputs) == 1:
@@ -534,7 +551,7 @@ _CONVERTERS = {
     "SpatialDropout3D": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "AlphaDropout": _identity, "ActivityRegularization": _identity, "Identity": _identity,
     "Rescaling": _kind(AFFINE), "Normalization": _kind(AFFINE),
-    "Multiply": _multiply,
+    "Multiply": _multiply, "KMeansMembership": _kmeans_membership,
     "LayerNormalization": _layernorm, "LayerScale": _layer_scale,
     **{name: _recurrent for name in recurrent.KINDS}, "Bidirectional": _bidirectional,
     "Embedding": _front("embedding"), "TextVectorization": _front("vectorizer"),

@@ -7,7 +7,10 @@ from pathlib import Path
 import keras
 
 from ..errors import XaiError
-from . import legacy_h5
+from . import (
+    kmeans,  # noqa: F401 (registers its Keras layer: models with it load)
+    legacy_h5,
+)
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
