@@ -119,6 +119,56 @@ def spray(method, clusters, requirements, **kwargs):
 
 
 @main.command(context_settings=CONTEXT,
+              short_help="k-means on a layer's features, and why each input is in its cluster.")
+@data_options
+@click.option("--layer", required=True, metavar="NAME",
+              help="The layer whose outputs are clustered (names: xai rules MODEL).")
+@click.option("-k", "--clusters", type=click.IntRange(min=2), metavar="K",
+              help="Number of clusters (k-means, 10 starts, seeded by --seed). Needed unless "
+                   "--centroids.")
+@click.option("--pool", type=click.Choice(["avg", "max", "none"]), default="avg", show_default=True,
+              help="How a layer's map of features becomes one vector per input: averaged or "
+                   "maxed over its positions, or none (flattened).")
+@click.option("--beta", type=click.FloatRange(min=0, min_open=True),
+              help="Stiffness of the soft minimum over the competing clusters (beta times "
+                   "the membership is its log-odds). Default: one over the mean margin of the "
+                   "fit inputs (Kauffmann et al.'s heuristic).")
+@click.option("--fit", multiple=True, metavar="IMAGES",
+              help="Fit k-means on these inputs (files, folders, globs; repeatable) instead "
+                   "of the ones explained.")
+@click.option("--centroids", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Reuse the centroids.npz of an earlier run instead of fitting (and its beta, "
+                   "unless --beta): the same clusters for new inputs, or for every --shard.")
+@click.option("--target-cluster", type=click.IntRange(min=0), metavar="C",
+              help="Explain every input's membership of cluster C instead of its own.")
+@click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
+@render_options(overlay=False)
+@handle_errors
+def cluster(layer, clusters, pool, beta, fit, centroids, target_cluster, method, **kwargs):
+    """Cluster the inputs on a layer's features with k-means and explain why each input
+    is in its cluster, down to the pixels (NEON, Kauffmann et al. 2019).
+
+    The model is cut at --layer, its features pooled (--pool) and clustered; k-means
+    becomes a layer on them (OUT/clusters.keras, which xai explain explains too) and every
+    input's membership of its cluster is explained with the rule config below the layer.
+    Writes clusters.csv (cluster, membership, log-odds and distance to each centroid),
+    centroids.npz, a heatmap <stem>.<method>.png and .npy per input, and per cluster
+    cluster_<k>_mean.png and cluster_<k>_prototypes.png (the inputs nearest its centroid).
+    --skip-existing resumes; with --shard each shard fits the same k-means on all inputs,
+    and a last run without --shard (with --skip-existing) writes the per-cluster files.
+    Needs scikit-learn (pip install 'xai[spray]').
+    """
+    job = job_module("cluster")
+    style = render_style(kwargs)
+    settings = job.ClusterOptions(layer, clusters, pool, beta, tuple(fit), centroids,
+                                  target_cluster, method, style)
+    with data_job(kwargs, "cluster") as (session, report, update):
+        summary = job.run(session, settings, report, update)
+    click.echo(summary, err=True)
+    return report.exit_code
+
+
+@main.command(context_settings=CONTEXT,
               short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,

@@ -73,7 +73,7 @@ def write(out_dir: Path) -> Path:
                        "an xai explain, evaluate or spray run")
     present = _present(out)
     fields = {"title": html.escape(Path(os.path.abspath(out)).name),
-              "sections": _evaluate(out, present) + _spray(out, present),
+              "sections": _evaluate(out, present) + _clusters(out, present),
               "records": _script_json([_card(r, present) for r in records])}
     template = resources.files(__package__).joinpath("report_page.html").read_text("utf-8")
     page = re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m[1]], template)   # one pass
@@ -137,17 +137,22 @@ def _evaluate(out: Path, present: set[str]) -> str:
                     + _links(present, EVALUATE_TABLES))
 
 
-def _spray(out: Path, present: set[str]) -> str:
+def _clusters(out: Path, present: set[str]) -> str:
+    """The clusters of xai spray (members) or xai cluster (prototypes): each one's mean
+    heatmap and its pictures."""
     if "clusters.csv" not in present:
         return ""
     header, *rows = _rows(out / "clusters.csv")
     members = Counter(row[header.index("cluster")] for row in rows)
+    pictures = {"members": "members", "prototypes": "prototypes (nearest its centroid)"}
     clusters = "".join(
-        '<div class="cluster">' + _figures([(f"cluster_{k}_mean.png", f"cluster {k}: mean heatmap"
-                                             f" ({n} inputs)"),
-                                            (f"cluster_{k}_members.png", f"cluster {k}: members")])
+        '<div class="cluster">' + _figures(
+            [(f"cluster_{k}_mean.png", f"cluster {k}: mean heatmap ({n} inputs)"),
+             *((f"cluster_{k}_{name}.png", f"cluster {k}: {caption}")
+               for name, caption in pictures.items() if f"cluster_{k}_{name}.png" in present)])
         + "</div>" for k, n in sorted(members.items(), key=lambda kn: int(kn[0])))
-    return _section("Clusters (SpRAy)", clusters
+    title = "Clusters (SpRAy)" if "eigengap.png" in present else "Clusters (k-means, NEON)"
+    return _section(title, clusters
                     + _figures((f, c) for f, c in SPRAY_FIGURES if f in present)
                     + _links(present, SPRAY_TABLES))
 

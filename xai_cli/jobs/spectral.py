@@ -27,7 +27,7 @@ def require_sklearn() -> tuple[ModuleType, ModuleType]:
         import sklearn.neighbors
         from scipy.sparse import csgraph  # SciPy comes with scikit-learn
     except ImportError:
-        raise XaiError("xai spray needs scikit-learn: pip install 'xai[spray]'") from None
+        raise XaiError("xai spray and xai cluster need scikit-learn: pip install 'xai[spray]'") from None
     return sklearn, csgraph
 
 

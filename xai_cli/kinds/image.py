@@ -39,7 +39,7 @@ class Image(InputKind):
     shape = "an image (H, W, C)"
     default_config = "context-gamma-box"
     default_preprocess = preprocess.DEFAULT
-    commands = ("explain", "evaluate", "spray", "tune")
+    commands = ("explain", "evaluate", "spray", "tune", "cluster")
     replacements = REPLACEMENTS
     patch, patch_axes = (9, 9), "HxW"   # xai evaluate's default perturbation unit
     perturbed_by: str | None = None   # image kinds that take no image-only measures: their unit

@@ -107,3 +107,30 @@ class KMeansMembership(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "clusters": self.clusters, "beta": self.beta}
+
+
+POOLS = ("avg", "max", "none")   # how a layer's map of features becomes one vector per input
+
+
+def features(model: keras.Model, layer: str, pool: str = "avg") -> keras.Model:
+    """``model`` cut at ``layer``: its output per input as one vector ``(N, D)``, a map of
+    features ``(N, ..., C)`` averaged or maxed over its positions (``pool``), or flattened
+    (``none``)."""
+    try:
+        found = model.get_layer(layer)
+    except ValueError:
+        names = [item.name for item in model.layers[1:]]
+        raise ValueError(f"model '{model.name}' has no layer '{layer}'; its layers are "
+                         f"{', '.join(names[:12])}" + (", ..." if len(names) > 12 else "")) from None
+    if pool not in POOLS:
+        raise ValueError(f"unknown pooling '{pool}'; expected one of {', '.join(POOLS)}")
+    output = found.output
+    positions = len(output.shape) - 2   # the axes between the batch and the channels
+    if positions > 3:
+        raise ValueError(f"layer '{layer}' gives maps of {positions} axes; xai pools 1 to 3")
+    if positions and pool == "none":
+        output = keras.layers.Flatten()(output)
+    elif positions:
+        kind = "Average" if pool == "avg" else "Max"
+        output = getattr(keras.layers, f"Global{kind}Pooling{positions}D")()(output)
+    return keras.Model(model.inputs, output, name=f"{model.name}_{layer}")
