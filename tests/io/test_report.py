@@ -251,6 +251,10 @@ def test_a_thousand_inputs_page_filter_and_sort(browser, thousand):
     best = sorted((r for r in records.values() if "score" in r), key=lambda r: -r["score"])[:100]
     assert [same_number(c["facts"]["predicted"][1], r["score"])
             for c, r in zip(cards(browser), best)] == [True] * 100
+
+    browser.find_element("css selector", "#sort option[value=class]").click()   # grouped, stable
+    by_class = sorted(records, key=lambda name: records[name].get("predicted", 10 ** 9))[:100]
+    assert [c["name"] for c in cards(browser)] == by_class
     assert console_errors(browser) == []
 
 
