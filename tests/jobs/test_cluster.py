@@ -121,6 +121,7 @@ def test_cluster_refusals_name_the_problem(clustered, tmp_path):
             (("--layer", "fc1", "-k", 2, "--target-cluster", 2), "--target-cluster 2: there are 2 clusters"),
             (("--layer", "conv3", "--centroids", out / "centroids.npz"),
              "were fitted on layer 'fc1' pooled 'avg', not on 'conv3'"),
+            (("--layer", "fc1", "--centroids", out / "centroids.npz", "--fit", THREES), "give one"),
     ):
         result, _ = run("cluster", MARKED, THREES, *args, "-o", tmp_path / "refused")
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)

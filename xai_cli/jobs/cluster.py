@@ -123,6 +123,8 @@ def _fit(session: Session, settings: ClusterOptions, features, vectors, report) 
     """k-means on the fit inputs' features (the inputs', without ``--fit``), or the
     centroids of ``--centroids``; ``--beta``, else the paper's heuristic."""
     if settings.centroids:
+        if settings.fit:
+            raise XaiError("--fit fits new centroids and --centroids reuses fitted ones: give one")
         return _reused(settings, vectors.shape[1])
     if settings.clusters is None:
         raise XaiError("give the number of clusters, -k K, or the centroids of an earlier run, "

@@ -119,7 +119,7 @@ def features(model: keras.Model, layer: str, pool: str = "avg") -> keras.Model:
     try:
         found = model.get_layer(layer)
     except ValueError:
-        names = [item.name for item in model.layers[1:]]
+        names = [item.name for item in model.layers if not isinstance(item, keras.layers.InputLayer)]
         raise ValueError(f"model '{model.name}' has no layer '{layer}'; its layers are "
                          f"{', '.join(names[:12])}" + (", ..." if len(names) > 12 else "")) from None
     if pool not in POOLS:
