@@ -37,8 +37,9 @@ from .running import (
 @click.version_option(__version__, prog_name="xai")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def main(debug):
-    """Explain Keras image classifiers with LRP / Deep Taylor heatmaps, and measure
-    how good the explanations are.
+    """Explain Keras classifiers of images, text, video and signals (and k-means clusters
+    of their features) with LRP / Deep Taylor heatmaps, and measure how good the
+    explanations are.
 
     JSON lines go to stdout, messages to stderr. Exit codes: 0 all done, 1 some inputs
     failed (the rest were written), 2 usage or configuration error (nothing written), 3 a
