@@ -22,6 +22,10 @@ def test_linear_interpolation_draws_a_line_across_each_run_of_removed_steps():
     filled = pa.replacement_values(x, "linear", None, [], sigma=1)(np.array([0]), removed)[0]
     np.testing.assert_allclose(filled[:, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 8])
     np.testing.assert_allclose(filled[:, 1], [10, 10, 12.5, 15, 17.5, 20, 0, 2, 4, 4])
+    start = np.zeros((1, 10), bool)
+    start[0, :2] = True                      # before the first step still there: its value
+    filled = pa.replacement_values(x, "linear", None, [], sigma=1)(np.array([0]), start)[0]
+    np.testing.assert_allclose(filled[:3], [[9, -9]] * 3)
     everything = pa.replacement_values(x, "linear", None, [], sigma=1)(np.array([0]),
                                                                       np.ones((1, 10), bool))[0]
     np.testing.assert_allclose(everything, np.broadcast_to(x[0].mean(axis=0), (10, 2)), rtol=1e-6)

@@ -102,15 +102,10 @@ class Clip:
     frame_ms: float | None = None
 
 
-def _natural(path: Path) -> list:
-    """Sort key of a file name that compares its numbers as numbers (frame_2 < frame_10)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
 def frame_files(folder: str) -> list[Path]:
     """A folder's frames: its pictures (not GIFs, which are clips), in name order."""
     return sorted((p for p in Path(folder).iterdir()
-                   if p.is_file() and p.name.lower().endswith(FRAME_EXTENSIONS)), key=_natural)
+                   if p.is_file() and p.name.lower().endswith(FRAME_EXTENSIONS)), key=inputs.natural_key)
 
 
 def _is_clip(path: Path) -> bool:
@@ -240,12 +235,7 @@ def _video(path: str, selection: Selection, steps: int, channels: int):
 
 def _load_array(item: InputItem, shape, preprocessing: Preprocessing, selection: Selection) -> Clip:
     """Preprocessed frames from a ``.npy`` array ``(T', H, W, C)``, T' any number."""
-    try:
-        array = inputs.open_npy(item.source)
-        if item.index is not None:
-            array = array[item.index]
-    except (OSError, ValueError, EOFError, IndexError) as exc:
-        raise InputError(f"not a readable .npy array: {exc}") from None
+    array = inputs.item_array(item)
     if array.ndim != 4 or array.shape[1:] != tuple(shape[1:]):
         raise InputError(f"array shape {array.shape} does not hold frames of the model input "
                          f"{tuple(shape[1:])}: expected (T, {', '.join(map(str, shape[1:]))})")

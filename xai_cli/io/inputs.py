@@ -201,6 +201,23 @@ def open_npy(path: str) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
+def item_array(item: InputItem) -> np.ndarray:
+    """An input's array: the whole ``.npy`` file, or its row ``item.index`` of a batch
+    (memory-mapped); raises :class:`InputError` for this input only."""
+    try:
+        array = open_npy(item.source)
+        return array if item.index is None else array[item.index]
+    except (OSError, ValueError, EOFError, IndexError) as exc:
+        raise InputError(f"not a readable .npy array: {exc}") from None
+
+
+def natural_key(path: str | Path) -> list:
+    """Sort key of a path that compares the numbers in its names as numbers (s2 < s10,
+    frame_2 < frame_10), folder by folder."""
+    return [[int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+            for name in Path(path).parts]
+
+
 def _npy_count(path: str, axes: str) -> int | None:
     """How many inputs the array holds: None for one input of ``axes`` (``H,W,C``), N for
     a batch ``(N, ...)``."""
@@ -416,12 +433,7 @@ def fitted(image: Image.Image, fit: Fit, channels: int, preprocessing: Preproces
 
 
 def _load_array(item: InputItem, shape: tuple[int, int, int], preprocessing: Preprocessing) -> Sample:
-    try:
-        array = open_npy(item.source)
-        if item.index is not None:
-            array = array[item.index]
-    except (OSError, ValueError, EOFError, IndexError) as exc:
-        raise InputError(f"not a readable .npy array: {exc}") from None
+    array = item_array(item)
     if array.shape != shape:
         raise InputError(f"array shape {array.shape} does not match the model input {shape}")
     return Sample(item, *array_input(array, preprocessing), Fit.identity((shape[1], shape[0])))

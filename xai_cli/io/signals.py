@@ -17,7 +17,6 @@ import csv
 import glob
 import math
 import os
-import re
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -114,12 +113,6 @@ class Signal:
     mixed: int | None = None
 
 
-def _natural(path: str) -> list:
-    """Sort key of a path that compares the numbers in its names as numbers (s2 < s10)."""
-    return [[int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-            for name in Path(path).parts]
-
-
 def _refusal(path: str) -> str | None:
     """Why a named file is no signal that can be read here; None when it may be one."""
     name = path.lower()
@@ -136,7 +129,7 @@ def _refusal(path: str) -> str | None:
 
 def _signal_files(paths) -> list[str]:
     return sorted((str(p) for p in paths if os.path.isfile(p) and str(p).lower().endswith(SIGNAL_EXTENSIONS)),
-                  key=_natural)
+                  key=inputs.natural_key)
 
 
 def expand(arg: str) -> tuple[list[str], str | None]:
@@ -208,12 +201,7 @@ def _read(item: InputItem) -> tuple[np.ndarray, tuple[str, ...] | None, float | 
 
 def _npy(item: InputItem) -> np.ndarray:
     """The signal in a ``.npy`` array, memory-mapped: only the window is read later."""
-    try:
-        array = inputs.open_npy(item.source)
-        if item.index is not None:
-            array = array[item.index]
-    except (OSError, ValueError, EOFError, IndexError) as exc:
-        raise InputError(f"not a readable .npy array: {exc}") from None
+    array = inputs.item_array(item)
     if array.ndim != 2:
         raise InputError(f"array shape {array.shape} is not a signal: expected (T, C)")
     if array.dtype.kind not in "fiu":

@@ -99,10 +99,11 @@ def run(session: Session, settings: ClusterOptions, report: Report,
         target=-1 if settings.target_cluster is None else settings.target_cluster)
     explain.run(clustered, ExplainOptions((settings.method,), save_raw=True, style=settings.style),
                 report, progress)
-    assigned = _assigned(vectors, fit)
+    squared = kmeans.squared_distances(vectors, fit.centroids)
+    assigned = squared.argmin(axis=1)
     sizes = np.bincount(assigned, minlength=len(fit.centroids))
     if session.options.shard is None:
-        _summaries(out, settings, fit, items, vectors, assigned)
+        _summaries(out, settings, fit, items, squared, assigned)
     return (f"xai: {len(items)} inputs in {len(sizes)} clusters of {settings.layer} "
             f"(sizes {', '.join(map(str, sizes))}; beta {fit.beta:.4g})")
 
@@ -184,18 +185,9 @@ def _save_model(path: Path, model: keras.Model) -> None:
     os.replace(partial, path)
 
 
-def _assigned(vectors: np.ndarray, fit: Fit) -> np.ndarray:
-    return _squared_distances(vectors, fit.centroids).argmin(axis=1)
-
-
-def _squared_distances(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return ((vectors[:, None] - centroids[None]) ** 2).sum(axis=-1)
-
-
-def _summaries(out: Path, settings: ClusterOptions, fit: Fit, items, vectors, assigned) -> None:
+def _summaries(out: Path, settings: ClusterOptions, fit: Fit, items, squared, assigned) -> None:
     """clusters.csv, and per cluster its mean heatmap and prototypes sheet, from the
     features and the heatmaps the explain pass saved."""
-    squared = _squared_distances(vectors, fit.centroids)
     rows = np.arange(len(items))
     others = np.where(np.arange(len(fit.centroids))[None] == assigned[:, None], np.inf,
                       squared - squared[rows, assigned][:, None])

@@ -102,13 +102,18 @@ class LinearInterpolation:
         self.x = x
 
     def __call__(self, inputs: np.ndarray, removed: np.ndarray) -> np.ndarray:
-        steps = np.arange(self.x.shape[1])
-        out = np.array(self.x[inputs], np.float32)
-        for row, gone in zip(out, removed):
-            kept = ~gone
-            if not kept.any():
-                row[:] = row.mean(axis=0)
-            elif gone.any():
-                for channel in range(row.shape[1]):
-                    row[gone, channel] = np.interp(steps[gone], steps[kept], row[kept, channel])
-        return out
+        x = np.asarray(self.x[inputs], np.float64)                     # (B, T, C)
+        rows, steps = np.indices(removed.shape)
+        kept = ~removed
+        # each step's nearest step still there, before and after it (-1, T: none)
+        before = np.maximum.accumulate(np.where(kept, steps, -1), axis=1)
+        after = np.minimum.accumulate(np.where(kept, steps, steps.shape[1])[:, ::-1], axis=1)[:, ::-1]
+        low, high = np.maximum(before, 0), np.minimum(after, steps.shape[1] - 1)
+        low = np.where(before < 0, high, low)      # before the first step still there: its value
+        high = np.where(after >= steps.shape[1], low, high)   # after the last: the last's
+        span = np.maximum(high - low, 1)
+        share = ((steps - low) / span)[..., None]
+        line = (1 - share) * x[rows, low] + share * x[rows, high]
+        everything = ~kept.any(axis=1)             # nothing to draw from: each channel's mean
+        line[everything] = x[everything].mean(axis=1, keepdims=True)
+        return np.where(removed[..., None], line, x).astype(np.float32)

@@ -58,14 +58,19 @@ def differences(x, kernel):
     return ops.sum(x * kernel, axis=-1)
 
 
+def squared_distances(features: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``||a - mu_k||^2`` of every point and centroid, ``(N, K)``, in float64."""
+    a, mu = np.asarray(features, np.float64), np.asarray(centroids, np.float64)
+    return ((a[:, None] - mu[None]) ** 2).sum(-1)
+
+
 def beta_heuristic(features: np.ndarray, centroids: np.ndarray) -> float:
     """The paper's stiffness: one over the mean, over ``features``, of the (hard) minimum
     difference of each point's own cluster, so that ``beta * f`` is of order one."""
-    a, mu = np.asarray(features, np.float64), np.asarray(centroids, np.float64)
-    distances = ((a[:, None] - mu[None]) ** 2).sum(-1)
+    distances = squared_distances(features, centroids)
     own = distances.argmin(1)
-    margin = np.where(np.arange(len(mu))[None] == own[:, None], np.inf, distances).min(1) \
-        - distances[np.arange(len(a)), own]
+    margin = np.where(np.arange(distances.shape[1])[None] == own[:, None], np.inf, distances).min(1) \
+        - distances[np.arange(len(distances)), own]
     mean = margin.mean()
     if not mean > 0:
         raise ValueError("beta_heuristic needs points that are nearer one centroid than the others")
