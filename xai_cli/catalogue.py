@@ -15,6 +15,9 @@ import yaml
 IG_STEPS = 32
 SMOOTHGRAD_SAMPLES = 32
 SMOOTHGRAD_NOISE = 0.15
+OCCLUSION_SHARE = 14      # occlusion's patch: a 14th of the longest side (16 px at 224)
+RISE_MASKS = 1000
+RISE_CELLS = 7
 
 METHOD_DESCRIPTIONS = {
     "lrp": "layer-wise relevance propagation with the rule config (--rules)",
@@ -26,8 +29,52 @@ METHOD_DESCRIPTIONS = {
     "guided-backprop": "gradient with only positive signals through ReLUs",
     "deconvnet": "gradient with ReLU applied to the backward signal",
     "rollout": "attention rollout (Transformers): attention weights multiplied through the layers",
+    "deeplift": "DeepLIFT, Rescale rule: the difference to a baseline (zero or blurred), propagated",
+    "gradcam": "Grad-CAM: the last convolutional block's maps weighted by their mean gradient",
+    "gradcam++": "Grad-CAM++: as Grad-CAM, with higher-order weights of the positive gradients",
+    "occlusion": f"the score's drop when a patch (a {OCCLUSION_SHARE}th of the side) turns grey",
+    "rise": f"{RISE_MASKS} random masks of {RISE_CELLS}x{RISE_CELLS} cells, weighted by the score (seeded)",
 }
 METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
+
+# the methods by family, each with its cost for one input and its paper (xai explain --help)
+METHOD_FAMILIES = {
+    "propagation (one backward pass)": {
+        "lrp": "Bach et al. 2015; Montavon et al. 2017, 2019",
+        "deeplift": "Shrikumar et al. 2017 (+ one forward pass of the baseline)",
+        "rollout": "Abnar & Zuidema 2020",
+    },
+    "gradient (one backward pass each)": {
+        "sa": "Simonyan et al. 2014",
+        "gradient": "Simonyan et al. 2014",
+        "gradxinput": "Shrikumar et al. 2016",
+        "integrated-gradients": f"Sundararajan et al. 2017 ({IG_STEPS} passes)",
+        "smoothgrad": f"Smilkov et al. 2017 ({SMOOTHGRAD_SAMPLES} passes)",
+        "guided-backprop": "Springenberg et al. 2015",
+        "deconvnet": "Zeiler & Fergus 2014",
+        "gradcam": "Selvaraju et al. 2017 (to the chosen layer)",
+        "gradcam++": "Chattopadhay et al. 2018 (to the chosen layer)",
+    },
+    "perturbation (forward passes only)": {
+        "occlusion": "Zeiler & Fergus 2014 (one pass per patch: 196 at the default)",
+        "rise": f"Petsiuk et al. 2018 ({RISE_MASKS} passes)",
+    },
+}
+assert sorted(m for family in METHOD_FAMILIES.values() for m in family) == sorted(METHOD_NAMES)
+
+
+def layer_params(layer: str | None) -> tuple[str, ...]:
+    """``--layer NAME`` as the ``--param`` texts it stands for (Grad-CAM's and Grad-CAM++'s)."""
+    return () if layer is None else tuple(f"{m}.layer={layer}" for m in ("gradcam", "gradcam++"))
+
+
+def methods_by_family() -> str:
+    """The methods grouped by family, with their costs and papers, for ``--help``."""
+    lines = []
+    for family, methods in METHOD_FAMILIES.items():
+        lines.append(f"{family}:")
+        lines += [f"  {name:21s}{paper}" for name, paper in methods.items()]
+    return "\n".join(lines)
 
 REPLACEMENTS = ("uniform", "mean", "blur", "road")   # what replaces a perturbed image region
 WORD_REPLACEMENTS = ("zero", "unknown", "pad")    # what a deleted word becomes (text models)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES
+from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, layer_params
 from ..catalogue import list_configs as list_configs_text
 from ..errors import XaiError
 from ..jobs.gates import EVALUATE_HELP, SPRAY_HELP
@@ -17,6 +17,7 @@ from .options import (
     CONTEXT,
     clusters_count,
     data_options,
+    layer_option,
     param_option,
     perturbation_options,
     render_options,
@@ -49,6 +50,7 @@ def main(debug):
 
 @main.command(context_settings=CONTEXT)
 @data_options
+@layer_option
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES),
               help="Explanation method; repeat for several. " + "; ".join(
@@ -95,6 +97,7 @@ def explain(methods, overlay, save_raw, grid, **kwargs):
 
 @main.command(context_settings=CONTEXT)
 @data_options
+@layer_option
 @click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
 @click.option("--clusters", default="auto", show_default=True, callback=clusters_count,
               help="Number of clusters, or auto (largest eigengap).")
@@ -172,6 +175,7 @@ def cluster(layer, clusters, pool, beta, fit, centroids, target_cluster, method,
 @main.command(context_settings=CONTEXT,
               short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
+@layer_option
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES), help="Method to evaluate; repeat for several.")
 @perturbation_options(replace_default=(), every_kind=True)
@@ -295,10 +299,11 @@ def tune(perturb, steps, replace, score, holdout, rounds, objective, **kwargs):
                    "the transposed-kernel maps the engine uses: whether those pay off on this "
                    "backend and device.")
 @param_option
+@layer_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @handle_errors
 def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to_end, xla,
-          autodiff, params, as_json):
+          autodiff, params, cam_layer, as_json):
     """Images per second of the forward pass, the plain gradient and each method, and each
     method's time as a ratio to the gradient and to the forward pass (medians after
     warm-up, one process, all timed in turn so that load changes hit them alike;
@@ -313,7 +318,7 @@ def bench(model, arch, input_size, batch_size, methods, configs, repeats, end_to
         raise XaiError("give either MODEL or --arch")
     result = job.run(model, arch, input_size, batch_size, tuple(dict.fromkeys(methods)),
                      tuple(dict.fromkeys(configs)), repeats, end_to_end=end_to_end, xla=xla,
-                     autodiff=autodiff, params=params)
+                     autodiff=autodiff, params=layer_params(cam_layer) + params)
     if as_json:
         emit(result, sys.stdout)
     else:

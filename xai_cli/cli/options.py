@@ -16,6 +16,7 @@ import click
 from ..catalogue import (
     IG_STEPS,
     REPLACEMENTS,
+    RISE_MASKS,
     SIGNAL_REPLACEMENTS,
     SMOOTHGRAD_NOISE,
     SMOOTHGRAD_SAMPLES,
@@ -46,7 +47,16 @@ param_option = click.option(
     help=f"A method's parameter; repeat for several: integrated-gradients.steps (default "
          f"{IG_STEPS}), smoothgrad.samples (default {SMOOTHGRAD_SAMPLES}), smoothgrad.noise "
          f"(the noise std as a share of each input's value range, default "
-         f"{SMOOTHGRAD_NOISE:g}). Wins over the rule config's methods: key.")
+         f"{SMOOTHGRAD_NOISE:g}), deeplift.baseline (zero, grey, mean or blur; deeplift.sigma "
+         f"the blur's), occlusion.patch, .stride and .baseline, rise.masks (default "
+         f"{RISE_MASKS}), .cells, .keep and .baseline. Wins over the rule config's methods: key.")
+
+
+# --layer: where Grad-CAM reads, the shorthand of --param gradcam.layer=NAME (and gradcam++)
+layer_option = click.option(
+    "--layer", "cam_layer", metavar="NAME",
+    help="The layer gradcam and gradcam++ read (names: xai rules MODEL). Default: the last "
+         "with a map like the input's, the last convolutional block.")
 
 
 def data_options(fn: F) -> F:

@@ -46,11 +46,12 @@ class Facts:
 
 
 def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
-             facts: Facts = Facts()) -> list:
+             facts: Facts = Facts(), reference=None) -> list:
     """Relevance of each input of ``op``, given the relevance of its output.
 
     ``output`` is the op's forward output (reused by identity terms so that LRP-epsilon
-    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB.
+    costs no extra forward pass); ``bounds`` is ``(low, high)`` for zB; ``reference`` the
+    op's inputs and output for DeepLIFT's reference input.
     Returns one tensor (or ``None`` for "no relevance") per input.
     """
     if isinstance(rule, RecurrentRule):
@@ -60,7 +61,7 @@ def backward(op: Op, rule, inputs: list, output, relevance, bounds=None,
     if isinstance(rule, LinearRule):
         shares = _linear(op, rule, inputs, output, relevance, bounds, facts)
     else:
-        shares = _flow(op, rule, inputs, output, relevance)
+        shares = _flow(op, rule, inputs, output, relevance, reference)
     return _split(op, rule, inputs, shares, relevance, facts.constant_inputs)
 
 
@@ -184,7 +185,10 @@ def _stacked_vjps(op: Op, term_inputs: list, kernels: list, grad, signs) -> list
     return [[sign * vjp[..., t * channels:(t + 1) * channels]] for t, sign in enumerate(signs)]
 
 
-def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
+RESCALE_EPSILON = 1e-10   # DeepLIFT: below this input difference the secant is the gradient
+
+
+def _flow(op: Op, rule: FlowRule, inputs, output, relevance, reference=None):
     if rule.mode == "none":
         return [None] * len(inputs)
     if rule.mode == "pass":
@@ -193,5 +197,21 @@ def _flow(op: Op, rule: FlowRule, inputs, output, relevance):
         return [ops.relu(relevance)]
     grad = ops.relu(relevance) if rule.mode == "guided" else relevance
     _, vjp = _vjp(op, list(inputs), op.params, output=output)
+    if rule.mode == "rescale":
+        return [_rescale(op, inputs, output, relevance, reference, vjp)]
     return vjp(grad)
+
+
+def _rescale(op: Op, inputs, output, relevance, reference, vjp):
+    """DeepLIFT's Rescale rule for an element-wise op: the incoming multiplier times
+    ``(y - y0) / (x - x0)``, the op's secant from the reference; its gradient where the
+    two inputs (almost) agree."""
+    if reference is None or len(inputs) != 1:
+        raise XaiError(f"rule rescale on '{op.name}' ({op.layer_type}) needs one input and the "
+                       "reference's values (DeepLIFT)")
+    (x0,), y0 = reference
+    delta = inputs[0] - x0
+    near = ops.abs(delta) < RESCALE_EPSILON
+    secant = relevance * (output - y0) / ops.where(near, ops.ones_like(delta), delta)
+    return ops.where(near, vjp(relevance)[0], secant)
 

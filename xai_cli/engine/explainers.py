@@ -51,14 +51,15 @@ def make_explainer(graph: Graph, method: Method, composite: Composite | None, pr
     """
     configured = composite.methods.get(method.name, {}) if composite is not None else {}
     params = {**configured, **(params or {})}
+    valid = preprocessing.valid_range(graph.input_shape[-1]) if preprocessing else None
     if not method.uses_composite:
         return Explainer(graph, method, Propagator(graph, method.rules(graph)), seed, jit_compile,
-                         params)
+                         params, valid)
     applied = apply_composite(graph, composite)
     for warning in applied.warnings if warn else ():
         warn(warning)
     return Explainer(applied.graph, method, applied.propagator(preprocessing), seed, jit_compile,
-                     params)
+                     params, valid)
 
 
 def zbox_bounds(graph: Graph, rules: list, preprocessing) -> dict:

@@ -15,17 +15,27 @@ from numbers import Integral, Real
 
 from keras import ops
 
-from ..catalogue import IG_STEPS, METHOD_NAMES, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
+from ..catalogue import (
+    IG_STEPS,
+    METHOD_NAMES,
+    OCCLUSION_SHARE,
+    RISE_CELLS,
+    RISE_MASKS,
+    SMOOTHGRAD_NOISE,
+    SMOOTHGRAD_SAMPLES,
+)
 from ..errors import XaiError
-from . import attention, backends
+from . import attention, backends, cam, perturbing
+from .baselines import BASELINES, baseline
 from .layers import ACTIVATION, ATTENTION, CONSTANT, LINEAR, STRUCTURAL
-from .propagation import Propagator
-from .rules import DECONVNET, GRADIENT, GUIDED, NONE, PASS, flat
+from .propagation import Propagator, output_relevance
+from .rules import DECONVNET, GRADIENT, GUIDED, NONE, PASS, RESCALE, flat
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """A method's parameter: its type (``int`` or ``float``), default and lowest value.
+    """A method's parameter: its type (``int``, ``float`` or ``str``), default, lowest value
+    and, for a text, the values it may take (any where ``choices`` is empty).
 
     :meth:`parse` takes a value of the type, or the text the command line gives.
     """
@@ -35,10 +45,16 @@ class Parameter:
     default: object
     help: str
     minimum: float | None = None
+    choices: tuple[str, ...] = ()
 
     def parse(self, value, where: str):
         """``value`` as ``type``; ``where`` starts the message of an error (the method and
         parameter, and the config line where there is one)."""
+        if self.type is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                expected = f"one of {', '.join(self.choices)}" if self.choices else "a name"
+                raise XaiError(f"{where}: expected {expected}, got {value!r}")
+            return value
         words, kind = {int: ("an integer", Integral), float: ("a number", Real)}[self.type]
         try:
             if isinstance(value, str):
@@ -160,6 +176,17 @@ def _rollout(e, x, values, targets, index):
     return mapping.backward(values, seed, start=source)
 
 
+def _deeplift(e, x, values, targets, index):
+    """DeepLIFT (Rescale rule): ``(x - x0)`` times the multipliers from the target score
+    down, each activation's the secant between its values for ``x`` and for the
+    baseline ``x0``; the map sums to ``f(x) - f(x0)`` on networks of ReLUs and linear layers."""
+    x0 = ops.zeros_like(x) + baseline(e.params["baseline"], x, e.valid_range, e.params["sigma"])
+    named = {name: values[spec.tensor] for name, spec in e.graph.named.items()}
+    seed = output_relevance(values[e.graph.output], targets, scale_by_logit=False)
+    reference = e.propagator.forward(x0, named)
+    return (x - x0) * e.propagator.backward(values, seed, reference=reference)
+
+
 def receptive_field_rules(graph) -> list:
     """Rules that spread a relevance over what each value is made of, whatever its weights:
     flat on linear layers, routing on structural ops, element-wise ops passing it on, none
@@ -182,6 +209,25 @@ METHODS = {m.name: m for m in (
     Method("guided-backprop", _gradient, activation_rule=GUIDED),
     Method("deconvnet", _gradient, activation_rule=DECONVNET),
     Method("rollout", _rollout, signed=False),
+    Method("deeplift", _deeplift, activation_rule=RESCALE, parameters=(
+        Parameter("baseline", str, "zero", "the reference input", choices=BASELINES),
+        Parameter("sigma", float, 0.0, "the blur baseline's sigma in pixels (0: a 22nd of the "
+                                        "longest side)", 0))),
+    *(Method(name, compute, signed=False, parameters=(
+        Parameter("layer", str, "", "the layer whose maps are weighted (default: the last with "
+                                    "the input's rank and more than one position)"),))
+      for name, compute in (("gradcam", cam.gradcam), ("gradcam++", cam.gradcampp))),
+    Method("occlusion", perturbing.occlusion, parameters=(
+        Parameter("patch", int, 0, f"the patch's side (0: a {OCCLUSION_SHARE}th of the longest "
+                                   "side)", 0),
+        Parameter("stride", int, 0, "the step between patches (0: the patch's side)", 0),
+        Parameter("baseline", str, "grey", "what a patch turns into", choices=BASELINES))),
+    Method("rise", perturbing.rise, parameters=(
+        Parameter("masks", int, RISE_MASKS, "random masks", 1),
+        Parameter("cells", int, RISE_CELLS, "cells a side of each mask's grid", 1),
+        Parameter("keep", float, 0.5, "the share of cells a mask keeps", 0.01),
+        Parameter("baseline", str, "zero", "what a masked position turns into",
+                  choices=BASELINES))),
 )}
 assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line
 

@@ -52,13 +52,14 @@ class Propagator:
         return values
 
     def backward(self, values: dict, seed, record: list | None = None, until: int = 0,
-                 start: int | None = None):
+                 start: int | None = None, reference: dict | None = None):
         """Relevance of tensor ``until`` (default: the input) for relevance ``seed`` of
         tensor ``start`` (default: the output).
 
         The walk stops once every consumer of ``until`` is done: the ops upstream of it
         do not run. With ``record`` a list, appends ``(op, relevance_out, relevance_in)``
-        per op.
+        per op. ``reference``: every tensor's value for DeepLIFT's reference input (the
+        :data:`~xai_cli.engine.rules.RESCALE` rule reads it).
         """
         graph_ops = self.graph.ops
         stop = min((i for i, op in enumerate(graph_ops) if until in op.inputs), default=len(graph_ops))
@@ -70,7 +71,9 @@ class Propagator:
                 continue
             inputs = [values[i] for i in op.inputs]
             r_ins = core.backward(op, self.rules[index], inputs, values[op.output], r_out,
-                                  self.bounds.get(index), self.facts[index])
+                                  self.bounds.get(index), self.facts[index],
+                                  reference and ([reference[i] for i in op.inputs],
+                                                 reference[op.output]))
             if record is not None:
                 record.append((op, r_out, r_ins))
             for tensor, r in zip(op.inputs, r_ins):
@@ -158,16 +161,19 @@ class Explainer:
     """One method, compiled once, applied to batches of any size.
 
     ``params`` are the method's parameters by name (the others take their defaults);
+    ``valid_range`` the preprocessing's per-channel ``(low, high)`` or None (baselines);
     ``jit_compile`` (default: :func:`xla_requested`) compiles it with XLA, except for
     random methods (their noise would differ).
     """
 
     def __init__(self, graph: Graph, method, propagator: Propagator, seed: int = 0,
-                 jit_compile: bool | None = None, params: Mapping | None = None):
+                 jit_compile: bool | None = None, params: Mapping | None = None,
+                 valid_range: tuple | None = None):
         self.graph = graph
         self.method = method
         self.propagator = propagator
         self.seed = seed
+        self.valid_range = valid_range   # the input's per-channel (low, high), for baselines
         self.params = method.bind(params or {})
         self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
         signature = [((), "int32"), ((), "int64"), *graph.signature]

@@ -167,8 +167,10 @@ class FlowRule:
     """A rule for a non-linear or structural op: relevance passes or follows the gradient.
 
     ``mode`` is ``pass`` (unchanged), ``gradient`` (vector-Jacobian product),
-    ``guided`` (guided backprop ReLU), ``deconvnet`` (ReLU on the signal) or ``none``
-    (nothing flows); ``pass`` splits by :data:`SIGNAL`.
+    ``guided`` (guided backprop ReLU), ``deconvnet`` (ReLU on the signal), ``rescale``
+    (DeepLIFT's multiplier: the secant from the reference's activation, see
+    :meth:`~xai_cli.engine.propagation.Propagator.backward`) or ``none`` (nothing
+    flows); ``pass`` splits by :data:`SIGNAL`.
     """
 
     name: str
@@ -383,6 +385,7 @@ NONE = FlowRule("none", "none")   # nothing flows: the op's inputs take no relev
 GRADIENT = FlowRule("gradient", "gradient")
 GUIDED = FlowRule("guided", "guided")
 DECONVNET = FlowRule("deconvnet", "deconvnet")
+RESCALE = FlowRule("rescale", "rescale")
 
 LINEAR_RULES = {"zero": zero, "epsilon": epsilon, "gamma": gamma, "alpha-beta": alpha_beta,
                 "zplus": zplus, "zbox": zbox, "w2": w2, "flat": flat}

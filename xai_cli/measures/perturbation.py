@@ -19,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..catalogue import REPLACEMENTS, SIGNAL_REPLACEMENTS, WORD_REPLACEMENTS  # noqa: F401 (protocols)
+from ..engine import grids
 from .imputation import LinearInterpolation, NoisyLinearImputation
 
 ORDERS = ("morf", "lerf", "random")
@@ -114,17 +115,8 @@ def pixel_ranks(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur over height and width, the axes before the channels (each
     frame of a clip on its own; truncated at 3 sigma, reflect padding)."""
-    radius = max(1, int(3 * sigma))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
     for axis in (x.ndim - 3, x.ndim - 2):
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (radius, radius)
-        padded = np.moveaxis(np.pad(x, pad, mode="reflect"), axis, 0)
-        out = np.zeros_like(padded[2 * radius:])
-        for i, w in enumerate(kernel):   # one shifted copy per tap, not per pixel
-            out += w * padded[i:i + len(out)]
-        x = np.moveaxis(out, 0, axis)
+        x = np.moveaxis(np.tensordot(grids.gaussian_blur(x.shape[axis], sigma), x, axes=(1, axis)), 0, axis)
     return x
 
 
