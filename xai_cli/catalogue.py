@@ -15,7 +15,7 @@ import yaml
 IG_STEPS = 32
 SMOOTHGRAD_SAMPLES = 32
 SMOOTHGRAD_NOISE = 0.15
-OCCLUSION_SHARE = 14      # occlusion's patch: a 14th of the longest side (16 px at 224)
+OCCLUSION_SHARE = 7       # occlusion's patch: a 7th of the longest side (32 px at 224), at half its stride
 RISE_MASKS = 1000
 RISE_CELLS = 7
 
@@ -56,7 +56,7 @@ METHOD_FAMILIES = {
         "gradcam++": "Chattopadhay et al. 2018 (to the chosen layer)",
     },
     "perturbation (forward passes only)": {
-        "occlusion": "Zeiler & Fergus 2014 (one pass per patch: 196 at the default)",
+        "occlusion": "Zeiler & Fergus 2014 (one pass per patch: 169 at 224x224)",
         "rise": f"Petsiuk et al. 2018 ({RISE_MASKS} passes)",
     },
 }

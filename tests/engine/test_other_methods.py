@@ -126,18 +126,22 @@ def test_rise_masks_are_the_authors_upsampled_and_shifted_grids():
     assert 0 <= masks.min() < masks.max() <= 1 and 0.2 < grid.mean() < 0.8
 
 
-def test_rise_is_the_mask_weighted_score_less_the_mean():
-    model, x = relu_net(), inputs((12, 12, 3))
+@pytest.mark.parametrize("shape", [(12, 12, 3), (40, 2)])
+def test_rise_is_the_mask_weighted_score_less_the_mean(shape):
+    model, x = relu_net(shape), inputs(shape)
     relevance = explain(model, x, TARGETS, method="rise",
                         rules="name: t\nmethods: {rise: {masks: 40, cells: 3}}\nrules: []\n"
                               "default: {rule: epsilon}\n").relevance
-    grid, upsample, shifts = perturbing.rise_tables((12, 12), 3, 40, 0.5, seed=0)
-    masks = np.stack([upsample[0][dy:dy + 12] @ g @ upsample[1][dx:dx + 12].T
-                      for g, (dy, dx) in zip(grid, shifts)])
-    scores = np.stack([target_score(model, x * m[None, :, :, None], TARGETS) for m in masks])
-    expected = np.einsum("kn,khw->nhw", scores - scores.mean(axis=0), masks) / (40 * 0.5)
+    grid, upsample, shifts = perturbing.rise_tables(shape[:-1], 3, 40, 0.5, seed=0)
+    if len(shape) == 3:
+        masks = np.stack([upsample[0][dy:dy + 12] @ g @ upsample[1][dx:dx + 12].T
+                          for g, (dy, dx) in zip(grid, shifts)])
+    else:
+        masks = np.stack([upsample[0][d:d + shape[0]] @ g for g, (d,) in zip(grid, shifts)])
+    scores = np.stack([target_score(model, x * m[None, ..., None], TARGETS) for m in masks])
+    expected = np.einsum("kn,k...->n...", scores - scores.mean(axis=0), masks) / (40 * 0.5)
     np.testing.assert_allclose(relevance[..., 0], expected, atol=1e-5 * np.abs(expected).max())
-    np.testing.assert_array_equal(relevance[..., 0], relevance[..., 2])
+    np.testing.assert_array_equal(relevance[..., 0], relevance[..., -1])
 
 
 @pytest.mark.parametrize("method", ["occlusion", "rise", "gradcam", "gradcam++", "deeplift"])

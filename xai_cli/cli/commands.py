@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, layer_params
+from ..catalogue import METHOD_DESCRIPTIONS, METHOD_NAMES, layer_params, methods_by_family
 from ..catalogue import list_configs as list_configs_text
 from ..errors import XaiError
 from ..jobs.gates import EVALUATE_HELP, SPRAY_HELP
@@ -48,12 +48,14 @@ def main(debug):
     """
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(context_settings=CONTEXT, epilog="\b\nMethods, by family, with their cost per input "
+                                              "and their papers:\n" + methods_by_family())
 @data_options
 @layer_option
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES),
-              help="Explanation method; repeat for several. " + "; ".join(
+              help="Explanation method; repeat for several (their families, costs and papers "
+                   "are listed below). " + "; ".join(
                   f"{name}: {text}" for name, text in METHOD_DESCRIPTIONS.items()))
 @click.option("--overlay", is_flag=True, help="Also write the heatmap over the image "
                                               "(<stem>.<method>.overlay.png).")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from keras import ops
 
 from ..errors import XaiError
-from . import grids
+from . import backends, grids
 
 EPSILON = 1e-6   # Grad-CAM++'s denominator guard, as pytorch-grad-cam's
 
@@ -36,6 +36,15 @@ def layer(graph, values: dict, name: str) -> int:
             return op.output
     raise XaiError(f"model '{graph.model.name}' has no layer with a spatial map for Grad-CAM; "
                    "name one with --param gradcam.layer=NAME")
+
+
+def facts(e) -> dict:
+    """The layer a class activation map is read at and its resolution, for the record: the
+    map is the class's evidence at that layer, upsampled, not a relevance of pixels."""
+    with backends.current().outside_trace():
+        values = e.propagator.forward(ops.zeros((1, *e.graph.input_shape)))
+    tensor = layer(e.graph, values, e.params["layer"])
+    return {"layer": e.graph.producer(tensor).layer, "resolution": list(values[tensor].shape[1:-1])}
 
 
 def layer_gradients(e, values: dict, targets):

@@ -21,7 +21,7 @@ def vanishing(method, relevance: np.ndarray, score: float) -> str | None:
                 "distribute; explain another class with --target")
     if total == 0:
         what = "the rule config passes no relevance to the input" if method.uses_composite \
-            else "the gradient is zero everywhere (saturated or dead units)"
+            else method.silent
         return f"{method.name}: relevance is zero everywhere: {what}; check it layer by " \
                "layer with `xai rules MODEL --rules CFG --check IMAGE`"
     if method.uses_composite and total < VANISHING * abs(score):

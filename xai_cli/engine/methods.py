@@ -77,6 +77,8 @@ class Method:
     gradient family (``None`` for LRP, whose rules come from the composite). ``random``
     methods draw noise, which XLA draws differently from TensorFlow's kernels: they are
     never XLA-compiled on TensorFlow, so that their maps do not depend on the setting.
+    ``silent`` says what a map of zeros means; ``facts``, where set, what the record says
+    of the maps beyond them (Grad-CAM's layer).
     """
 
     name: str
@@ -85,6 +87,8 @@ class Method:
     activation_rule: object = GRADIENT
     random: bool = False
     parameters: tuple[Parameter, ...] = ()
+    silent: str = "the gradient is zero everywhere (saturated or dead units)"
+    facts: Callable | None = None   # facts(explainer) -> what the record says of the map
 
     @property
     def uses_composite(self) -> bool:
@@ -215,13 +219,16 @@ METHODS = {m.name: m for m in (
                                         "longest side)", 0))),
     *(Method(name, compute, signed=False, parameters=(
         Parameter("layer", str, "", "the layer whose maps are weighted (default: the last with "
-                                    "the input's rank and more than one position)"),))
+                                    "the input's rank and more than one position)"),),
+             silent="no position of the layer's weighted maps speaks for the class",
+             facts=cam.facts)
       for name, compute in (("gradcam", cam.gradcam), ("gradcam++", cam.gradcampp))),
     Method("occlusion", perturbing.occlusion, parameters=(
         Parameter("patch", int, 0, f"the patch's side (0: a {OCCLUSION_SHARE}th of the longest "
                                    "side)", 0),
-        Parameter("stride", int, 0, "the step between patches (0: the patch's side)", 0),
-        Parameter("baseline", str, "grey", "what a patch turns into", choices=BASELINES))),
+        Parameter("stride", int, 0, "the step between patches (0: half the patch's side)", 0),
+        Parameter("baseline", str, "grey", "what a patch turns into", choices=BASELINES)),
+        silent="no patch changes the score"),
     Method("rise", perturbing.rise, parameters=(
         Parameter("masks", int, RISE_MASKS, "random masks", 1),
         Parameter("cells", int, RISE_CELLS, "cells a side of each mask's grid", 1),

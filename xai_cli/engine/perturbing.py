@@ -105,7 +105,7 @@ def occlusion(e, x, values, targets, index):
     window (all channels) is replaced by the baseline."""
     shape = spatial_shape(x, "occlusion")
     patch = e.params["patch"] or max(1, round(max(shape) / OCCLUSION_SHARE))
-    covers, grid = occlusion_tables(shape, patch, e.params["stride"] or patch)
+    covers, grid = occlusion_tables(shape, patch, e.params["stride"] or max(1, patch // 2))
     base = baseline(e.params["baseline"], x, e.valid_range)
     before = target_scores(e, values, targets)
     covers_t = [ops.convert_to_tensor(c) for c in covers]

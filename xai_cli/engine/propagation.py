@@ -9,6 +9,7 @@ the Keras backend at hand, that takes a whole batch of any size.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -178,6 +179,11 @@ class Explainer:
         self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
         signature = [((), "int32"), ((), "int64"), *graph.signature]
         self._compiled = backends.current().compile(self._explain, signature, self.jit)
+
+    @functools.cached_property
+    def facts(self) -> dict | None:
+        """What the method says of its maps beyond them (Grad-CAM: the layer it read), or None."""
+        return self.method.facts(self) if self.method.facts else None
 
     def _explain(self, targets, index, x, *named):
         values = self.propagator.forward(x, dict(zip(self.graph.named, named)))

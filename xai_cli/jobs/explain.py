@@ -64,6 +64,7 @@ def _explain_batch(session, options, explainers, batch, index, writer, report, w
     # runs without any stay as they were
     given = {m: e.params for m, e in explainers.items()
              if m in session.params or m in session.composite.methods}
+    read_at = {m: e.facts for m, e in explainers.items() if e.facts}
     for i, sample in enumerate(batch.samples):
         if written(sample.item):
             continue
@@ -83,6 +84,8 @@ def _explain_batch(session, options, explainers, batch, index, writer, report, w
                 report.warn_once(method, warning)
         if given:
             record["parameters"] = given
+        if read_at:   # class activation maps: where they were read, at what resolution
+            record["maps_at"] = read_at
         writer.submit(session.kind.write, session.options.out, sample, maps, options,
                       _caption(record), then=partial(_emit, report, record))
 

@@ -1,0 +1,65 @@
+"""Measure the default LRP against every other method in one evaluation, paired.
+
+For one model and one folder of photos it runs (with ``--run``; otherwise it only reads
+what an earlier run left in ``--out``) ``xai evaluate`` with the default rules' LRP and
+every other method for images, under uniform noise, a blurred copy and ROAD (9x9 patches,
+50 steps, MoRF, seed 0), and prints the README's table: each method's AOPC and LRP's
+paired difference to it with its 95% bootstrap interval (as comparisons.csv has them).
+
+    .venv/bin/python scripts/methods_table.py --model models/efficientnet_lite0.keras \\
+        --out out/methods/lite0 --run
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from faithfulness_table import MEASURE, PROTOCOLS, ROOT, aopc, cell, difference, records, xai
+
+OTHERS = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "integrated-gradients",
+          "smoothgrad", "gradxinput", "sa", "guided-backprop")
+
+
+def run(model: Path, photos: Path, out: Path) -> None:
+    xai("evaluate", model, photos, *(a for m in ("lrp", *OTHERS) for a in ("-m", m)), *MEASURE,
+        "-o", out)
+
+
+def table(out: Path, network: str) -> str:
+    inputs = sorted(records(out, "evaluate"))
+    lines = [f"{network}: {len(inputs)} photos; AOPC ± stderr, and LRP's paired difference with "
+             "its 95% bootstrap interval (bold: beyond noise)", "",
+             "| method | " + " | ".join(PROTOCOLS) + " | " + " | ".join(f"LRP - method, {p}"
+                                                             for p in PROTOCOLS) + " |",
+             "|---" * (1 + 2 * len(PROTOCOLS)) + "|"]
+    lrp = {p: aopc(out, "lrp", p, inputs) for p in PROTOCOLS}
+    lines.append("| lrp (default) | " + " | ".join(cell(lrp[p]) for p in PROTOCOLS) + " |"
+                 + " |" * len(PROTOCOLS))
+    for method in (*OTHERS, "random"):
+        scores = {p: aopc(out, method, p, inputs) for p in PROTOCOLS}
+        lines.append(f"| {method} | " + " | ".join(cell(scores[p]) for p in PROTOCOLS) + " | "
+                     + " | ".join(_bold(difference(lrp[p], scores[p])) for p in PROTOCOLS) + " |")
+    return "\n".join(lines)
+
+
+def _bold(text: str) -> str:
+    """The difference in bold where its interval excludes 0 (ahead or behind)."""
+    low, high = (float(v) for v in text[text.index("[") + 1:-1].split(", "))
+    return f"**{text}**" if low > 0 or high < 0 else text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--photos", type=Path, default=ROOT / "sample_images" / "photos")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--run", action="store_true", help="run xai first (else only read)")
+    args = parser.parse_args()
+    if args.run:
+        run(args.model, args.photos, args.out)
+    print(table(args.out, args.model.stem))
+
+
+if __name__ == "__main__":
+    main()
