@@ -18,6 +18,10 @@ SMOOTHGRAD_NOISE = 0.15
 OCCLUSION_SHARE = 7       # occlusion's patch: a 7th of the longest side (32 px at 224), at half its stride
 RISE_MASKS = 1000
 RISE_CELLS = 7
+SEGMENTS = 50             # LIME's and KernelSHAP's superpixels per image (SLIC)
+LIME_SAMPLES = 1000       # as the lime package's images
+LIME_WIDTH = 0.25
+SHAP_SAMPLES = 1000
 
 METHOD_DESCRIPTIONS = {
     "lrp": "layer-wise relevance propagation with the rule config (--rules)",
@@ -34,6 +38,10 @@ METHOD_DESCRIPTIONS = {
     "gradcam++": "Grad-CAM++: as Grad-CAM, with higher-order weights of the positive gradients",
     "occlusion": f"the score's drop when a patch (a {OCCLUSION_SHARE}th of the side) turns grey",
     "rise": f"{RISE_MASKS} random masks of {RISE_CELLS}x{RISE_CELLS} cells, weighted by the score (seeded)",
+    "lime": f"a weighted linear fit of the score over {SEGMENTS} superpixels, {LIME_SAMPLES} "
+            "random copies with some grey (seeded)",
+    "kernelshap": f"Shapley values of {SEGMENTS} superpixels, fitted on {SHAP_SAMPLES} copies "
+                  "(exact where that many cover every coalition; seeded)",
 }
 METHOD_NAMES = tuple(METHOD_DESCRIPTIONS)
 
@@ -58,6 +66,10 @@ METHOD_FAMILIES = {
     "perturbation (forward passes only)": {
         "occlusion": "Zeiler & Fergus 2014 (one pass per patch: 169 at 224x224)",
         "rise": f"Petsiuk et al. 2018 ({RISE_MASKS} passes)",
+    },
+    "surrogate (forward passes, then a linear fit)": {
+        "lime": f"Ribeiro et al. 2016 ({LIME_SAMPLES} passes)",
+        "kernelshap": f"Lundberg & Lee 2017 ({SHAP_SAMPLES} passes)",
     },
 }
 assert sorted(m for family in METHOD_FAMILIES.values() for m in family) == sorted(METHOD_NAMES)

@@ -60,3 +60,19 @@ def test_occlusion_is_captums(x, refs, patch, stride):
 @pytest.mark.parametrize("baseline", ["zero", "blur"])
 def test_deeplift_is_captums_rescale_rule(x, refs, baseline):
     close(run(x, refs, "deeplift", f"baseline: {baseline}, sigma: 3.0"), refs[f"deeplift_{baseline}"])
+
+
+def test_lime_is_the_lime_packages_on_the_same_superpixels(x, refs):
+    """The lime package's LimeImageExplainer, given xai's superpixels, its coalitions' random
+    state and a grey hidden colour (scripts/make_surrogate_fixtures.py)."""
+    from xai_cli.engine import surrogates
+    fixture = np.load(HERE / "surrogates.npz")
+    cut = surrogates.segments(x, 16, tokens=False)
+    np.testing.assert_array_equal(np.stack(cut), fixture["segments"])
+    relevance = run(x, refs, "lime", "samples: 300, segments: 16")
+    for i, labels in enumerate(cut):
+        count = labels.max() + 1
+        expected = fixture["lime"][i, :count]
+        assert not np.isnan(expected).any()
+        close(relevance[i, ..., 0], expected[labels], 1e-4)
+        np.testing.assert_array_equal(relevance[i, ..., 0], relevance[i, ..., 2])

@@ -16,8 +16,12 @@ import scipy.ndimage
 import skimage.transform
 
 from conftest import explain
-from xai_cli.engine import grids, perturbing
+from xai_cli.engine import composites, grids, perturbing
+from xai_cli.engine.explainers import make_explainer
+from xai_cli.engine.graph import build_graph
+from xai_cli.engine.methods import METHODS
 from xai_cli.errors import XaiError
+from xai_cli.io import preprocess
 
 pytestmark = pytest.mark.backends
 
@@ -193,3 +197,64 @@ def test_bad_method_parameters_are_named():
         explain(model, x, TARGETS, method="occlusion",
                 rules="name: t\nmethods: {occlusion: {baseline: pink}}\nrules: []\n"
                       "default: {rule: epsilon}\n")
+
+
+def shapley_by_definition(model, x, baseline, labels, target):
+    """Every segment's Shapley value from all coalitions: sum over S of |S|!(M-|S|-1)!/M!
+    times the score's gain when the segment joins S."""
+    count = labels.max() + 1
+    coalitions = (np.arange(2 ** count)[:, None] >> np.arange(count)) & 1
+    kept = coalitions[:, labels][..., None]
+    values = target_score(model, x[None] * kept + baseline * (1 - kept),
+                          np.full(len(coalitions), target))
+    phi = np.zeros(count)
+    for j in range(count):
+        without = coalitions[:, j] == 0
+        size = coalitions[without].sum(axis=1)
+        weight = np.array([math.factorial(s) * math.factorial(count - s - 1) for s in size]) \
+            / math.factorial(count)
+        phi[j] = weight @ (values[np.flatnonzero(without) + 2 ** j] - values[without])
+    return phi
+
+
+def blocks(n=3, seed=1):
+    """12x12 images of 3x3 blocks of one colour each: superpixels SLIC can find."""
+    grid = np.random.default_rng(seed).random((n, 4, 4, 3)).astype(np.float32)
+    return np.repeat(np.repeat(grid, 3, axis=1), 3, axis=2)
+
+
+def test_kernelshap_with_every_coalition_gives_the_exact_shapley_values():
+    from xai_cli.engine import surrogates
+    model, x = relu_net(), blocks()
+    rules = "name: t\nmethods: {kernelshap: {segments: 6, samples: 200}}\nrules: []\n" \
+            "default: {rule: epsilon}\n"
+    relevance = explain(model, x, TARGETS, method="kernelshap", rules=rules).relevance
+    for i, labels in enumerate(surrogates.segments(x, 6, tokens=False)):
+        assert 3 <= labels.max() + 1 <= 7   # 2^M - 2 <= 200: every coalition
+        phi = shapley_by_definition(model, x[i], 0.5, labels, TARGETS[i])
+        np.testing.assert_allclose(relevance[i, ..., 0], phi[labels], atol=1e-5 * np.abs(phi).max())
+
+
+@pytest.mark.parametrize("method", ["kernelshap", "lime"])
+def test_sampled_surrogates_are_seeded_per_input(method):
+    """Sampled coalitions depend on (seed, input): the same map in any batch; KernelSHAP's
+    values still sum to the score's difference to the all-grey input."""
+    from xai_cli.engine import surrogates
+    model, x = relu_net(), blocks(n=4, seed=2)
+    targets = np.array([0, 1, 2, 1], np.int32)
+    rules = f"name: t\nmethods: {{{method}: {{segments: 20, samples: 60}}}}\nrules: []\n" \
+            "default: {rule: epsilon}\n"
+    explainer = make_explainer(build_graph(model), METHODS[method], composites.parse(rules, "t"),
+                               preprocess.resolve("unit"))
+    whole = explainer.explain(x, targets).relevance
+    alone = np.concatenate([explainer.explain(x[i:i + 1], targets[i:i + 1], np.array([i])).relevance
+                            for i in range(len(x))])
+    np.testing.assert_allclose(whole, alone, atol=1e-6 * np.abs(whole).max())
+    if method == "kernelshap":
+        for i, labels in enumerate(surrogates.segments(x, 20, tokens=False)):
+            assert labels.max() + 1 > 8   # too many for every coalition: sampled
+            phi = np.array([whole[i, ..., 0][labels == s][0] for s in range(labels.max() + 1)])
+            grey = np.full_like(x[:1], 0.5)
+            delta = target_score(model, x[i:i + 1], targets[i:i + 1]) \
+                - target_score(model, grey, targets[i:i + 1])
+            np.testing.assert_allclose(phi.sum(), delta[0], rtol=1e-4, atol=1e-6)

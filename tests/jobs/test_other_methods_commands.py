@@ -1,4 +1,4 @@
-"""DeepLIFT, Grad-CAM(++), occlusion and RISE from the command line and the API: every
+"""DeepLIFT, Grad-CAM(++), occlusion, RISE, LIME and KernelSHAP from the command line and the API: every
 command that takes a method takes them, Grad-CAM says where it read, bad settings exit 2."""
 
 import csv
@@ -14,7 +14,7 @@ from xai_cli.cli import main
 
 MODEL = FIXTURES / "methods" / "cnn.keras"
 INPUTS = FIXTURES / "methods" / "inputs.npy"
-NEW = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise")
+NEW = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "lime", "kernelshap")
 
 
 def run(*args):
@@ -25,7 +25,8 @@ def run(*args):
 
 def test_explain_writes_every_new_method_and_says_where_gradcam_read(tmp_path):
     result, records = run("explain", MODEL, INPUTS, "-p", "none", *(a for m in NEW for a in ("-m", m)),
-                          "--layer", "conv2", "--param", "rise.masks=50", "--save-raw", "-o", tmp_path)
+                          "--layer", "conv2", "--param", "rise.masks=50", "--param", "lime.samples=40",
+                          "--param", "kernelshap.samples=40", "--save-raw", "-o", tmp_path)
     assert result.exit_code == 0, result.stderr
     assert len(records) == 4
     for record in records:

@@ -17,15 +17,19 @@ from keras import ops
 
 from ..catalogue import (
     IG_STEPS,
+    LIME_SAMPLES,
+    LIME_WIDTH,
     METHOD_NAMES,
     OCCLUSION_SHARE,
     RISE_CELLS,
     RISE_MASKS,
+    SEGMENTS,
+    SHAP_SAMPLES,
     SMOOTHGRAD_NOISE,
     SMOOTHGRAD_SAMPLES,
 )
 from ..errors import XaiError
-from . import attention, backends, cam, perturbing
+from . import attention, backends, cam, perturbing, surrogates
 from .baselines import BASELINES, baseline
 from .layers import ACTIVATION, ATTENTION, CONSTANT, LINEAR, STRUCTURAL
 from .propagation import Propagator, output_relevance
@@ -70,7 +74,10 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Method:
-    """``compute(explainer, x, values, targets, index)`` -> relevance, shaped like ``x``.
+    """``compute(explainer, x, values, targets, index)`` -> relevance, shaped like ``x``,
+    inside the compiled function; or, for a method that fits a model to many scores,
+    ``host(explainer, x, logits, targets, index, named, baseline)`` in NumPy around the
+    compiled model (``compute`` None).
 
     ``signed`` says whether the map has a meaningful sign (diverging colormap) or is a
     magnitude (sequential colormap); ``activation_rule`` is the rule ReLUs get in the
@@ -82,13 +89,14 @@ class Method:
     """
 
     name: str
-    compute: Callable
+    compute: Callable | None
     signed: bool = True
     activation_rule: object = GRADIENT
     random: bool = False
     parameters: tuple[Parameter, ...] = ()
     silent: str = "the gradient is zero everywhere (saturated or dead units)"
     facts: Callable | None = None   # facts(explainer) -> what the record says of the map
+    host: Callable | None = None
 
     @property
     def uses_composite(self) -> bool:
@@ -235,6 +243,16 @@ METHODS = {m.name: m for m in (
         Parameter("keep", float, 0.5, "the share of cells a mask keeps", 0.01),
         Parameter("baseline", str, "zero", "what a masked position turns into",
                   choices=BASELINES))),
+    *(Method(name, None, host=surrogates.explain, parameters=(
+        Parameter("samples", int, samples, "hidden copies scored", 1),
+        Parameter("segments", int, SEGMENTS, "superpixels (SLIC) an image is cut into; windows "
+                                             "of a signal", 1),
+        *extra,
+        Parameter("baseline", str, "grey", "what a hidden segment turns into", choices=BASELINES)))
+      for name, samples, extra in (
+          ("lime", LIME_SAMPLES, (Parameter("width", float, LIME_WIDTH, "the kernel's width on the "
+                                            "cosine distance to the whole input", 0.001),)),
+          ("kernelshap", SHAP_SAMPLES, ()))),
 )}
 assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line
 

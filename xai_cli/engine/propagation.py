@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from . import backends, core
+from .baselines import baseline
 from .context import RELU
 from .graph import Graph
 from .layers import ACTIVATION, CONSTANT, LINEAR, NORMALIZATION, POOLING, STRUCTURAL
@@ -177,6 +178,9 @@ class Explainer:
         self.valid_range = valid_range   # the input's per-channel (low, high), for baselines
         self.params = method.bind(params or {})
         self.jit = (xla_requested() if jit_compile is None else jit_compile) and not method.random
+        if method.host is not None:   # computed in NumPy around the compiled model
+            self.scorer = Scorer(graph)
+            return
         signature = [((), "int32"), ((), "int64"), *graph.signature]
         self._compiled = backends.current().compile(self._explain, signature, self.jit)
 
@@ -203,7 +207,20 @@ class Explainer:
         """
         if index is None:
             index = np.arange(len(x))
-        return Result(*self._compiled(targets, index, *_graph_inputs(self.graph, x, named)))
+        inputs = _graph_inputs(self.graph, x, named)
+        if self.method.host is not None:
+            return self._host(inputs, np.asarray(targets), np.asarray(index))
+        return Result(*self._compiled(targets, index, *inputs))
+
+    def _host(self, inputs: list, targets: np.ndarray, index: np.ndarray) -> Result:
+        """A method computed in NumPy: the scores first, the top-1 class where the target
+        is -1, the baseline the method asks for, then the method."""
+        x, named = np.asarray(inputs[0], np.float32), dict(zip(self.graph.named, inputs[1:]))
+        logits = self.scorer(x, named)
+        targets = np.where(targets < 0, logits.argmax(-1), targets).astype(np.int32)
+        base = ops.convert_to_numpy(ops.zeros_like(x) + baseline(
+            self.params["baseline"], ops.convert_to_tensor(x), self.valid_range))
+        return Result(self.method.host(self, x, logits, targets, index, named, base), logits, targets)
 
     def propagate(self, values: dict, targets, scale_by_logit: bool, until: int = 0):
         """Backward pass from ``one_hot(target)``, times the logit for LRP, to tensor
