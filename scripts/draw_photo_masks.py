@@ -17,7 +17,7 @@ Shapes are in pixels of the 224x224 crop, painted in order:
 - ``("line", [(x, y), ...], width)``: a thick polyline, for thin parts (tripod legs);
 - ``("cut", [(x, y), ...])``: a polygon painted back to background (a hole).
 
-Writes ``sample_images/photos/masks/<stem>.png`` (224x224, mode "L", 255 = object, 0 =
+Writes ``sample_images/photo_masks/<stem>.png`` (224x224, mode "L", 255 = object, 0 =
 background) and prints each mask's share of the image.  Run from anywhere:
 
     .venv/bin/python scripts/draw_photo_masks.py
@@ -30,7 +30,7 @@ import os
 from PIL import Image, ImageDraw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "sample_images", "photos", "masks")
+OUT = os.path.join(ROOT, "sample_images", "photo_masks")
 SIZE = 224
 
 SHAPES: dict[str, list[tuple]] = {
