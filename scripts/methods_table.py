@@ -17,13 +17,14 @@ from pathlib import Path
 
 from faithfulness_table import MEASURE, PROTOCOLS, ROOT, aopc, cell, difference, records, xai
 
-OTHERS = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "integrated-gradients",
-          "smoothgrad", "gradxinput", "sa", "guided-backprop")
+OTHERS = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "lime", "kernelshap",
+          "integrated-gradients", "smoothgrad", "gradxinput", "sa", "guided-backprop")
+MASKS = ROOT / "sample_images" / "photo_masks"
 
 
 def run(model: Path, photos: Path, out: Path) -> None:
     xai("evaluate", model, photos, *(a for m in ("lrp", *OTHERS) for a in ("-m", m)), *MEASURE,
-        "-o", out)
+        "--masks", MASKS, "-o", out)
 
 
 def table(out: Path, network: str) -> str:

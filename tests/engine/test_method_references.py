@@ -53,7 +53,8 @@ def test_gradcampp_is_pytorch_grad_cams_before_its_normalisation(x, refs):
 
 @pytest.mark.parametrize("patch, stride", [(4, 4), (5, 3), (6, 2)])
 def test_occlusion_is_captums(x, refs, patch, stride):
-    close(run(x, refs, "occlusion", f"patch: {patch}, stride: {stride}, baseline: grey"),
+    """Captum gives every channel the whole drop; xai shares it among them (3 here)."""
+    close(run(x, refs, "occlusion", f"patch: {patch}, stride: {stride}, baseline: grey") * 3,
           refs[f"occlusion_p{patch}_s{stride}"])
 
 
@@ -74,5 +75,5 @@ def test_lime_is_the_lime_packages_on_the_same_superpixels(x, refs):
         count = labels.max() + 1
         expected = fixture["lime"][i, :count]
         assert not np.isnan(expected).any()
-        close(relevance[i, ..., 0], expected[labels], 1e-4)
+        close(relevance[i].sum(axis=-1), expected[labels], 1e-4)
         np.testing.assert_array_equal(relevance[i, ..., 0], relevance[i, ..., 2])

@@ -14,6 +14,7 @@ from keras import ops
 
 from ..errors import XaiError
 from . import backends, grids
+from .perturbing import spread
 
 EPSILON = 1e-6   # Grad-CAM++'s denominator guard, as pytorch-grad-cam's
 
@@ -72,9 +73,8 @@ def class_activation_map(weights, e, x, values, targets):
     """``relu(sum_c w_c A_c)`` upsampled to ``x`` and spread over its channels."""
     a, g = layer_gradients(e, values, targets)
     cam = ops.relu(ops.sum(weights(a, g) * a, axis=-1))
-    resized = grids.along(cam, [grids.linear_resize(s, t)
-                                for s, t in zip(cam.shape[1:], x.shape[1:-1])])
-    return ops.zeros_like(x) + ops.expand_dims(resized, -1) / x.shape[-1]
+    return spread(grids.along(cam, [grids.linear_resize(s, t)
+                                    for s, t in zip(cam.shape[1:], x.shape[1:-1])]), x)
 
 
 def gradcam(e, x, values, targets, index):

@@ -41,6 +41,12 @@ def target_scores(e, values, targets):
     return ops.sum(logits * ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype), axis=-1)
 
 
+def spread(values, x):
+    """A value per position shared evenly by its channels, shaped like ``x``: the map a
+    picture shows (the channel sum) and a word's relevance are the method's value."""
+    return ops.zeros_like(x) + ops.expand_dims(values, -1) / x.shape[-1]
+
+
 def spatial_shape(x, method: str) -> tuple[int, ...]:
     """The grid a method alters: the input's axes between the batch and the channels."""
     shape = tuple(x.shape[1:-1])
@@ -101,10 +107,11 @@ def outer(rows: list):
 
 
 def occlusion(e, x, values, targets, index):
-    """Each element's mean over the windows that cover it of the score's drop when the
-    window (all channels) is replaced by the baseline."""
+    """Each position's mean over the windows that cover it of the score's drop when the
+    window (all channels) is replaced by the baseline; a text model's windows are words."""
     shape = spatial_shape(x, "occlusion")
-    patch = e.params["patch"] or max(1, round(max(shape) / OCCLUSION_SHARE))
+    patch = e.params["patch"] or (1 if e.graph.text is not None   # a word at a time
+                                  else max(1, round(max(shape) / OCCLUSION_SHARE)))
     covers, grid = occlusion_tables(shape, patch, e.params["stride"] or max(1, patch // 2))
     base = baseline(e.params["baseline"], x, e.valid_range)
     before = target_scores(e, values, targets)
@@ -121,7 +128,7 @@ def occlusion(e, x, values, targets, index):
 
     total = chunked(len(grid), x, body, ops.zeros((ops.shape(x)[0], *shape), x.dtype))
     count = np.maximum(_outer_sum(covers), 1).astype(np.float32)
-    return ops.zeros_like(x) + ops.expand_dims(total / ops.convert_to_tensor(count), -1)
+    return spread(total / ops.convert_to_tensor(count), x)
 
 
 def _outer_sum(covers: list) -> np.ndarray:
@@ -195,4 +202,4 @@ def rise(e, x, values, targets, index):
     weighted, coverage, score = chunked(masks, x, body, (
         ops.zeros((n, *shape), x.dtype), ops.zeros(shape, x.dtype), ops.zeros((n,), x.dtype)))
     mean = ops.reshape(score / masks, (-1,) + (1,) * len(shape))
-    return ops.zeros_like(x) + ops.expand_dims((weighted - mean * coverage) / (masks * keep), -1)
+    return spread((weighted - mean * coverage) / (masks * keep), x)

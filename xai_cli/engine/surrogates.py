@@ -141,5 +141,5 @@ def explain(e, x: np.ndarray, logits: np.ndarray, targets: np.ndarray, index: np
                             np.concatenate([np.zeros((1, count), np.int64), coalitions]), targets[i], one)
             coefficients = constrained_fit(coalitions, weights, scored[1:], scored[0],
                                            logits[i, targets[i]])
-        out[i] = coefficients[labels][..., None]
+        out[i] = coefficients[labels][..., None] / x.shape[-1]
     return out
