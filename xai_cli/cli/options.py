@@ -49,7 +49,9 @@ param_option = click.option(
          f"(the noise std as a share of each input's value range, default "
          f"{SMOOTHGRAD_NOISE:g}), deeplift.baseline (zero, grey, mean or blur; deeplift.sigma "
          f"the blur's), occlusion.patch, .stride and .baseline, rise.masks (default "
-         f"{RISE_MASKS}), .cells, .keep and .baseline. Wins over the rule config's methods: key.")
+         f"{RISE_MASKS}), .cells, .keep and .baseline, lime.samples, .segments, .width and "
+         f".baseline, kernelshap.samples, .segments and .baseline (docs/methods.md). Wins over "
+         f"the rule config's methods: key.")
 
 
 # --layer: where Grad-CAM reads, the shorthand of --param gradcam.layer=NAME (and gradcam++)
