@@ -13,8 +13,10 @@ paired difference to it with its 95% bootstrap interval (as comparisons.csv has 
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
+import numpy as np
 from faithfulness_table import MEASURE, PROTOCOLS, ROOT, aopc, cell, difference, records, xai
 
 OTHERS = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "lime", "kernelshap",
@@ -44,6 +46,29 @@ def table(out: Path, network: str) -> str:
     return "\n".join(lines)
 
 
+def pointing_table(out: Path, network: str) -> str:
+    """The pointing game on the photos with a hand-drawn mask (localisation.csv): per method
+    the mean of each figure, and LRP's paired difference in relevance mass; a random map
+    scores the mask's share of the image on all three."""
+    with open(out / "localisation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    figures = ("pointing", "mass", "rank_accuracy")
+
+    def values(method, figure):
+        column = "mask_fraction" if method == "random" else figure
+        return np.array([float(r[column]) for r in rows if r["method"] == ("lrp" if method == "random"
+                                                                          else method)])
+
+    lines = [f"{network}: pointing game on the {len(values('lrp', 'mass'))} photos with a mask "
+             "(mean ± stderr)", "",
+             "| method | " + " | ".join(figures) + " | LRP - method, mass |", "|---" * 5 + "|"]
+    for method in ("lrp", *OTHERS, "random"):
+        paired = "" if method == "lrp" else _bold(difference(values("lrp", "mass"), values(method, "mass")))
+        lines.append(f"| {method} | " + " | ".join(cell(values(method, f)) for f in figures)
+                     + f" | {paired} |")
+    return "\n".join(lines)
+
+
 def _bold(text: str) -> str:
     """The difference in bold where its interval excludes 0 (ahead or behind)."""
     low, high = (float(v) for v in text[text.index("[") + 1:-1].split(", "))
@@ -60,6 +85,8 @@ def main() -> None:
     if args.run:
         run(args.model, args.photos, args.out)
     print(table(args.out, args.model.stem))
+    print()
+    print(pointing_table(args.out, args.model.stem))
 
 
 if __name__ == "__main__":
