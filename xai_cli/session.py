@@ -19,7 +19,6 @@ from typing import TextIO
 import numpy as np
 
 from . import kinds
-from .catalogue import layer_params
 from .engine import backends, composites
 from .engine.explainers import make_explainer
 from .engine.graph import Graph, build_graph
@@ -65,7 +64,6 @@ class Options:
     sample_rate: float | None = None   # a signal model's samples per second (--sample-rate)
     offset: float | None = None        # ... where its window starts in a signal (--offset)
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
-    cam_layer: str | None = None   # the layer Grad-CAM reads (--layer)
 
 
 @dataclass
@@ -229,7 +227,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     """Check everything a run needs; raises :class:`XaiError` before any output."""
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
-    params = method_params(layer_params(options.cam_layer) + options.params)
+    params = method_params(options.params)
     graph = build_graph(load(options.model))
     kind = kinds.of(graph)
     composite = composites.load(options.rules or kind.default_config)

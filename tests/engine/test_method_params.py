@@ -105,7 +105,7 @@ def test_method_params_errors(spec, message):
 @pytest.mark.parametrize("text,message", [
     ("methods:\n  lrp: {steps: 3}\n",
      "cfg.yaml:3: methods.lrp: unknown key; expected one of deeplift, gradcam, gradcam++, "
-     "integrated-gradients, occlusion, rise, smoothgrad"),
+     "integrated-gradients, kernelshap, lime, occlusion, rise, smoothgrad"),
     ("methods:\n  smoothgrad:\n    samples: 0\n", "cfg.yaml:4: methods.smoothgrad.samples: must be "
                                                   "at least 1, got 0"),
     ("methods:\n  smoothgrad: {nois: 1}\n", "cfg.yaml:3: methods.smoothgrad.nois: unknown key"),

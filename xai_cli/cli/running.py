@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..catalogue import layer_params
 from ..engine import backends
 from ..errors import XaiError
 
@@ -37,7 +38,11 @@ def job_module(name: str) -> ModuleType:
 
 
 def session_options(kwargs: dict[str, Any]) -> Options:
+    """The session's options from a command's keyword arguments (taking them out);
+    ``--layer`` joins the ``--param`` texts it stands for, ahead of them so they win."""
     from ..session import Options
+    if "cam_layer" in kwargs:
+        kwargs["params"] = layer_params(kwargs.pop("cam_layer")) + tuple(kwargs.get("params", ()))
     names = Options.__dataclass_fields__
     return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
 
