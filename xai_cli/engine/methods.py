@@ -243,16 +243,17 @@ METHODS = {m.name: m for m in (
         Parameter("keep", float, 0.5, "the share of cells a mask keeps", 0.01),
         Parameter("baseline", str, "zero", "what a masked position turns into",
                   choices=BASELINES))),
-    *(Method(name, None, host=surrogates.explain, parameters=(
+    *(Method(name, None, host=host, parameters=(
         Parameter("samples", int, samples, "hidden copies scored", 1),
         Parameter("segments", int, SEGMENTS, "superpixels (SLIC) an image is cut into; windows "
                                              "of a signal", 1),
         *extra,
         Parameter("baseline", str, "grey", "what a hidden segment turns into", choices=BASELINES)))
-      for name, samples, extra in (
-          ("lime", LIME_SAMPLES, (Parameter("width", float, LIME_WIDTH, "the kernel's width on the "
-                                            "cosine distance to the whole input", 0.001),)),
-          ("kernelshap", SHAP_SAMPLES, ()))),
+      for name, host, samples, extra in (
+          ("lime", surrogates.lime, LIME_SAMPLES, (
+              Parameter("width", float, LIME_WIDTH, "the kernel's width on the cosine distance to "
+                                                    "the whole input", 0.001),)),
+          ("kernelshap", surrogates.kernelshap, SHAP_SAMPLES, ()))),
 )}
 assert tuple(METHODS) == METHOD_NAMES   # the catalogue lists them for the command line
 

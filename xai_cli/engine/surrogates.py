@@ -122,24 +122,36 @@ def constrained_fit(coalitions: np.ndarray, weights: np.ndarray, values: np.ndar
     return np.append(phi, full - empty - phi.sum())
 
 
-def explain(e, x: np.ndarray, logits: np.ndarray, targets: np.ndarray, index: np.ndarray,
-            named: dict, baseline: np.ndarray) -> np.ndarray:
-    """Relevance of every input of the batch, for the explainer's surrogate method."""
-    p = e.params
-    out = np.zeros_like(x)
-    for i, labels in enumerate(segments(x, p["segments"], e.graph.text is not None)):
-        rng = np.random.RandomState((e.seed * 1_000_003 + int(index[i])) % 2 ** 32)
-        one = {k: v[i] for k, v in named.items()}
-        count = int(labels.max()) + 1
-        if e.method.name == "lime":
-            coalitions = lime_coalitions(count, p["samples"], rng)
-            values = scores(e.scorer, x[i], baseline[i], labels, coalitions, targets[i], one)
-            coefficients = ridge(coalitions, values, lime_weights(coalitions, p["width"]), 1.0)
-        else:
-            coalitions, weights = shapley_coalitions(count, p["samples"], rng)
-            scored = scores(e.scorer, x[i], baseline[i], labels,
-                            np.concatenate([np.zeros((1, count), np.int64), coalitions]), targets[i], one)
-            coefficients = constrained_fit(coalitions, weights, scored[1:], scored[0],
-                                           logits[i, targets[i]])
-        out[i] = coefficients[labels][..., None] / x.shape[-1]
-    return out
+def fitting(fit):
+    """A host method (see :class:`~xai_cli.engine.methods.Method`) that cuts each input into
+    segments and gives every position its segment's coefficient from ``fit(params, count,
+    rng, score, full)``: ``score`` scores coalitions ``(K, count)`` of 0/1, ``full`` is
+    the whole input's score."""
+    def explain(e, x, logits, targets, index, named, baseline):
+        out = np.zeros_like(x)
+        for i, labels in enumerate(segments(x, e.params["segments"], e.graph.text is not None)):
+            rng = np.random.RandomState((e.seed * 1_000_003 + int(index[i])) % 2 ** 32)
+            one = {k: v[i] for k, v in named.items()}
+
+            def score(coalitions, i=i, labels=labels, one=one):
+                return scores(e.scorer, x[i], baseline[i], labels, coalitions, targets[i], one)
+
+            found = fit(e.params, int(labels.max()) + 1, rng, score, logits[i, targets[i]])
+            out[i] = found[labels][..., None] / x.shape[-1]
+        return out
+    return explain
+
+
+def _lime(params, count, rng, score, full):
+    coalitions = lime_coalitions(count, params["samples"], rng)
+    return ridge(coalitions, score(coalitions), lime_weights(coalitions, params["width"]), 1.0)
+
+
+def _kernelshap(params, count, rng, score, full):
+    coalitions, weights = shapley_coalitions(count, params["samples"], rng)
+    scored = score(np.concatenate([np.zeros((1, count), np.int64), coalitions]))
+    return constrained_fit(coalitions, weights, scored[1:], scored[0], full)
+
+
+lime = fitting(_lime)
+kernelshap = fitting(_kernelshap)
