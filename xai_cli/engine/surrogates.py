@@ -6,8 +6,9 @@ Segments are superpixels for images (scikit-image's SLIC, the same for both meth
 equal windows for signals and single tokens for text. Drawing coalitions, segmenting and
 fitting are NumPy, per input and seeded by ``(seed, input index)``, so an input gets the
 same map in any batch; the hidden copies go through the compiled model (a
-:class:`~xai_cli.engine.propagation.Scorer`) in chunks. Every element of a segment gets
-the segment's coefficient.
+:class:`~xai_cli.engine.propagation.Scorer`) in chunks. Every position of a segment gets
+the segment's coefficient, shared by its channels (a pixel's channel sum, a word's
+relevance, is the coefficient).
 """
 
 from __future__ import annotations
