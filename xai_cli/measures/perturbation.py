@@ -304,21 +304,25 @@ def plot_curves(panels: dict[str, dict[tuple[str, str], np.ndarray]], file: str 
     title : figure title.
     step : what a step does, for the x axis.
     """
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.4), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    methods = list(dict.fromkeys(method for curves in panels.values() for method, _ in curves))
+    # ten methods take matplotlib's ten default colours; more take the 20 of tab20
+    palette = [f"C{i}" for i in range(10)] if len(methods) <= 10 else \
+        [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    colours = {method: palette[i % len(palette)] for i, method in enumerate(methods)}
     for ax, (name, curves) in zip(axes, panels.items()):
-        colours = {}
         for (method, order), curve in curves.items():
-            colour = colours.setdefault(method, f"C{len(colours)}")
-            ax.plot(np.arange(len(curve)), curve, color=colour, linestyle=LINESTYLES[order],
+            ax.plot(np.arange(len(curve)), curve, color=colours[method], linestyle=LINESTYLES[order],
                     label=f"{method} lerf" if order == "lerf" else method)
         ax.set_xlabel(f"perturbation step ({step})")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[0].legend(fontsize=8 if len(methods) <= 10 else 7)
     axes[0].set_ylabel("mean score / unperturbed score")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
