@@ -110,16 +110,22 @@ def tables(out: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, run_job) -> argparse.Namespace:
+    """--model, --photos, --out and --run of a table script; runs ``run_job(model, photos,
+    out)`` first with --run."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--photos", type=Path, default=ROOT / "sample_images" / "photos")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--run", action="store_true", help="run xai first (else only read)")
     args = parser.parse_args()
     if args.run:
-        run(args.model, args.photos, args.out)
-    print(tables(args.out))
+        run_job(args.model, args.photos, args.out)
+    return args
+
+
+def main() -> None:
+    print(tables(arguments(__doc__, run).out))
 
 
 if __name__ == "__main__":

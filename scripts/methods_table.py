@@ -12,12 +12,11 @@ paired difference to it with its 95% bootstrap interval (as comparisons.csv has 
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
-from faithfulness_table import MEASURE, PROTOCOLS, ROOT, aopc, cell, difference, records, xai
+from faithfulness_table import MEASURE, PROTOCOLS, ROOT, aopc, arguments, cell, difference, records, xai
 
 OTHERS = ("deeplift", "gradcam", "gradcam++", "occlusion", "rise", "lime", "kernelshap",
           "integrated-gradients", "smoothgrad", "gradxinput", "sa", "guided-backprop")
@@ -76,14 +75,7 @@ def _bold(text: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--photos", type=Path, default=ROOT / "sample_images" / "photos")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--run", action="store_true", help="run xai first (else only read)")
-    args = parser.parse_args()
-    if args.run:
-        run(args.model, args.photos, args.out)
+    args = arguments(__doc__, run)
     print(table(args.out, args.model.stem))
     print()
     print(pointing_table(args.out, args.model.stem))

@@ -30,14 +30,11 @@ def scores(e, copies, targets, values):
                                (-1, *spec.shape))
              for name, spec in e.graph.named.items()}
     logits = e.propagator.forward(ops.reshape(copies, (-1, *copies.shape[2:])), named)[e.graph.output]
-    logits = ops.reshape(logits, (k, -1, logits.shape[-1]))
-    chosen = ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype)[None]
-    return ops.sum(logits * chosen, axis=-1)
+    return picked(ops.reshape(logits, (k, -1, logits.shape[-1])), targets)
 
 
-def target_scores(e, values, targets):
-    """The unaltered inputs' target scores ``(N,)``."""
-    logits = values[e.graph.output]
+def picked(logits, targets):
+    """Each input's score of its target class: ``(..., N, classes)`` -> ``(..., N)``."""
     return ops.sum(logits * ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype), axis=-1)
 
 
@@ -114,7 +111,7 @@ def occlusion(e, x, values, targets, index):
                                   else max(1, round(max(shape) / OCCLUSION_SHARE)))
     covers, grid = occlusion_tables(shape, patch, e.params["stride"] or max(1, patch // 2))
     base = baseline(e.params["baseline"], x, e.valid_range)
-    before = target_scores(e, values, targets)
+    before = picked(values[e.graph.output], targets)
     covers_t = [ops.convert_to_tensor(c) for c in covers]
     grid_t = ops.convert_to_tensor(grid)
 
