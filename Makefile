@@ -6,7 +6,7 @@ PIP ?= .venv/bin/pip
 install:
 	python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev,spray,video,surrogates]'
+	$(PIP) install --quiet -e '.[dev,spray,video,surrogates,ray]'
 
 # the tests marked `backends` (rules, oracle, layers, loading, resume and shards) run again
 # on every other Keras backend that is installed (make install-backends)

@@ -64,6 +64,9 @@ class Options:
     sample_rate: float | None = None   # a signal model's samples per second (--sample-rate)
     offset: float | None = None        # ... where its window starts in a signal (--offset)
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
+    ray: str | None = None         # run on a Ray cluster: its address, or "auto" (--ray)
+    ray_actors: int = 1            # ... with this many explaining actors (--ray-actors)
+    ray_gpus_per_actor: float = 0  # ... each holding this many GPUs (--ray-gpus-per-actor)
 
 
 @dataclass
@@ -169,16 +172,22 @@ class Session:
                    ) -> Iterator[tuple[Batch, np.ndarray, SaveBatch]]:
         """Batches ``(batch, positions, save)`` of the inputs without a complete part;
         ``save(kept_items, arrays)`` stores the batch's part. Says how many were done."""
+        todo = self.todo(stored, report, progress)
+        for number, window, batch, index in self._loaded(report, todo, progress):
+            yield batch, index, functools.partial(stored.save, number, [i for _, i in window])
+
+    def todo(self, stored: Parts, report: Report, progress: Callable[[int], None] | None = None
+             ) -> Iterator[tuple[int, inputs.Window]]:
+        """The windows of the batches without a complete part; says how many inputs were
+        done by an earlier run (and counts them as progress)."""
         done = sum(len(items) for number, items in self.batches() if stored.complete(number, items))
         if done:
             report.note(f"{done} inputs were done by an earlier run; computing the other "
                         f"{self.count - done} (--skip-existing)")
             if progress is not None:
                 progress(done)
-        todo = ((number, window) for number, window in self.windows()
+        return ((number, window) for number, window in self.windows()
                 if not stored.complete(number, [item for _, item in window]))
-        for number, window, batch, index in self._loaded(report, todo, progress):
-            yield batch, index, functools.partial(stored.save, number, [i for _, i in window])
 
     def windows(self) -> Iterator[tuple[int, inputs.Window]]:
         """This run's batches ``(number, [(position, input), ...])``, numbered in the whole
@@ -210,21 +219,31 @@ class Session:
         todo = self.windows() if windows is None else windows
         groups = (((number, window), [item for _, item in window]) for number, window in todo)
         for (number, window), loaded in inputs.batches(groups, self.kind.load):
-            samples, positions = [], []
-            for (position, _), (item, sample) in zip(window, loaded):
-                if isinstance(sample, InputError):
-                    report.error(item.source, str(sample), item.index)
-                else:
-                    samples.append(sample)
-                    positions.append(position)
-            if samples:
-                yield number, window, self.kind.batch(samples), np.array(positions, np.int64)
+            assembled = self.assembled(window, loaded, report)
+            if assembled is not None:
+                yield number, window, *assembled
             if progress is not None:
                 progress(len(loaded))
 
+    def assembled(self, window: inputs.Window,
+                  loaded: Sequence[tuple[inputs.InputItem, object]], report: Report
+                  ) -> tuple[Batch, np.ndarray] | None:
+        """The batch ``(batch, positions)`` of a window's decoded inputs (samples, or the
+        InputError of each that failed, which goes to ``report``); None if all failed."""
+        samples, positions = [], []
+        for (position, _), (item, sample) in zip(window, loaded):
+            if isinstance(sample, InputError):
+                report.error(item.source, str(sample), item.index)
+            else:
+                samples.append(sample)
+                positions.append(position)
+        return (self.kind.batch(samples), np.array(positions, np.int64)) if samples else None
 
-def open_session(options: Options, stdin: TextIO | None = None) -> Session:
-    """Check everything a run needs; raises :class:`XaiError` before any output."""
+
+def open_session(options: Options, stdin: TextIO | None = None, discover: bool = True) -> Session:
+    """Check everything a run needs; raises :class:`XaiError` before any output.
+
+    ``discover=False`` leaves the inputs out (a Ray actor: the driver hands it batches)."""
     if options.batch_size < 1:
         raise XaiError(f"--batch-size must be at least 1, got {options.batch_size}")
     params = method_params(options.params)
@@ -235,7 +254,7 @@ def open_session(options: Options, stdin: TextIO | None = None) -> Session:
     target = parse_target(options.target, labels, graph.num_classes)
     preprocessing = kind.prepare(options, composite)
     inputs.parse_shard(options.shard)   # a bad --shard is refused before discovery
-    everything, problems = kind.discover(options.images, stdin or sys.stdin)
+    everything, problems = kind.discover(options.images, stdin or sys.stdin) if discover else ([], [])
     return Session(options, graph, kind, composite, preprocessing, target, labels, everything,
                    problems, params)
 
@@ -321,6 +340,43 @@ class Report:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+
+class Collected(Report):
+    """A :class:`Report` that keeps what it is told, for another to say (:meth:`replay`):
+    a Ray actor's batches are reported by the driver, in batch order."""
+
+    def __init__(self):
+        super().__init__(stdout=None, stderr=None)
+        self.events: list[tuple] = []
+
+    def error(self, source: str, reason: str, index: int | None = None) -> None:
+        self.events.append(("error", source, reason, index))
+
+    def record(self, record: dict) -> None:
+        self.events.append(("record", record))
+
+    def note(self, message: str) -> None:
+        self.events.append(("note", message))
+
+    def warn_once(self, key: str, message: str) -> None:
+        self.events.append(("warn_once", key, message))
+
+    def taken(self) -> list[tuple]:
+        """The events so far, which are forgotten here."""
+        events, self.events = self.events, []
+        return events
+
+
+def replay(events: Iterable[tuple], report: Report, said: set[str]) -> None:
+    """Tell ``report`` what a :class:`Collected` kept; a note already in ``said`` (every
+    actor says the set-up's) is said once."""
+    for name, *args in events:
+        if name == "note":
+            if args[0] in said:
+                continue
+            said.add(args[0])
+        getattr(report, name)(*args)
 
 
 class _FailFast(InputError):

@@ -20,6 +20,7 @@ from .options import (
     layer_option,
     param_option,
     perturbation_options,
+    ray_options,
     render_options,
     render_style,
 )
@@ -51,6 +52,7 @@ def main(debug):
 @main.command(context_settings=CONTEXT, epilog="\b\nMethods, by family, with their cost per input "
                                               "and their papers:\n" + methods_by_family())
 @data_options
+@ray_options
 @layer_option
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES),
@@ -99,6 +101,7 @@ def explain(methods, overlay, save_raw, grid, **kwargs):
 
 @main.command(context_settings=CONTEXT)
 @data_options
+@ray_options
 @layer_option
 @click.option("--method", "-m", default="lrp", show_default=True, type=click.Choice(METHOD_NAMES))
 @click.option("--clusters", default="auto", show_default=True, callback=clusters_count,
@@ -177,6 +180,7 @@ def cluster(layer, clusters, pool, beta, fit, centroids, target_cluster, method,
 @main.command(context_settings=CONTEXT,
               short_help="Perturbation curves and AOPC per method (region perturbation).")
 @data_options
+@ray_options
 @layer_option
 @click.option("--method", "-m", "methods", multiple=True, default=("lrp",), show_default=True,
               type=click.Choice(METHOD_NAMES), help="Method to evaluate; repeat for several.")

@@ -7,6 +7,7 @@ of the commands that measure faithfulness; the callbacks turn option text into v
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -59,6 +60,42 @@ layer_option = click.option(
     "--layer", "cam_layer", metavar="NAME",
     help="The layer gradcam and gradcam++ read (names: xai rules MODEL). Default: the last "
          "with a map like the input's, the last convolutional block.")
+
+
+RAY_ADDRESS = re.compile(r"auto|local|(ray|https?)://\S+|[\w.-]+:\d+")
+
+
+def _ray_address(ctx, param, value: str | None) -> str | None:
+    """``--ray`` takes an optional address, and Click gives it the next argument: a path
+    there means the flag came before the inputs."""
+    if value and not RAY_ADDRESS.fullmatch(value):
+        raise click.BadParameter(
+            f"'{value}' is not a Ray address (ray://HOST:PORT, HOST:PORT or auto); to use "
+            "RAY_ADDRESS or a local cluster, put --ray after the inputs or write --ray=",
+            ctx, param)
+    return value
+
+
+def ray_options(fn: F) -> F:
+    """--ray and its pool: explain, evaluate and spray on a Ray cluster."""
+    options = [
+        click.option("--ray", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                     callback=_ray_address,
+                     help="Run on a Ray cluster (pip install 'xai[ray]'): at ADDRESS "
+                          "(ray://HOST:PORT), else the one RAY_ADDRESS names, else a new "
+                          "local one. The same files and records as a local run; workers that "
+                          "die are replaced and their batches rerun. Put it after the inputs, "
+                          "or write --ray=ADDRESS."),
+        click.option("--ray-actors", type=click.IntRange(min=1), default=1, show_default=True,
+                     metavar="N", help="With --ray: explaining actors, each with its own "
+                                       "compiled model."),
+        click.option("--ray-gpus-per-actor", type=click.FloatRange(min=0), default=0,
+                     show_default=True, metavar="G",
+                     help="With --ray: GPUs each actor holds (a fraction shares one)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def data_options(fn: F) -> F:

@@ -12,7 +12,7 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -103,10 +103,15 @@ def data_job(kwargs: dict[str, Any], command: str
     the progress bar while it runs, and the job's page once it is done."""
     from ..session import open_session
     options = session_options(kwargs)
+    if options.ray is not None:
+        from ..jobs import on_ray
+        on_ray.check(options)
     session = open_session(options)
     session.kind.check_command(command)
     report = session.report(command)
     bar, update = progress_bar(session.count)
-    with device_scope(options.device) or nullcontext(), bar or nullcontext():
+    # Ray prints its workers' deaths on sys.stdout; the records keep the real one
+    ray_prints = redirect_stdout(sys.stderr) if options.ray is not None else nullcontext()
+    with device_scope(options.device) or nullcontext(), bar or nullcontext(), ray_prints:
         yield session, report, update
     write_page(options.out)

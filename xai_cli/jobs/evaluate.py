@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,8 @@ from ..measures.faithfulness import (
     Tally,
     measured,
 )
-from ..session import Report, Session
-from . import sanity
+from ..session import Report, SaveBatch, Session
+from . import on_ray, sanity
 
 CURVE_COLUMNS = ("image", "method", "replace", "order", "step", "fraction_perturbed", "score",
                  "relative_score")
@@ -83,22 +84,46 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     graph, opts, kind = session.graph, session.options, session.kind
     options = kind.evaluation(options, masks is not None, heatmaps)
     steps = kind.steps(options)
-    explainers = session.explainers(options.methods, report)
-    randomised = sanity.Randomised(graph, options.methods, session.explainer, opts.seed) \
-        if options.sanity else None
+    local = opts.ray is None
+    worker = Worker(session, report, options, masks, heatmaps) if local else None
+    cascade = None
+    if options.sanity:
+        cascade = worker.randomised.steps if local else sanity.cascade(graph, opts.seed)
     parts = session.parts("evaluate", {**dataclasses.asdict(options), "steps": steps,
                                        "masks": masks and masks.spec,
-                                       "sanity_steps": randomised and [
-                                           [step.count, step.down_to] for step in randomised.steps]})
-    scorer = Scorer(graph)
-    for batch, index, save in session.unfinished(parts, report, progress):
+                                       "sanity_steps": cascade and [
+                                           [step.count, step.down_to] for step in cascade]})
+    if local:
+        for batch, index, save in session.unfinished(parts, report, progress):
+            worker(batch, index, save, report)
+    else:
+        on_ray.run(session, report, session.todo(parts, report, progress),
+                   partial(Worker, options=options, masks=masks, heatmaps=heatmaps), parts, progress)
+    return _finish(session, options, parts, steps, cascade, masks is not None)
+
+
+class Worker:
+    """Measures a batch at a time (here, or on a Ray actor): its curves (and localisation
+    and sanity figures) go into its part, after its records and thumbnails."""
+
+    def __init__(self, session: Session, report: Report, options: EvaluateOptions,
+                 masks: localisation.Masks | None, heatmaps: bool):
+        self.session, self.options, self.masks, self.heatmaps = session, options, masks, heatmaps
+        self.explainers = session.explainers(options.methods, report)
+        self.randomised = sanity.Randomised(session.graph, options.methods, session.explainer,
+                                            session.options.seed) if options.sanity else None
+        self.scorer = Scorer(session.graph)
+
+    def __call__(self, batch, index: np.ndarray, save: SaveBatch, report: Report) -> None:
+        session, kind, masks = self.session, self.session.kind, self.masks
         object_masks = {}
         if masks is not None:
             batch, index, object_masks = _with_masks(kind, batch, index, masks, report)
             if batch is None:
-                continue
+                return
         targets = np.full(len(batch), session.target, np.int32)
-        result = kind.evaluate_batch(explainers, scorer, batch, targets, index, options, opts.seed)
+        result = kind.evaluate_batch(self.explainers, self.scorer, batch, targets, index,
+                                     self.options, session.options.seed)
         for i, reason in result.faults.items():
             report.error(batch.samples[i].item.source, reason, batch.samples[i].item.index)
         kept = [batch.samples[i] for i in result.kept]
@@ -106,12 +131,14 @@ def run(session: Session, options: EvaluateOptions, report: Report,
         if masks is not None:
             arrays.update(localisation.part_arrays(result.relevance,
                                                    [object_masks.get(s.item) for s in kept]))
-        if randomised is not None:
-            arrays.update(randomised.part_arrays(result.relevance, batch.x[result.kept],
-                                                 result.targets, index[result.kept]))
-        _record(session, kept, result, arrays, report, heatmaps)
+        if self.randomised is not None:
+            arrays.update(self.randomised.part_arrays(result.relevance, batch.x[result.kept],
+                                                      result.targets, index[result.kept]))
+        _record(session, kept, result, arrays, report, self.heatmaps)
         save([s.item for s in kept], arrays)   # last: a batch without its records is not done
-    return _finish(session, options, parts, steps, randomised, masks is not None)
+
+    def drain(self) -> None:
+        """Nothing: a batch's files are written before it returns."""
 
 
 def _with_masks(kind, batch, index, masks: localisation.Masks, report: Report):
@@ -129,7 +156,7 @@ def _with_masks(kind, batch, index, masks: localisation.Masks, report: Report):
 
 
 def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int,
-            randomised: sanity.Randomised | None, masked: bool) -> Results:
+            cascade: list[sanity.Step] | None, masked: bool) -> Results:
     """The run's results from its parts; a shard's go to ``OUT/shards/<job>/``, so that
     shards writing into one folder leave its top level to the merged results of
     `xai report`."""
@@ -139,8 +166,7 @@ def _finish(session: Session, options: EvaluateOptions, parts: Parts, steps: int
     if session.options.shard is not None:
         out = out / "shards" / session.job("evaluate")
         out.mkdir(parents=True, exist_ok=True)
-    return write_results(out, options, stored, steps, session.options.seed,
-                         randomised and randomised.steps, masked)
+    return write_results(out, options, stored, steps, session.options.seed, cascade, masked)
 
 
 def write_results(out: Path, options: EvaluateOptions, batches: Iterable, steps: int, seed: int,

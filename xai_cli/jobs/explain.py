@@ -19,6 +19,7 @@ from ..io.inputs import InputItem, worker_threads
 from ..io.outputs import BackgroundWriter
 from ..kinds.base import ExplainOptions
 from ..session import Report, Session
+from . import on_ray
 
 __all__ = ["ExplainOptions", "run"]
 
@@ -28,7 +29,6 @@ def run(session: Session, options: ExplainOptions, report: Report,
     """Explain every input of ``session``; problems with single inputs go to ``report``."""
     opts = session.options
     session.kind.check_explain(options)
-    explainers = session.explainers(options.methods, report)
     written = _written(session, options)
     windows = session.windows()
     if opts.skip_existing:
@@ -37,9 +37,38 @@ def run(session: Session, options: ExplainOptions, report: Report,
             report.note(f"skipping {done} inputs whose outputs exist (--skip-existing)")
         windows = (w for w in windows if not all(written(item) for _, item in w[1]))
     opts.out.mkdir(parents=True, exist_ok=True)
-    with BackgroundWriter(worker_threads()) as writer:  # records follow in input order
+    if opts.ray is not None:
+        on_ray.run(session, report, windows, partial(Worker, options=options), progress=progress)
+        return
+    with Worker(session, report, options) as worker:
         for batch, index in session.loaded(report, windows, progress):
-            _explain_batch(session, options, explainers, batch, index, writer, report, written)
+            worker(batch, index, None, report)
+
+
+class Worker:
+    """Explains a batch at a time (here, or on a Ray actor), rendering and writing its
+    files on background threads (``--ray``: the actor's); each input's record is said
+    once its files are on disk, in input order."""
+
+    def __init__(self, session: Session, report: Report, options: ExplainOptions):
+        self.session, self.options = session, options
+        self.explainers = session.explainers(options.methods, report)
+        self.written = _written(session, options)
+        self.writer = BackgroundWriter(worker_threads())
+
+    def __call__(self, batch, index: np.ndarray, save: None, report: Report) -> None:
+        _explain_batch(self.session, self.options, self.explainers, batch, index, self.writer,
+                       report, self.written)
+
+    def drain(self) -> None:
+        """Wait until the batches' files are written and their records said."""
+        self.writer.drain()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.__exit__(*exc)
 
 
 def _written(session: Session, options: ExplainOptions) -> Callable[[InputItem], bool]:

@@ -8,6 +8,7 @@ eigengap.png, embedding.png, and per cluster its mean heatmap and a contact shee
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -15,8 +16,8 @@ from ..engine.methods import METHODS
 from ..errors import XaiError
 from ..io import render
 from ..io.outputs import atomic_write, save_csv, save_png, thumbnail_path
-from ..session import Report, Session
-from . import spectral
+from ..session import Report, SaveBatch, Session
+from . import on_ray, spectral
 
 THUMBNAIL = 48
 
@@ -34,24 +35,16 @@ def run(session: Session, method: str, clusters: int | str, report: Report,
         raise XaiError("xai spray explains one class across images: give --target")
     spectral.require_sklearn()
     opts = session.options
-    explainer = session.explainers((method,), report)[method]
     parts = session.parts("spray", {"method": method})
-    signed = METHODS[method].signed
-    for batch, index, save in session.unfinished(parts, report, progress):
-        relevance = batch.explain(explainer, np.full(len(batch), session.target, np.int32),
-                                  index).relevance
-        finite = np.isfinite(relevance.reshape(len(batch), -1)).all(axis=1)
-        for sample, ok in zip(batch.samples, finite):
-            if ok:
-                session.kind.thumbnails(opts.out, sample)
-            else:
-                report.error(sample.item.source, "relevance contains NaN or Inf",
-                             sample.item.index)
-        relevance = session.kind.maps(relevance[finite])
-        save([s.item for s, ok in zip(batch.samples, finite) if ok],
-             {"features": spectral.prepare(relevance),
-              "maps": spectral.prepare(relevance, size=THUMBNAIL)})
+    if opts.ray is None:
+        worker = Worker(session, report, method)
+        for batch, index, save in session.unfinished(parts, report, progress):
+            worker(batch, index, save, report)
+    else:   # the features come back as parts; the clustering runs here, once
+        on_ray.run(session, report, session.todo(parts, report, progress),
+                   partial(Worker, method=method), parts, progress)
     kept, arrays = parts.gather(session.batches())
+    signed = METHODS[method].signed
     result = spectral.spray(arrays.get("features", np.zeros((0, 1))), clusters, seed=opts.seed)
     maps = arrays["maps"].reshape(-1, THUMBNAIL, THUMBNAIL)
     _write(session, kept, result, maps, [render.heatmap(m, signed, style) for m in maps],
@@ -62,6 +55,34 @@ def run(session: Session, method: str, clusters: int | str, report: Report,
                        "target": session.target, "target_label": session.label(session.target),
                        "cluster": int(cluster)})
     return result.labels
+
+
+class Worker:
+    """Explains a batch at a time (here, or on a Ray actor) and keeps its heatmap features
+    in its part; its thumbnails are written beside."""
+
+    def __init__(self, session: Session, report: Report, method: str):
+        self.session = session
+        self.explainer = session.explainers((method,), report)[method]
+
+    def __call__(self, batch, index: np.ndarray, save: SaveBatch, report: Report) -> None:
+        session = self.session
+        relevance = batch.explain(self.explainer, np.full(len(batch), session.target, np.int32),
+                                  index).relevance
+        finite = np.isfinite(relevance.reshape(len(batch), -1)).all(axis=1)
+        for sample, ok in zip(batch.samples, finite):
+            if ok:
+                session.kind.thumbnails(session.options.out, sample)
+            else:
+                report.error(sample.item.source, "relevance contains NaN or Inf",
+                             sample.item.index)
+        relevance = session.kind.maps(relevance[finite])
+        save([s.item for s, ok in zip(batch.samples, finite) if ok],
+             {"features": spectral.prepare(relevance),
+              "maps": spectral.prepare(relevance, size=THUMBNAIL)})
+
+    def drain(self) -> None:
+        """Nothing: a batch's files are written before it returns."""
 
 
 def _write(session, items, result, maps, thumbs, signed, style):

@@ -143,10 +143,15 @@ class InputKind(ABC):
         """The inputs ``args`` name (in a deterministic order; a long one read as the job
         goes), and ``(source, reason)`` for every argument that names none."""
 
-    @abstractmethod
     def load(self, item: InputItem):
         """One decoded, preprocessed input (a sample with ``item`` and ``x``); raises
         :class:`~xai_cli.errors.InputError` for this input only."""
+        return self.decoder()(item)
+
+    @abstractmethod
+    def decoder(self) -> Callable[[InputItem], object]:
+        """What :meth:`load` does, as a function that pickles (a module function and
+        plain values, no model): a Ray job decodes in tasks that hold no model."""
 
     def window(self, batch_size: int) -> int:
         """How many consecutive inputs make one batch of the job: ``batch_size``, the

@@ -11,6 +11,7 @@ of one whole frame (``1xHxW``) deletes frames, most relevant first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import PIL.Image
 
 from ..catalogue import CLIP_REPLACEMENTS
 from ..engine.methods import METHODS
-from ..io import clipmaps, clips, inputs, preprocess, render
+from ..io import clipmaps, clips, preprocess, render
 from ..io.outputs import atomic_write, out_path, save_csv, save_npy
 from .base import ExplainOptions
 from .image import PHOTO_SIZE, Image, pixels
@@ -58,8 +59,10 @@ class Clip(Image):
     def discover(self, args, stdin):
         return clips.discover(args, stdin)
 
-    def load(self, item: inputs.InputItem) -> clips.Clip:
-        return clips.load(item, self.graph.input_shape, self.preprocessing, self.selection, self.resize)
+    def decoder(self):
+        return functools.partial(clips.load, shape=self.graph.input_shape,
+                                 preprocessing=self.preprocessing, selection=self.selection,
+                                 resize=self.resize)
 
     def bench_files(self, folder: Path, count: int):
         """GIFs of noise, :data:`BENCH_FRAMES` frames of a photo's size each; one tiny

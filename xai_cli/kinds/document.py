@@ -12,6 +12,7 @@ is a word (word deletion, :mod:`~xai_cli.kinds.deletion`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,8 +82,8 @@ class Document(InputKind):
         self.tokenizer()   # made now: a missing --vocab is said before anything runs
         return documents.discover(args, self.lines, stdin)
 
-    def load(self, item: InputItem) -> documents.Document:
-        return documents.load(item, self.tokenizer(), self.graph.text)
+    def decoder(self):
+        return functools.partial(documents.load, tokens=self.tokenizer(), front=self.graph.text)
 
     def batch(self, samples) -> Batch:
         return self._batch(list(samples), self.rows)

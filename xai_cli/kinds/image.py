@@ -9,6 +9,7 @@ perturbation, :mod:`~xai_cli.measures.faithfulness`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,8 +64,9 @@ class Image(InputKind):
     def discover(self, args, stdin):
         return inputs.discover(args, stdin)
 
-    def load(self, item: inputs.InputItem) -> inputs.Sample:
-        return inputs.load(item, self.graph.input_shape, self.preprocessing, self.resize)
+    def decoder(self):
+        return functools.partial(inputs.load, shape=self.graph.input_shape,
+                                 preprocessing=self.preprocessing, resize=self.resize)
 
     def convert(self, x, batch_size: int = 32) -> Batch:
         axes = self.shape[self.shape.index("("):]

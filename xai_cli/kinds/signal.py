@@ -16,6 +16,7 @@ or noise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from ..catalogue import SIGNAL_REPLACEMENTS
 from ..engine.methods import METHODS
 from ..errors import XaiError
 from ..io import preprocess, signalmaps, signals
-from ..io.inputs import InputItem
 from ..io.outputs import atomic_write, out_path, save_csv, save_npy
 from .base import ExplainOptions
 from .image import Image
@@ -73,8 +73,9 @@ class Signal(Image):
     def discover(self, args, stdin):
         return signals.discover(args, stdin)
 
-    def load(self, item: InputItem) -> signals.Signal:
-        return signals.load(item, self.graph.input_shape, self.preprocessing, self.timing)
+    def decoder(self):
+        return functools.partial(signals.load, shape=self.graph.input_shape,
+                                 preprocessing=self.preprocessing, timing=self.timing)
 
     def bench_files(self, folder: Path, count: int):
         """CSV files of noise, :data:`BENCH_STEPS` rows each (a model's window cut from
