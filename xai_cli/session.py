@@ -64,9 +64,16 @@ class Options:
     sample_rate: float | None = None   # a signal model's samples per second (--sample-rate)
     offset: float | None = None        # ... where its window starts in a signal (--offset)
     params: tuple[str, ...] = ()   # METHOD.NAME=VALUE (--param)
-    ray: str | None = None         # run on a Ray cluster: its address, or "auto" (--ray)
-    ray_actors: int = 1            # ... with this many explaining actors (--ray-actors)
-    ray_gpus_per_actor: float = 0  # ... each holding this many GPUs (--ray-gpus-per-actor)
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Where a job runs with --ray: the cluster's address ("": the one ``ray.init()``
+    finds) and the pool of actors that explain."""
+
+    address: str
+    actors: int = 1
+    gpus_per_actor: float = 0
 
 
 @dataclass
@@ -84,6 +91,7 @@ class Session:
     listing: inputs.Listing   # the inputs of the whole, unsharded job, in order
     problems: list[tuple[str, str]]
     params: dict[str, dict[str, object]] = field(default_factory=dict)   # --param, by method
+    ray: RayCluster | None = None   # --ray: the job's batches run on this cluster
 
     @property
     def shard(self) -> tuple[int, int] | None:

@@ -78,3 +78,31 @@ def test_the_shards_records_cover_every_input(job):
                for line in f.read_text().splitlines()]
     ok = sorted(r["index"] for r in records if r["status"] == "ok")
     assert ok == list(range(10))
+
+
+def test_spray_shards_are_gathered_by_a_last_unsharded_run(tmp_path):
+    """Clustering needs every heatmap: the shards keep their features, and a run without
+    --shard (with --skip-existing) takes them in and clusters them, computing none."""
+    pytest.importorskip("sklearn")
+    np.save(tmp_path / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:10])
+    args = ["spray", MODEL, tmp_path / "x.npy", "-p", "unit", "-b", "3", "--target", "3",
+            "--clusters", "2"]
+    whole = run(*args, "-o", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+    for k in (1, 2):
+        shard = run(*args, "--shard", f"{k}/2", "-o", tmp_path / "sharded")
+        assert shard.exit_code == 0, shard.output
+    assert not (tmp_path / "sharded" / "clusters.csv").exists()   # a shard's are its own
+    assert (tmp_path / "sharded" / "shards" / "spray-shard-2-of-2" / "clusters.csv").is_file()
+    gathered = run(*args, "--skip-existing", "-o", tmp_path / "sharded")
+    assert gathered.exit_code == 0, gathered.output
+    assert "took the features of 4 batches from the 2 spray shards" in gathered.stderr
+    assert "10 inputs were done by an earlier run; computing the other 0" in gathered.stderr
+    for name in ("clusters.csv", "eigenvalues.csv", "cluster_0_mean.png", "cluster_1_members.png"):
+        assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+    other = run(*args[:-1], "3", "--skip-existing", "-o", tmp_path / "sharded")
+    assert other.exit_code == 0   # --clusters is not part of the job: features are reused
+    changed = run(*args, "--seed", "1", "--skip-existing", "-o", tmp_path / "sharded")
+    assert changed.exit_code == 2
+    assert "ran another job" in changed.stderr or "other seed" in changed.stderr

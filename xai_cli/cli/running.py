@@ -26,7 +26,7 @@ from ..errors import XaiError
 if TYPE_CHECKING:   # for annotations only: the session pulls in Keras and its backend
     from click._termui_impl import ProgressBar
 
-    from ..session import Options, Report, Session
+    from ..session import Options, RayCluster, Report, Session
 
 
 def job_module(name: str) -> ModuleType:
@@ -45,6 +45,15 @@ def session_options(kwargs: dict[str, Any]) -> Options:
         kwargs["params"] = layer_params(kwargs.pop("cam_layer")) + tuple(kwargs.get("params", ()))
     names = Options.__dataclass_fields__
     return Options(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+
+
+def ray_cluster(kwargs: dict[str, Any]) -> RayCluster | None:
+    """The Ray cluster of ``--ray``, ``--ray-actors`` and ``--ray-gpus-per-actor`` (taking
+    them out of a command's keyword arguments); None without ``--ray``."""
+    from ..session import RayCluster
+    address = kwargs.pop("ray", None)
+    actors, gpus = kwargs.pop("ray_actors", 1), kwargs.pop("ray_gpus_per_actor", 0)
+    return None if address is None else RayCluster(address, actors, gpus)
 
 
 def handle_errors(fn: Callable[..., int | None]) -> Callable[..., NoReturn]:
@@ -102,16 +111,18 @@ def data_job(kwargs: dict[str, Any], command: str
     """Around the job of a data command: its checked session and report, the device and
     the progress bar while it runs, and the job's page once it is done."""
     from ..session import open_session
+    cluster = ray_cluster(kwargs)
     options = session_options(kwargs)
-    if options.ray is not None:
+    if cluster is not None:
         from ..jobs import on_ray
-        on_ray.check(options)
+        on_ray.check(cluster, options.shard)
     session = open_session(options)
+    session.ray = cluster
     session.kind.check_command(command)
     report = session.report(command)
     bar, update = progress_bar(session.count)
     # Ray prints its workers' deaths on sys.stdout; the records keep the real one
-    ray_prints = redirect_stdout(sys.stderr) if options.ray is not None else nullcontext()
+    ray_prints = redirect_stdout(sys.stderr) if cluster is not None else nullcontext()
     with device_scope(options.device) or nullcontext(), bar or nullcontext(), ray_prints:
         yield session, report, update
     write_page(options.out)

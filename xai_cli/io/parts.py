@@ -73,6 +73,25 @@ class Parts:
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(manifest, lambda f: f.write(json.dumps(identity, indent=1).encode("utf-8")))
+        self.identity = identity
+
+    def adopt(self, identity: dict, folders: Sequence[Path]) -> int:
+        """Take in the batches that the shards in ``folders`` stored (their job's
+        ``identity`` but for the shard, from :func:`shards`) and this job lacks: an
+        unsharded run that gathers every batch (spray's clustering) finishes a sharded job.
+        Returns how many it took; raises XaiError if the shards ran another job."""
+        ours = {k: v for k, v in self.identity.items() if k != "shard"}
+        changed = sorted(k for k in {*ours, *identity} if ours.get(k) != identity.get(k))
+        if changed:
+            raise XaiError(f"the shards in {folders[0].parent} ran another job than this one "
+                           f"(other {', '.join(changed)}): use their arguments, or another --out")
+        taken = 0
+        for folder in folders:
+            for part in sorted(folder.glob("batch-*.npz")):
+                if not (self.folder / part.name).exists():
+                    atomic_write(self.folder / part.name, lambda f, p=part: f.write(p.read_bytes()))
+                    taken += 1
+        return taken
 
     def _path(self, batch: int) -> Path:
         return self.folder / f"batch-{batch:06d}.npz"

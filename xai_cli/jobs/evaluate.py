@@ -81,19 +81,16 @@ def run(session: Session, options: EvaluateOptions, report: Report,
     per batch, then the CSVs and figures from all parts. ``masks`` adds the localisation
     scores; ``heatmaps`` keeps each method's heatmap of each input (``<stem>.<method>.png``,
     the relevance that was scored), which the report page shows on the input's card."""
-    graph, opts, kind = session.graph, session.options, session.kind
+    kind = session.kind
     options = kind.evaluation(options, masks is not None, heatmaps)
     steps = kind.steps(options)
-    local = opts.ray is None
-    worker = Worker(session, report, options, masks, heatmaps) if local else None
-    cascade = None
-    if options.sanity:
-        cascade = worker.randomised.steps if local else sanity.cascade(graph, opts.seed)
+    worker = Worker(session, report, options, masks, heatmaps)   # on Ray: the set-up is checked here
+    cascade = worker.randomised and worker.randomised.steps
     parts = session.parts("evaluate", {**dataclasses.asdict(options), "steps": steps,
                                        "masks": masks and masks.spec,
                                        "sanity_steps": cascade and [
                                            [step.count, step.down_to] for step in cascade]})
-    if local:
+    if session.ray is None:
         for batch, index, save in session.unfinished(parts, report, progress):
             worker(batch, index, save, report)
     else:

@@ -36,11 +36,12 @@ def run(session: Session, options: ExplainOptions, report: Report,
         if done:
             report.note(f"skipping {done} inputs whose outputs exist (--skip-existing)")
         windows = (w for w in windows if not all(written(item) for _, item in w[1]))
-    opts.out.mkdir(parents=True, exist_ok=True)
-    if opts.ray is not None:
-        on_ray.run(session, report, windows, partial(Worker, options=options), progress=progress)
-        return
-    with Worker(session, report, options) as worker:
+    with Worker(session, report, options) as worker:   # on Ray: the set-up is checked here
+        opts.out.mkdir(parents=True, exist_ok=True)
+        if session.ray is not None:
+            on_ray.run(session, report, windows, partial(Worker, options=options),
+                       progress=progress)
+            return
         for batch, index in session.loaded(report, windows, progress):
             worker(batch, index, None, report)
 

@@ -1,14 +1,14 @@
 """A data job on a Ray cluster (``--ray``): a local run's batches, spread over actors.
 
-The driver lists the inputs and cuts them into the batches a local run makes (batches
-keep their composition, so results are the same bytes), and Ray Data runs the pipeline:
-decoding tasks, then a pool of actors, each holding one job worker (a session and its
-compiled explainers), which computes a batch, writes its files and its part, and hands
-back what the batch said. The driver says it (records, errors, notes) in batch order, so
-stdout and ``OUT/records/`` are a local run's, and then builds the job's last files from
-the parts as a local run does. A batch is what Ray retries: a killed actor's batch is run
-again by its replacement, rewriting the same files, and said once.
-"""
+The driver checks the set-up as a local run does (it makes the job's worker: nothing is
+written if that fails), lists the inputs and cuts them into the batches a local run
+makes (batches keep their composition, so results are the same bytes). Ray Data runs the
+pipeline: decoding tasks, then a pool of actors, each holding one job worker (a session
+and its compiled explainers), which computes a batch, writes its files and its part, and
+hands back what the batch said. The driver says it (records, errors, notes) in input
+order, so stdout and ``OUT/records/`` are a local run's, and then builds the job's last
+files from the parts as a local run does. A batch is what Ray retries: a killed actor's
+batch is run again by its replacement, rewriting the same files, and said once."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ..engine import backends
 from ..errors import XaiError
 from ..io import inputs
 from ..io.parts import Parts
-from ..session import Collected, Options, Report, Session, open_session, replay
+from ..session import Collected, Options, RayCluster, Report, Session, open_session, replay
 
 EXTRA = "pip install 'xai[ray]'"
 
@@ -41,14 +41,14 @@ class Worker(Protocol):
         """Wait until the batch's files are written and its records said."""
 
 
-def check(options: Options) -> None:
+def check(cluster: RayCluster, shard: str | None) -> None:
     """Refuse ``--ray`` where Ray is not installed, and beside ``--shard`` (before anything
     is read)."""
     if importlib.util.find_spec("ray") is None:
         raise XaiError(f"--ray needs Ray, an optional extra: {EXTRA}")
-    if options.shard is not None:
+    if shard is not None:
         raise XaiError("--ray spreads the whole job over the cluster's actors: leave out --shard")
-    if options.ray_actors < 1 or options.ray_gpus_per_actor < 0:
+    if cluster.actors < 1 or cluster.gpus_per_actor < 0:
         raise XaiError("--ray-actors must be at least 1 and --ray-gpus-per-actor at least 0")
 
 
@@ -56,10 +56,10 @@ def run(session: Session, report: Report, windows: Iterable[tuple[int, inputs.Wi
         make_worker: Callable[[Session, Report], Worker], parts: Parts | None = None,
         progress: Callable[[int], None] | None = None) -> None:
     """Run ``windows`` (numbered batches of the job) on the cluster ``--ray`` names."""
-    check(session.options)
+    cluster = session.ray
+    check(cluster, session.options.shard)
     import ray
-    opts = session.options
-    _connect(ray, opts.ray)
+    _connect(ray, cluster.address)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True   # the records come back in input order
     context.enable_progress_bars = False              # the command has its own
@@ -69,15 +69,15 @@ def run(session: Session, report: Report, windows: Iterable[tuple[int, inputs.Wi
     if not rows:
         return
     here = os.getcwd()   # relative paths are the driver's: workers that see its folder use it
-    gpus = {"num_gpus": opts.ray_gpus_per_actor} if opts.ray_gpus_per_actor else {}
+    gpus = {"num_gpus": cluster.gpus_per_actor} if cluster.gpus_per_actor else {}
     environment = {"env_vars": {"KERAS_BACKEND": backends.requested()}}
     done = (ray.data.from_items(rows, override_num_blocks=len(rows))   # a block per batch
             .map_batches(_decode, batch_size=1, fn_kwargs={"decoder": session.kind.decoder(),
                                                            "folder": here},
                          runtime_env=environment)
             .map_batches(_Actor, batch_size=1,
-                         fn_constructor_args=(opts, make_worker, parts, here),
-                         compute=ray.data.ActorPoolStrategy(size=opts.ray_actors),
+                         fn_constructor_args=(session.options, make_worker, parts, here),
+                         compute=ray.data.ActorPoolStrategy(size=cluster.actors),
                          num_cpus=1, runtime_env=environment, **gpus))
     said: set[str] = set()
     try:
@@ -86,11 +86,13 @@ def run(session: Session, report: Report, windows: Iterable[tuple[int, inputs.Wi
             replay(events, report, said)
             if progress is not None:
                 progress(count)
+    except XaiError:   # said here (--fail-fast)
+        raise
     except Exception as exc:   # Ray wraps what a worker raised: a user's error stays one
         cause = _xai_error(exc)
         if cause is None:
             raise
-        raise XaiError(str(cause)) from exc
+        raise cause from exc
 
 
 def _connect(ray, address: str) -> None:
@@ -123,7 +125,8 @@ class _Actor:
         backends.start()
         self.report = Collected()
         self.session = open_session(options, discover=False)
-        self.worker = make_worker(self.session, self.report)   # its set-up notes go with batch 1
+        self.worker = make_worker(self.session, self.report)
+        self.report.taken()   # the set-up's notes: the driver said them, checking the same
         self.parts = parts
 
     def __call__(self, rows: dict) -> dict:

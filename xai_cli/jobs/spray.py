@@ -16,6 +16,7 @@ from ..engine.methods import METHODS
 from ..errors import XaiError
 from ..io import render
 from ..io.outputs import atomic_write, save_csv, save_png, thumbnail_path
+from ..io.parts import shards
 from ..session import Report, SaveBatch, Session
 from . import on_ray, spectral
 
@@ -35,9 +36,14 @@ def run(session: Session, method: str, clusters: int | str, report: Report,
         raise XaiError("xai spray explains one class across images: give --target")
     spectral.require_sklearn()
     opts = session.options
+    worker = Worker(session, report, method)   # on Ray: the set-up is checked here
     parts = session.parts("spray", {"method": method})
-    if opts.ray is None:
-        worker = Worker(session, report, method)
+    sharded = shards(opts.out / "parts", "spray") if opts.skip_existing and opts.shard is None \
+        else None
+    if sharded is not None:   # a sharded job, finished: its features are gathered here
+        report.note(f"took the features of {parts.adopt(*sharded)} batches from the "
+                    f"{len(sharded[1])} spray shards in {opts.out / 'parts'}")
+    if session.ray is None:
         for batch, index, save in session.unfinished(parts, report, progress):
             worker(batch, index, save, report)
     else:   # the features come back as parts; the clustering runs here, once
@@ -86,7 +92,11 @@ class Worker:
 
 
 def _write(session, items, result, maps, thumbs, signed, style):
+    """The clusters' files; a shard's go to ``OUT/shards/<job>/``, leaving the top level to
+    the run that gathers every shard's features."""
     out = session.options.out
+    if session.options.shard is not None:
+        out = out / "shards" / session.job("spray")
     out.mkdir(parents=True, exist_ok=True)
     dims = result.embedding.shape[1]
     save_csv(out / "clusters.csv", ["image", "cluster"] + [f"e{i}" for i in range(dims)],
