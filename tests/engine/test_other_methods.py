@@ -155,7 +155,9 @@ def test_each_input_is_explained_alone_whatever_its_batch(method):
     whole = explain(model, x, targets, method=method).relevance
     alone = np.concatenate([explain(model, x[i:i + 1], targets[i:i + 1], method=method).relevance
                             for i in range(len(x))])
-    np.testing.assert_allclose(whole, alone, atol=1e-5 * np.abs(whole).max())
+    # up to rounding: RISE sums a thousand masked scores, whose float32 forward passes round
+    # by batch size (on this machine 1.6e-5 of the map's range apart; other CPUs less)
+    np.testing.assert_allclose(whole, alone, atol=1e-4 * np.abs(whole).max())
 
 
 def test_gradcam_reads_the_last_map_and_spreads_it_over_the_channels():
