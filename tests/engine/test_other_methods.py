@@ -251,7 +251,9 @@ def test_sampled_surrogates_are_seeded_per_input(method):
     whole = explainer.explain(x, targets).relevance
     alone = np.concatenate([explainer.explain(x[i:i + 1], targets[i:i + 1], np.array([i])).relevance
                             for i in range(len(x))])
-    np.testing.assert_allclose(whole, alone, atol=1e-6 * np.abs(whole).max())
+    # up to rounding: the sampled copies' forward passes round by batch size (PyTorch on this
+    # machine: 2e-6 of the map's range apart)
+    np.testing.assert_allclose(whole, alone, atol=1e-5 * np.abs(whole).max())
     if method == "kernelshap":
         for i, labels in enumerate(surrogates.segments(x, 20, tokens=False)):
             assert labels.max() + 1 > 8   # too many for every coalition: sampled
