@@ -25,6 +25,19 @@ def explain(model, x, targets, method="lrp", rules="lrp-epsilon", preprocessing=
     return explainer.explain(np.asarray(x, np.float32), np.asarray(targets, np.int32))
 
 
+def digit_inputs(root: Path) -> Path:
+    """A batch job's inputs in ``root``: ten digits in ``x.npy``, a broken ``broken.png`` and
+    ``masks/`` with a centred square for each digit."""
+    np.save(root / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:10])
+    (root / "broken.png").write_bytes(b"not an image")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    (root / "masks").mkdir()
+    for i in range(10):
+        np.save(root / "masks" / f"x-{i}.npy", mask)
+    return root
+
+
 def autodiff_vjp(fn, x, output_gradient=None):
     """The Keras backend's own autodiff of ``fn`` at ``x`` (a reference for the engine's
     gradient and transposed maps): the VJP of ``output_gradient`` (default: a random one)

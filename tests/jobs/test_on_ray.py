@@ -9,11 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURES
+from conftest import FIXTURES, digit_inputs
 from xai_cli.cli import main
 
 ray = pytest.importorskip("ray")
@@ -35,16 +34,8 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Ten digits in one .npy, a picture, a broken file and masks: 12 inputs."""
-    root = tmp_path_factory.mktemp("inputs")
-    np.save(root / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:10])
-    (root / "broken.png").write_bytes(b"not an image")
-    mask = np.zeros((32, 32), np.uint8)
-    mask[8:24, 8:24] = 1
-    (root / "masks").mkdir()
-    for i in range(10):
-        np.save(root / "masks" / f"x-{i}.npy", mask)
-    return root
+    """Ten digits in one .npy, a broken file and masks."""
+    return digit_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def files(folder: Path) -> dict[str, bytes]:

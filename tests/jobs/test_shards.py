@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURES
+from conftest import FIXTURES, digit_inputs
 from xai_cli.cli import main
 
 pytestmark = pytest.mark.backends   # run on every installed Keras backend
@@ -23,14 +23,7 @@ def run(*args):
 def job(tmp_path_factory):
     """11 inputs in batches of 3 (the last batch short, one input failing), evaluated once
     unsharded and once as 3 shards into one folder."""
-    root = tmp_path_factory.mktemp("shards")
-    np.save(root / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:10])
-    (root / "broken.png").write_bytes(b"not an image")
-    mask = np.zeros((32, 32), np.uint8)
-    mask[8:24, 8:24] = 1
-    (root / "masks").mkdir()
-    for i in range(10):
-        np.save(root / "masks" / f"x-{i}.npy", mask)
+    root = digit_inputs(tmp_path_factory.mktemp("shards"))
     args = ["evaluate", MODEL, root / "x.npy", root / "broken.png", "-p", "unit", "-b", "3",
             "-m", "lrp", "-m", "smoothgrad", "--perturb", "8x8", "--steps", "5",
             "--replace", "uniform", "--replace", "mean", "--lerf", "--masks", root / "masks",

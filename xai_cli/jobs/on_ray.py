@@ -56,8 +56,7 @@ def run(session: Session, report: Report, windows: Iterable[tuple[int, inputs.Wi
         make_worker: Callable[[Session, Report], Worker], parts: Parts | None = None,
         progress: Callable[[int], None] | None = None) -> None:
     """Run ``windows`` (numbered batches of the job) on the cluster ``--ray`` names."""
-    cluster = session.ray
-    check(cluster, session.options.shard)
+    cluster = session.ray   # checked where the command line was read (check)
     import ray
     _connect(ray, cluster.address)
     context = ray.data.DataContext.get_current()
