@@ -37,7 +37,8 @@ PROTOCOLS = ("uniform", "blur", "road")
 BASELINES = ("integrated-gradients", "gradxinput")
 VARIANTS = sorted(p.stem for p in (ROOT / "docs" / "faithfulness").glob("*.yaml"))
 MEASURE = ("--perturb", "9x9", "--steps", "50", "--seed", "0", "--batch-size", "12",
-           *(a for r in PROTOCOLS for a in ("--replace", r)))
+           *(a for r in PROTOCOLS for a in ("--replace", r)),
+           "--skip-existing")   # a killed table resumes from the batches it stored
 
 
 def xai(*args) -> None:
