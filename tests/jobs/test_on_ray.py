@@ -77,6 +77,20 @@ def test_explain_on_ray_writes_what_a_local_run_writes(inputs, tmp_path):
     assert len(records(on_ray.stdout, tmp_path)) == 11
 
 
+def test_inputs_at_urls_are_fetched_by_the_decoding_tasks(inputs, tmp_path):
+    """file:// URLs stand for a bucket: the inputs are listed by fsspec and each decoding
+    task reads its own copy; the outputs are a local run's, the records name the URLs."""
+    args = ["-p", "unit", "-b", "4", "-m", "lrp"]
+    local = run("explain", MODEL, inputs / "x.npy", inputs / "broken.png", *args, "-o", tmp_path / "local")
+    on_ray = run("explain", MODEL, f"file://{inputs}/x.npy", f"file://{inputs}/broken.png", *args,
+                 "-o", tmp_path / "ray", "--ray")
+    assert on_ray.exit_code == local.exit_code == 1, on_ray.output
+    said = records(on_ray.stdout, tmp_path / "ray")
+    assert [r["input"] for r in said] == [f"file://{inputs}/x.npy"] * 10 + [f"file://{inputs}/broken.png"]
+    written = {k: v for k, v in files(tmp_path / "ray").items() if not k.startswith("records")}
+    assert written == {k: v for k, v in files(tmp_path / "local").items() if not k.startswith("records")}
+
+
 def test_evaluate_on_ray_writes_what_a_local_run_writes(inputs, tmp_path):
     args = ["evaluate", MODEL, inputs / "x.npy", "-p", "unit", "-b", "4", "-m", "lrp",
             "-m", "sa", "--perturb", "8x8", "--steps", "5", "--masks", inputs / "masks",

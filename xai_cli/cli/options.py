@@ -23,6 +23,7 @@ from ..catalogue import (
     SMOOTHGRAD_SAMPLES,
     WORD_REPLACEMENTS,
 )
+from ..io import storage
 from ..io.render import COLOUR_BLIND_SAFE, DEFAULT_CLIP, DEFAULT_OPACITY, DIVERGING_MAPS, SEQUENTIAL_MAPS
 
 if TYPE_CHECKING:
@@ -74,6 +75,17 @@ def _ray_address(ctx, param, value: str | None) -> str | None:
             "RAY_ADDRESS or a local cluster, put --ray after the inputs or write --ray=",
             ctx, param)
     return value
+
+
+def _output_folder(ctx, param, value: str) -> Path:
+    """The output folder; a URL is refused, since outputs are written to files (Path
+    would quietly make ``s3:/bucket`` a local folder)."""
+    if storage.is_url(value):
+        raise click.BadParameter(
+            f"'{value}' is a URL; xai writes to a folder: one every node mounts (a shared file "
+            "system, or the bucket through s3fs or gcsfuse), or a local one to copy afterwards "
+            "(aws s3 sync, gcloud storage rsync)", ctx, param)
+    return Path(value)
 
 
 def ray_options(fn: F) -> F:
@@ -135,8 +147,8 @@ def data_options(fn: F) -> F:
                           "keras.applications, built in)."),
         click.option("--batch-size", "-b", type=int, default=32, show_default=True,
                      help="Inputs per compiled call (the last batch may be shorter)."),
-        click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
-                     default=Path("xai-out"), show_default=True, help="Output folder."),
+        click.option("--out", "-o", type=click.Path(file_okay=False), callback=_output_folder,
+                     default="xai-out", show_default=True, help="Output folder."),
         click.option("--shard", metavar="K/N",
                      help="Process only the K-th of N deterministic slices of the inputs."),
         click.option("--skip-existing", is_flag=True,

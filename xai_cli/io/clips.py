@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, XaiError
-from . import inputs
+from . import inputs, storage
 from .inputs import VIDEO_EXTENSIONS, Fit, InputItem
 from .preprocess import Preprocessing
 
@@ -115,7 +115,9 @@ def _is_clip(path: Path) -> bool:
 
 def expand(arg: str) -> tuple[list[str], str | None]:
     """The clips one argument names: a folder of frames is one clip; another folder is
-    searched for clip files and folders of frames."""
+    searched for clip files and folders of frames. At a URL: clip files only."""
+    if storage.is_url(arg):
+        return storage.expand(arg, lambda path: path.lower().endswith(CLIP_EXTENSIONS))
     if os.path.isdir(arg):
         if frame_files(arg):
             return [arg], None

@@ -26,6 +26,7 @@ from typing import TextIO
 import numpy as np
 
 from ..errors import InputError, XaiError
+from . import storage
 from .inputs import InputItem, Listing, sanitise, unique_stem
 
 _WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
@@ -163,6 +164,9 @@ def _sources(args, stdin, problems) -> Iterator[tuple[str, Path | TextIO]]:
     for arg in args:
         if arg == "-":
             yield "-", stdin if stdin is not None else io.StringIO()
+            continue
+        if storage.is_url(arg):
+            problems.append((arg, "documents are read from local files only: copy them here"))
             continue
         path = Path(arg)
         paths = sorted(path.glob("*.txt")) if path.is_dir() else [path] if path.exists() else \

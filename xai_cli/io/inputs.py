@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError, XaiError
+from . import storage
 from .preprocess import Preprocessing
 
 # NumPy parses a .npy header with ast.literal_eval, and CPython 3.11's ast module counts
@@ -163,10 +164,15 @@ def _is_npy(path: str) -> bool:
     return path.lower().endswith(".npy")
 
 
+def _is_input(path: str) -> bool:
+    return path.lower().endswith((*IMAGE_EXTENSIONS, ".npy"))
+
+
 def _expand(arg: str) -> tuple[list[str], str | None]:
+    if storage.is_url(arg):
+        return storage.expand(arg, _is_input)
     if os.path.isdir(arg):
-        found = sorted(str(p) for p in Path(arg).rglob("*")
-                       if p.is_file() and p.name.lower().endswith((*IMAGE_EXTENSIONS, ".npy")))
+        found = sorted(str(p) for p in Path(arg).rglob("*") if p.is_file() and _is_input(p.name))
         return found, None if found else "no images in directory"
     if os.path.lexists(arg):
         return [arg], None
@@ -196,9 +202,11 @@ def unique_stem(base: str, taken: set[str]) -> str:
 
 
 def open_npy(path: str) -> np.ndarray:
-    """The array in a .npy file, memory-mapped (only its header is read here)."""
+    """The array in a .npy file (at a URL: of its local copy), memory-mapped (only its
+    header is read here)."""
+    local = storage.array(path) if storage.is_url(path) else path
     with _NPY_OPEN:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(local, mmap_mode="r", allow_pickle=False)
 
 
 def item_array(item: InputItem) -> np.ndarray:
@@ -275,11 +283,12 @@ def discover(args: Sequence[str], stdin: TextIO | None = None,
         items.append(InputItem(source, unique_stem(base, taken), index))
 
     for path in paths:
-        key = os.path.realpath(path)
+        key = path if storage.is_url(path) else os.path.realpath(path)
         if key in seen:
             continue
         seen.add(key)
-        base = sanitise(Path(path).stem if os.path.isfile(path) else Path(path).name)
+        base = sanitise(Path(storage.name(path)).stem if storage.is_url(path)
+                        else Path(path).stem if os.path.isfile(path) else Path(path).name)
         try:
             count = _npy_count(path, axes) if _is_npy(path) else None
         except InputError as exc:

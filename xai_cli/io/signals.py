@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, XaiError
-from . import inputs
+from . import inputs, storage
 from .inputs import InputItem
 from .preprocess import Preprocessing
 
@@ -135,6 +135,8 @@ def _signal_files(paths) -> list[str]:
 def expand(arg: str) -> tuple[list[str], str | None]:
     """The signal files one argument names: a file, a folder (searched recursively) or a
     glob pattern; numbers in names sort as numbers."""
+    if storage.is_url(arg):
+        return storage.expand(arg, lambda path: path.lower().endswith(SIGNAL_EXTENSIONS))
     if os.path.isdir(arg):
         found = _signal_files(Path(arg).rglob("*"))
         return found, None if found else f"no signal files ({', '.join(SIGNAL_EXTENSIONS)}) found"

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..engine.graph import Graph
 from ..errors import XaiError
-from ..io import render
+from ..io import render, storage
 from ..io.inputs import InputItem, Listing
 from ..io.preprocess import Preprocessing
 from ..measures.faithfulness import BatchResult, EvaluateOptions
@@ -148,10 +148,15 @@ class InputKind(ABC):
         :class:`~xai_cli.errors.InputError` for this input only."""
         return self.decoder()(item)
 
-    @abstractmethod
     def decoder(self) -> Callable[[InputItem], object]:
         """What :meth:`load` does, as a function that pickles (a module function and
-        plain values, no model): a Ray job decodes in tasks that hold no model."""
+        plain values, no model): a Ray job decodes in tasks that hold no model. Inputs
+        at URLs are decoded from a local copy."""
+        return storage.Staged(self.reader())
+
+    @abstractmethod
+    def reader(self) -> Callable[[InputItem], object]:
+        """The decoder of a local input (see :meth:`decoder`)."""
 
     def window(self, batch_size: int) -> int:
         """How many consecutive inputs make one batch of the job: ``batch_size``, the

@@ -59,7 +59,7 @@ class Clip(Image):
     def discover(self, args, stdin):
         return clips.discover(args, stdin)
 
-    def decoder(self):
+    def reader(self):
         return functools.partial(clips.load, shape=self.graph.input_shape,
                                  preprocessing=self.preprocessing, selection=self.selection,
                                  resize=self.resize)

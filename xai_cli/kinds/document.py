@@ -82,7 +82,7 @@ class Document(InputKind):
         self.tokenizer()   # made now: a missing --vocab is said before anything runs
         return documents.discover(args, self.lines, stdin)
 
-    def decoder(self):
+    def reader(self):
         return functools.partial(documents.load, tokens=self.tokenizer(), front=self.graph.text)
 
     def batch(self, samples) -> Batch:

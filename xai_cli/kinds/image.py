@@ -64,7 +64,7 @@ class Image(InputKind):
     def discover(self, args, stdin):
         return inputs.discover(args, stdin)
 
-    def decoder(self):
+    def reader(self):
         return functools.partial(inputs.load, shape=self.graph.input_shape,
                                  preprocessing=self.preprocessing, resize=self.resize)
 

@@ -73,7 +73,7 @@ class Signal(Image):
     def discover(self, args, stdin):
         return signals.discover(args, stdin)
 
-    def decoder(self):
+    def reader(self):
         return functools.partial(signals.load, shape=self.graph.input_shape,
                                  preprocessing=self.preprocessing, timing=self.timing)
 
