@@ -51,7 +51,8 @@ def expand(url: str, accepted: Callable[[str], bool]) -> tuple[list[str], str | 
     fs, path = _file_system(url)
     try:
         if glob.has_magic(path):
-            found = [p for p in fs.glob(path) if accepted(p) and fs.isfile(p)]
+            found = [p for p, info in fs.glob(path, detail=True).items()   # one listing, no
+                     if info["type"] == "file" and accepted(p)]                 # call per file
             problem = "no files match this pattern"
         elif fs.isfile(path):
             return [fs.unstrip_protocol(path)], None
