@@ -83,12 +83,8 @@ class Staged:
         with tempfile.TemporaryDirectory(prefix="xai-input-") as folder:
             local = os.path.join(folder, name(item.source))
             _fetch(item.source, local)
-            return self._restored(self.decode(dataclasses.replace(item, source=local)), item)
-
-    @staticmethod
-    def _restored(sample, item):
-        """The sample with its item as named (its URL), not the local copy's."""
-        return dataclasses.replace(sample, item=item)
+            sample = self.decode(dataclasses.replace(item, source=local))
+        return dataclasses.replace(sample, item=item)   # named by its URL, not the copy's
 
 
 def array(url: str) -> str:
