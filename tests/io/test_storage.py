@@ -2,7 +2,9 @@
 their URL. ``memory://`` is fsspec's in-process file system, so the commands run in this
 process (CliRunner); ``--ray`` with ``file://`` URLs is in tests/jobs/test_on_ray.py."""
 
+import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from PIL import Image
 
 from conftest import FIXTURES
 from xai_cli.cli import main
-from xai_cli.errors import XaiError
-from xai_cli.io import documents, inputs, storage
+from xai_cli.errors import InputError, XaiError
+from xai_cli.io import clips, documents, inputs, signals, storage
 
 fsspec = pytest.importorskip("fsspec")   # the [ray] extra
 
@@ -90,3 +92,33 @@ def test_an_unknown_protocol_an_output_url_and_documents_at_urls_are_refused(buc
     assert not (tmp_path / "s3:").exists()
     assert documents.discover([f"{bucket[1]}/notes.txt"], False, None)[1] == \
         [(f"{bucket[1]}/notes.txt", "documents are read from local files only: copy them here")]
+
+
+def test_each_kind_lists_its_own_files_under_a_prefix(bucket):
+    _, url = bucket
+    memory = fsspec.filesystem("memory")
+    memory.pipe(f"{url}/clips/walk.gif", b"GIF89a")
+    memory.pipe(f"{url}/signals/ecg.csv", b"a\n1\n")
+    assert [storage.name(p) for p in clips.expand(url)[0]] == ["batch.npy", "walk.gif"]
+    assert [storage.name(p) for p in signals.expand(url)[0]] == ["batch.npy", "ecg.csv"]
+
+
+def test_a_decoder_reads_a_local_copy_that_is_deleted_after(bucket):
+    _, url = bucket
+    seen = []
+
+    def decode(item):
+        seen.append(item.source)
+        return Decoded(item, open(item.source, "rb").read())
+    item = inputs.InputItem(f"{url}/notes.txt", "notes")
+    decoded = storage.Staged(decode)(item)
+    assert decoded == Decoded(item, b"not an input")
+    assert not seen[0].startswith("memory:") and not os.path.exists(seen[0])
+    with pytest.raises(InputError, match="cannot fetch"):
+        storage.Staged(decode)(inputs.InputItem(f"{url}/gone.png", "gone"))
+
+
+@dataclasses.dataclass
+class Decoded:
+    item: inputs.InputItem
+    data: bytes
