@@ -130,6 +130,7 @@ def test_the_watermark_is_where_lrp_points_on_marked_threes(tmp_path):
                                 "--require", "mass(lrp) > 2 * mass(random)")
     assert result.exit_code == 0, result.stderr
     assert "requirement met: pointing(lrp) >= 0.8" in result.stderr
+    assert "localisation (12 inputs with a mask;" in result.stderr
     summary = {r["method"]: r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
     assert float(summary["lrp"]["pointing"]) >= 0.8 and summary["lrp"]["n_masked"] == "12"
     assert float(summary["random"]["mass"]) == pytest.approx(16 / 1024)

@@ -346,7 +346,8 @@ def _localisation_table(summary: list[dict]) -> list[str]:
         return []
     header = ("method", *localisation.FIGURES)
     cells = [[r["method"], *(_plus_minus(r, f, 3) for f in localisation.FIGURES)] for r in rows]
-    return [f"localisation ({rows[0]['n_masked']} inputs with a mask; random: the mask's share "
+    masked = rows[0]["n_masked"]
+    return [f"localisation ({masked} input{'s' * (masked != 1)} with a mask; random: the mask's share "
             "of the image)", text_table([header, *cells], indent="  ")]
 
 
