@@ -8,7 +8,7 @@ install:
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev,spray,video,surrogates,ray]'
 
-# the tests marked `backends` (rules, oracle, layers, loading, resume and shards) run again
+# the tests marked `backends` (rules, oracle, layers, loading, a killed job's resume) run again
 # on every other Keras backend that is installed (make install-backends)
 BACKENDS = jax torch
 

@@ -30,7 +30,6 @@ def _evaluate_cmd(inputs, out, *extra):
             "--replace", "uniform", "--replace", "blur", "--lerf", "-o", str(out), *extra]
 
 
-@pytest.mark.backends
 def test_killed_evaluate_resumes_to_identical_csvs(tmp_path):
     np.save(tmp_path / "x.npy", np.load(FIXTURES / "digits_test_x.npy")[:120])
     subprocess.run(_evaluate_cmd(tmp_path / "x.npy", tmp_path / "full"), check=True,

@@ -9,8 +9,6 @@ from click.testing import CliRunner
 from conftest import FIXTURES, digit_inputs
 from xai_cli.cli import main
 
-pytestmark = pytest.mark.backends   # run on every installed Keras backend
-
 MODEL = str(FIXTURES / "digits.keras")
 RESULTS = ("curves.csv", "summary.csv", "comparisons.csv", "localisation.csv", "sanity.csv")
 
