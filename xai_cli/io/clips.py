@@ -117,7 +117,7 @@ def expand(arg: str) -> tuple[list[str], str | None]:
     """The clips one argument names: a folder of frames is one clip; another folder is
     searched for clip files and folders of frames. At a URL: clip files only."""
     if storage.is_url(arg):
-        return storage.expand(arg, lambda path: path.lower().endswith(CLIP_EXTENSIONS))
+        return storage.expand(arg, CLIP_EXTENSIONS)
     if os.path.isdir(arg):
         if frame_files(arg):
             return [arg], None

@@ -37,6 +37,7 @@ from .preprocess import Preprocessing
 _NPY_OPEN = threading.Lock()
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+INPUT_EXTENSIONS = (*IMAGE_EXTENSIONS, ".npy")   # what a folder of an image model's inputs holds
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 MAX_PIXELS = 64_000_000
 
@@ -164,15 +165,12 @@ def _is_npy(path: str) -> bool:
     return path.lower().endswith(".npy")
 
 
-def _is_input(path: str) -> bool:
-    return path.lower().endswith((*IMAGE_EXTENSIONS, ".npy"))
-
-
 def _expand(arg: str) -> tuple[list[str], str | None]:
     if storage.is_url(arg):
-        return storage.expand(arg, _is_input)
+        return storage.expand(arg, INPUT_EXTENSIONS)
     if os.path.isdir(arg):
-        found = sorted(str(p) for p in Path(arg).rglob("*") if p.is_file() and _is_input(p.name))
+        found = sorted(str(p) for p in Path(arg).rglob("*")
+                       if p.is_file() and p.name.lower().endswith(INPUT_EXTENSIONS))
         return found, None if found else "no images in directory"
     if os.path.lexists(arg):
         return [arg], None

@@ -136,7 +136,7 @@ def expand(arg: str) -> tuple[list[str], str | None]:
     """The signal files one argument names: a file, a folder (searched recursively) or a
     glob pattern; numbers in names sort as numbers."""
     if storage.is_url(arg):
-        return storage.expand(arg, lambda path: path.lower().endswith(SIGNAL_EXTENSIONS))
+        return storage.expand(arg, SIGNAL_EXTENSIONS, key=inputs.natural_key)
     if os.path.isdir(arg):
         found = _signal_files(Path(arg).rglob("*"))
         return found, None if found else f"no signal files ({', '.join(SIGNAL_EXTENSIONS)}) found"

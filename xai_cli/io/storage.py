@@ -45,10 +45,15 @@ def _file_system(url: str):
         raise XaiError(f"'{url}': {exc}") from None
 
 
-def expand(url: str, accepted: Callable[[str], bool]) -> tuple[list[str], str | None]:
-    """The inputs a URL names, as URLs, sorted: the file itself, the files a glob
-    matches, or the ``accepted`` files under a prefix; and the problem if it names none."""
+def expand(url: str, extensions: tuple[str, ...], key: Callable[[str], object] | None = None
+           ) -> tuple[list[str], str | None]:
+    """The inputs a URL names, as URLs sorted by ``key``: the file itself, or the files
+    with one of the kind's ``extensions`` that a glob matches or a prefix holds; and the
+    problem if it names none."""
     fs, path = _file_system(url)
+
+    def accepted(found: str) -> bool:
+        return found.lower().endswith(extensions)
     try:
         if glob.has_magic(path):
             found = [p for p, info in fs.glob(path, detail=True).items()   # one listing, no
@@ -62,7 +67,7 @@ def expand(url: str, accepted: Callable[[str], bool]) -> tuple[list[str], str | 
             return [], "no such file"
     except OSError as exc:
         return [], f"cannot list: {exc}"
-    return sorted(fs.unstrip_protocol(p) for p in found), None if found else problem
+    return sorted((fs.unstrip_protocol(p) for p in found), key=key), None if found else problem
 
 
 def name(url: str) -> str:
